@@ -1,0 +1,71 @@
+# GeoCLIP for QGIS: every target installs what it needs on first use and is safe to re-run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS  ?= /usr/bin/python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.geoclip-ready
+APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
+GEOCLIP_WHL := geoclip==1.3.0
+QGIS_ENV    := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+               PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u)
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+PHOTOS      ?=
+
+.PHONY: help install system-deps test lint bench demo package deploy clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+install: $(STAMP)  ## Debian packages + venv with pinned deps + GeoCLIP weights
+
+system-deps:  ## Debian's QGIS 3.22 and GDAL (apt, only when missing)
+	@if dpkg -s $(APT_PKGS) >/dev/null 2>&1; then echo "system packages present: $(APT_PKGS)"; \
+	else echo ">> installing Debian packages: $(APT_PKGS)"; \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PKGS); } \
+	  || { echo "make install FAILED at step 'apt-get install $(APT_PKGS)': check network access to Debian mirrors and root/sudo rights." >&2; exit 1; }; fi
+
+# The stamp is written only after every step succeeded, so a half-made venv is never trusted:
+# a failed run removes the stamp and the next run starts that venv again from scratch.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt | system-deps
+	@rm -f $(STAMP)
+	@set -o pipefail; step() { echo ">> $$1"; }; fail() { echo "make install FAILED at step '$$1'. $$2" >&2; rm -rf $(VENV); exit 1; }; \
+	step "create venv on $(PYTHON_SYS) (--system-site-packages, to see qgis and osgeo)"; \
+	  [ -x $(PY) ] || $(PYTHON_SYS) -m venv --system-site-packages $(VENV) || fail "venv" "Is python3-venv installed?"; \
+	step "pip install pinned requirements"; \
+	  $(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt || fail "pip install" "Check access to PyPI."; \
+	step "pip install $(GEOCLIP_WHL) --no-deps (pretrained GeoCLIP weights)"; \
+	  $(PY) -m pip install -q --no-deps $(GEOCLIP_WHL) || fail "geoclip wheel" "Check access to PyPI."; \
+	step "check imports"; \
+	  $(PY) -c "import torch, transformers, numpy, pyproj, shapely, PIL, sklearn, qgis.core, osgeo.gdal; assert numpy.__version__ < '2'" \
+	  || fail "import check" "A package is installed but does not import; see the error above."; \
+	touch $(STAMP); echo "install complete: $(VENV)"
+
+test: $(STAMP)  ## run the whole suite in headless QGIS (offline)
+	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
+	$(QGIS_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check geoclip_qgis model_utils tests tools
+
+bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
+	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
+	$(QGIS_ENV) $(PY) tools/bench.py --out bench
+
+demo: $(STAMP)  ## the main job, headless -> demo_output/
+	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
+	@QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
+	  $(PY) tools/demo.py --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
+
+package: $(STAMP)  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP
+	$(PY) tools/package.py --out dist/geoclip_qgis.zip
+
+deploy:  ## link the plugin into the default QGIS profile
+	@mkdir -p "$(PROFILE_DIR)"
+	@ln -sfn "$(CURDIR)/geoclip_qgis" "$(PROFILE_DIR)/geoclip_qgis"
+	@echo "linked $(PROFILE_DIR)/geoclip_qgis -> $(CURDIR)/geoclip_qgis (enable it in Plugins > Manage)"
+
+clean:  ## remove build outputs (keeps the venv)
+	rm -rf dist demo_output bench/*.tmp .pytest_cache

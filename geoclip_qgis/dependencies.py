@@ -1,0 +1,64 @@
+"""Detect the plugin's external Python dependencies without importing them.
+
+Importing torch costs seconds and hundreds of MB, so the check reads package metadata only; the
+panel shows the result so a user knows what is missing before pressing Run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+
+# (import name, distribution name, why it is needed)
+REQUIRED = (
+    ("torch", "torch", "runs the GeoCLIP networks"),
+    ("transformers", "transformers", "loads the CLIP ViT-L/14 backbone"),
+    ("safetensors", "safetensors", "reads weights and embedding caches safely"),
+    ("numpy", "numpy", "array maths"),
+    ("PIL", "pillow", "reads photos and their EXIF"),
+    ("pyproj", "pyproj", "geodesic distances on WGS84"),
+    ("shapely", "shapely", "geometry rules for embeddings"),
+    ("sklearn", "scikit-learn", "downstream classifiers"),
+    ("geoclip", "geoclip", "ships the pretrained GeoCLIP weights (installed with --no-deps)"),
+)
+
+
+@dataclass(frozen=True)
+class DependencyStatus:
+    """One dependency: whether it can be imported and which version is installed."""
+
+    module: str
+    distribution: str
+    purpose: str
+    found: bool
+    version: str | None
+
+
+def check_dependencies() -> list[DependencyStatus]:
+    """Status of every external dependency, found by spec lookup (nothing is imported)."""
+    result = []
+    for module, dist, purpose in REQUIRED:
+        found = importlib.util.find_spec(module) is not None
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        result.append(DependencyStatus(module, dist, purpose, found, version))
+    return result
+
+
+def missing_dependencies() -> list[DependencyStatus]:
+    """The dependencies that cannot be imported."""
+    return [d for d in check_dependencies() if not d.found]
+
+
+def install_hint(missing: list[DependencyStatus]) -> str:
+    """A one-line pip command a user can run in the Python that QGIS uses."""
+    names = [d.distribution for d in missing if d.distribution != "geoclip"]
+    parts = []
+    if names:
+        parts.append("python3 -m pip install " + " ".join(names))
+    if any(d.distribution == "geoclip" for d in missing):
+        parts.append("python3 -m pip install --no-deps geoclip==1.3.0")
+    return " && ".join(parts)

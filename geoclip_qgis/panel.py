@@ -1,0 +1,115 @@
+"""The GeoCLIP dock: a thin front-end over the Processing algorithms, plus setup and status."""
+
+from __future__ import annotations
+
+from qgis.gui import QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import settings
+from .dependencies import check_dependencies, install_hint
+
+
+class SetupTab(QWidget):
+    """Which CLIP backbone, weights and cache to use, and whether the Python side is installed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox("Model")
+        form = QFormLayout(model_box)
+        self.clip_model = QLineEdit(settings.get("clip_model"))
+        self.clip_model.setPlaceholderText(settings.DEFAULT_CLIP)
+        self.clip_model.setToolTip(
+            "CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
+            "local folder saved with save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or "
+            f"{settings.DEFAULT_CLIP}."
+        )
+        self.clip_folder = QgsFileWidget()
+        self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.clip_folder.setToolTip("Pick a local CLIP folder instead of typing a repo id")
+        self.clip_folder.fileChanged.connect(self.clip_model.setText)
+        self.weights = QgsFileWidget()
+        self.weights.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.weights.setFilePath(settings.get("weights"))
+        self.weights.setToolTip(
+            "Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
+            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel."
+        )
+        self.cache_dir = QgsFileWidget()
+        self.cache_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.cache_dir.setFilePath(settings.get("cache_dir"))
+        self.cache_dir.setToolTip(
+            "Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
+            "Empty: your user cache folder."
+        )
+        form.addRow("CLIP backbone", self.clip_model)
+        form.addRow("…or local folder", self.clip_folder)
+        form.addRow("GeoCLIP weights", self.weights)
+        form.addRow("Embedding cache", self.cache_dir)
+        self.save_button = QPushButton("Remember these choices")
+        self.save_button.setToolTip("Store them in your QGIS profile; they apply to the next run")
+        self.save_button.clicked.connect(self.save)
+        form.addRow(self.save_button)
+        layout.addWidget(model_box)
+
+        deps_box = QGroupBox("Python dependencies")
+        deps_layout = QVBoxLayout(deps_box)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(self.status.textInteractionFlags())
+        deps_layout.addWidget(self.status)
+        layout.addWidget(deps_box)
+        layout.addStretch(1)
+        self.refresh_status()
+
+    def save(self) -> None:
+        """Persist the model choices (QgsSettings) and export them to the environment."""
+        settings.put("clip_model", self.clip_model.text().strip())
+        settings.put("weights", self.weights.filePath().strip())
+        settings.put("cache_dir", self.cache_dir.filePath().strip())
+
+    def refresh_status(self) -> None:
+        """Show found/missing dependencies without importing any of them."""
+        deps = check_dependencies()
+        rows = []
+        for dep in deps:
+            mark = "✔" if dep.found else "✘"
+            version = dep.version or "missing"
+            rows.append(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>")
+        missing = [d for d in deps if not d.found]
+        if missing:
+            rows.append(f"<br>Install the missing ones in QGIS's Python:<br><code>{install_hint(missing)}</code>")
+        else:
+            rows.append("<br>All dependencies found.")
+        self.status.setText("<br>".join(rows))
+
+
+class GeoClipDock(QgsDockWidget):
+    """Dock widget hosting the plugin's tabs."""
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__("GeoCLIP", parent)
+        self.iface = iface
+        settings.apply_to_environment()
+        self.tabs = QTabWidget()
+        self.setup_tab = SetupTab()
+        self.tabs.addTab(self.setup_tab, "Setup")
+        self.setWidget(self.tabs)
+
+    def shutdown(self) -> None:
+        """Cancel running work before the plugin unloads (tabs with tasks override this)."""
+        for index in range(self.tabs.count()):
+            tab = self.tabs.widget(index)
+            cancel = getattr(tab, "cancel_running", None)
+            if cancel is not None:
+                cancel()

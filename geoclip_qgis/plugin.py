@@ -1,0 +1,65 @@
+"""Menu, toolbar, dock and Processing provider: everything the plugin adds, and removes on unload."""
+
+from __future__ import annotations
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .paths import ensure_model_utils_importable, resource
+
+MENU = "&GeoCLIP"
+
+
+class GeoClipPlugin:
+    """The object QGIS holds while the plugin is enabled."""
+
+    def __init__(self, iface) -> None:
+        self.iface = iface
+        self.action: QAction | None = None
+        self.dock = None
+        self.provider = None
+        ensure_model_utils_importable()
+
+    def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
+        """Register the Processing provider (QGIS calls this also for qgis_process)."""
+        from .processing.provider import GeoClipProvider
+
+        self.provider = GeoClipProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802 - QGIS API name
+        """Add the toolbar button and menu entry that show or hide the GeoCLIP dock."""
+        self.initProcessing()
+        from .panel import GeoClipDock
+
+        self.dock = GeoClipDock(self.iface)
+        self.dock.setObjectName("GeoClipDock")
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+
+        self.action = QAction(QIcon(resource("icon.svg")), "GeoCLIP panel", self.iface.mainWindow())
+        self.action.setObjectName("GeoClipShowPanel")
+        self.action.setCheckable(True)
+        self.action.setToolTip("Show the GeoCLIP panel: geolocate photos, export GPS embeddings")
+        self.action.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToMenu(MENU, self.action)
+
+    def unload(self) -> None:
+        """Remove every menu entry, button, dock and provider that initGui added."""
+        if self.action is not None:
+            self.iface.removePluginMenu(MENU, self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.dock is not None:
+            self.dock.shutdown()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

@@ -1,0 +1,1 @@
+"""Processing provider and algorithms: the one code path for every capability."""

@@ -1,0 +1,33 @@
+"""The ``geoclip`` Processing provider."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from ..paths import resource
+
+
+def algorithm_classes() -> list:
+    """Every algorithm the provider offers (imports are cheap: no torch at this point)."""
+    return []
+
+
+class GeoClipProvider(QgsProcessingProvider):
+    """Groups GeoCLIP algorithms under id ``geoclip`` (e.g. ``geoclip:geolocatephotos``)."""
+
+    def id(self) -> str:  # noqa: A003 - QGIS API name
+        return "geoclip"
+
+    def name(self) -> str:
+        return "GeoCLIP"
+
+    def longName(self) -> str:  # noqa: N802
+        return "GeoCLIP photo geolocation and GPS embeddings"
+
+    def icon(self) -> QIcon:
+        return QIcon(resource("icon.svg"))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        for cls in algorithm_classes():
+            self.addAlgorithm(cls())

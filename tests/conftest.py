@@ -1,0 +1,55 @@
+"""Shared fixtures: offline Hugging Face, a tiny random CLIP on disk, a private embedding cache,
+and a canvas renderer so tests (and people) can look at what the plugin draws."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Never touch the network: from_pretrained must fail fast instead of hanging.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ARTIFACTS = ROOT / "tests" / "_artifacts"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random CLIP (projection 768, two small layers per tower) saved with save_pretrained."""
+    from tests.clip_factory import build_clip
+
+    return build_clip(tmp_path_factory.mktemp("tiny-clip"), size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Embedding caches go to a per-session folder, never the user's cache."""
+    path = tmp_path_factory.mktemp("geoclip-cache")
+    os.environ["GEOCLIP_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture()
+def artifacts_dir() -> Path:
+    """Folder for PNGs and reports that a person may open after the run."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture()
+def render_canvas(qgis_app, artifacts_dir):  # noqa: ARG001 - needs the app
+    """Return ``render(layers, name, extent=None, size=(1200, 600)) -> Path`` of a PNG."""
+    from tests.rendering import render_layers
+
+    def render(layers, name: str, extent=None, size=(1200, 600)) -> Path:
+        return render_layers(layers, artifacts_dir / f"{name}.png", extent=extent, size=size)
+
+    return render

@@ -1,0 +1,102 @@
+"""The plugin shell in a real headless QGIS: load, show, unload, reload, and no torch at load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QEvent
+from qgis.PyQt.QtWidgets import QAction
+
+import geoclip_qgis
+
+
+def _plugin_actions(iface):
+    return [a for a in iface.mainWindow().findChildren(QAction) if a.objectName() == "GeoClipShowPanel"]
+
+
+def test_load_show_unload_twice(qgis_iface):
+    registry = QgsApplication.processingRegistry()
+    for _ in range(2):
+        plugin = geoclip_qgis.classFactory(qgis_iface)
+        plugin.initGui()
+        assert registry.providerById("geoclip") is not None
+        assert plugin.action is not None and plugin.action.text() == "GeoCLIP panel"
+        assert not plugin.action.icon().isNull()
+        assert plugin.dock.windowTitle() == "GeoCLIP"
+        plugin.action.setChecked(True)
+        assert plugin.dock.isVisible()
+        assert plugin.dock.tabs.count() >= 1
+        plugin.action.setChecked(False)
+        assert not plugin.dock.isVisible()
+        plugin.unload()
+        QgsApplication.processEvents()
+        assert registry.providerById("geoclip") is None
+        assert plugin.dock is None and plugin.action is None
+    QgsApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # run deleteLater
+    assert _plugin_actions(qgis_iface) == []
+
+
+def test_setup_tab_lists_dependencies(qgis_iface, artifacts_dir):
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        plugin.dock.resize(420, 640)
+        plugin.dock.show()
+        text = plugin.dock.setup_tab.status.text()
+        for name in ("torch", "transformers", "geoclip"):
+            assert name in text
+        assert "All dependencies found" in text  # the test venv has them all
+        assert plugin.dock.grab().save(str(artifacts_dir / "dock_setup.png"))
+    finally:
+        plugin.unload()
+
+
+def test_settings_are_remembered(qgis_iface, tmp_path, monkeypatch):
+    monkeypatch.delenv("GEOCLIP_CLIP_MODEL", raising=False)
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        tab = plugin.dock.setup_tab
+        tab.clip_model.setText(str(tmp_path))
+        tab.save()
+        import os
+
+        assert os.environ["GEOCLIP_CLIP_MODEL"] == str(tmp_path)
+    finally:
+        plugin.unload()
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.dock.setup_tab.clip_model.text() == str(tmp_path)
+        plugin.dock.setup_tab.clip_model.setText("")
+        plugin.dock.setup_tab.save()
+    finally:
+        plugin.unload()
+
+
+def test_loading_does_not_import_torch():
+    """A fresh interpreter: load the plugin in QGIS and check torch/transformers stayed out."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from qgis.core import QgsApplication
+        app = QgsApplication([], False); app.initQgis()
+        from qgis.PyQt.QtWidgets import QMainWindow
+        class Iface:  # just what initGui/unload call
+            def __init__(self): self.win = QMainWindow()
+            def mainWindow(self): return self.win
+            def __getattr__(self, name): return lambda *a, **k: None
+        iface = Iface()
+        import geoclip_qgis
+        plugin = geoclip_qgis.classFactory(iface); plugin.initGui()
+        heavy = sorted(m for m in ("torch", "transformers", "safetensors", "sklearn") if m in sys.modules)
+        plugin.unload()
+        print("HEAVY=" + ",".join(heavy))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY=" in out.stdout, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY=", out.stdout

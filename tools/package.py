@@ -1,0 +1,57 @@
+"""Build the ZIP that QGIS's Plugin Manager "Install from ZIP" accepts.
+
+One top folder ``geoclip_qgis/`` holding the plugin, ``metadata.txt``, ``model_utils`` and
+``resources`` as real files (the checkout's links are followed), without caches or tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+def iter_files(top: Path):
+    """Files under ``top`` with links followed, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix not in SKIP_SUFFIXES:
+                yield path
+
+
+def build(out: Path) -> Path:
+    """Write the ZIP atomically and return its path."""
+    meta = configparser.ConfigParser()
+    meta.read(ROOT / "metadata.txt")
+    for key in ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email",
+                "repository", "icon"):
+        if not meta.get("general", key, fallback="").strip():
+            raise SystemExit(f"metadata.txt: [general] {key} is missing or empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".zip.part")
+    plugin = ROOT / "geoclip_qgis"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in iter_files(plugin):
+            zf.write(path, Path("geoclip_qgis") / path.relative_to(plugin))
+    tmp.replace(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "geoclip_qgis.zip")
+    args = parser.parse_args()
+    path = build(args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
