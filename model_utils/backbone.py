@@ -1,0 +1,142 @@
+"""Locate and load the CLIP ViT-L/14 backbone: one tower at a time, offline-first, failing fast.
+
+A source is a local folder (``save_pretrained`` layout) or a Hugging Face repo id. A repo id is
+read from the HF cache first; only when it is missing there and the hub is reachable is it
+downloaded (with progress). Offline, the answer comes in seconds with a message that says how to
+supply a folder, instead of the minutes a blocked connection can take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import BackboneUnavailable
+
+DEFAULT_CLIP = "openai/clip-vit-large-patch14"
+REQUIRED_PROJECTION = 768
+PROBE_SECONDS = 4.0
+
+
+def clip_source(clip_model: str | os.PathLike | None = None) -> str:
+    """The backbone to use: the argument, else ``$GEOCLIP_CLIP_MODEL``, else ViT-L/14 on the hub."""
+    return str(clip_model or os.environ.get("GEOCLIP_CLIP_MODEL") or DEFAULT_CLIP)
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or os.sep in source.replace("/", "", 1) or Path(source).exists()
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
+    """Can we open a TCP connection to the hub within ``timeout`` seconds (DNS included)?"""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or 443
+    result = {"ok": False}
+
+    def probe() -> None:
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=timeout).close()
+            result["ok"] = True
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return result["ok"]
+
+
+def missing_message(source: str, reason: str) -> str:
+    """One paragraph: what is missing and the two ways to fix it."""
+    return (
+        f"The CLIP backbone '{source}' is not available: {reason}. GeoCLIP's image side needs the "
+        f"CLIP ViT-L/14 model (about 1.7 GB). Either go online once so it can be downloaded into the "
+        f"Hugging Face cache (unset HF_HUB_OFFLINE), or point GEOCLIP_CLIP_MODEL (or the panel's "
+        f"'CLIP backbone' setting) at a local folder holding a CLIP model saved with save_pretrained "
+        f"(config.json, model.safetensors, preprocessor_config.json). Location-only features "
+        f"(GPS embeddings, 'places like here') work without it."
+    )
+
+
+def resolve(source: str) -> tuple[str, bool]:
+    """(where to load from, local_files_only) for a source; raises BackboneUnavailable fast."""
+    if _looks_like_path(source):
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise BackboneUnavailable(missing_message(source, f"the folder {folder} does not exist"))
+        if not (folder / "config.json").is_file():
+            raise BackboneUnavailable(missing_message(source, f"{folder} has no config.json"))
+        return str(folder), True
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "config.json")
+    if isinstance(cached, str):
+        return source, True
+    if _offline():
+        raise BackboneUnavailable(missing_message(source, "it is not in the Hugging Face cache and "
+                                                          "HF_HUB_OFFLINE is set"))
+    if not hub_reachable():
+        raise BackboneUnavailable(missing_message(source, "it is not in the Hugging Face cache and the "
+                                                          "hub cannot be reached from this machine"))
+    return source, False
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Hide transformers' notices about unused text/vision weights and processor backends."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _check_projection(config, source: str) -> None:
+    dim = getattr(config, "projection_dim", None)
+    if dim != REQUIRED_PROJECTION:
+        raise BackboneUnavailable(
+            f"The CLIP model '{source}' projects to {dim} dimensions; GeoCLIP needs a ViT-L/14-compatible "
+            f"CLIP with projection_dim {REQUIRED_PROJECTION} (openai/clip-vit-large-patch14)."
+        )
+
+
+def load_vision(source: str, device: str = "cpu", dtype=None):
+    """(vision tower with projection, image processor); the text tower is never materialised."""
+    where, local = resolve(source)
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    try:
+        with _quiet_transformers():
+            model = CLIPVisionModelWithProjection.from_pretrained(where, local_files_only=local)
+            processor = CLIPImageProcessor.from_pretrained(where, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise BackboneUnavailable(missing_message(source, f"loading failed ({exc})")) from exc
+    _check_projection(model.config, source)
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, processor
+
+
+def load_text(source: str, device: str = "cpu", dtype=None):
+    """(text tower with projection, tokenizer), loaded only for text queries."""
+    where, local = resolve(source)
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    try:
+        with _quiet_transformers():
+            model = CLIPTextModelWithProjection.from_pretrained(where, local_files_only=local)
+            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise BackboneUnavailable(missing_message(source, f"loading the text tower failed ({exc})")) from exc
+    _check_projection(model.config, source)
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, tokenizer

@@ -1,0 +1,170 @@
+"""The GeoCLIP model users script against: ``GeoCLIP.from_pretrained(...)``.
+
+Location side (encoder, MLP, logit scale, gallery) loads eagerly and needs no network; the CLIP
+backbone loads on first use of images or text, one tower at a time, so location-only work runs
+offline. Gallery embeddings are computed once and cached on disk (see ``gallery``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch convention
+from torch import nn
+
+from . import backbone
+from .device import pick_device, pick_dtype
+from .gallery import Gallery, default_cache_dir, gallery_embeddings
+from .geo import validate_latlon
+from .images import DEFAULT_MAX_PIXELS
+from .location_encoder import LocationEncoder
+from .predictor import Prediction, as_list, iter_predictions
+from .weights import MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
+
+Progress = Callable[[float, str], None]
+
+
+def image_mlp() -> nn.Sequential:
+    """GeoCLIP's head on CLIP image features: 768 -> 768 -> 512."""
+    return nn.Sequential(nn.Linear(768, 768), nn.ReLU(), nn.Linear(768, 512))
+
+
+class GeoCLIP:
+    """GeoCLIP (NeurIPS 2023) for inference: photos or text -> GPS, GPS -> embeddings."""
+
+    def __init__(self, files: WeightFiles, clip_model: str, device: str, dtype: torch.dtype,
+                 cache_dir: Path | None = None) -> None:
+        self.files = files
+        self.clip_model = clip_model
+        self.device = device
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self.location_encoder = LocationEncoder()
+        self.location_encoder.load_state_dict(load_state_dict(files.location, location_shapes()))
+        self.location_encoder.to(device).eval()
+        self.mlp = image_mlp()
+        self.mlp.load_state_dict(load_state_dict(files.mlp, MLP_SHAPES))
+        self.mlp.to(device).eval()
+        self.logit_scale = load_logit_scale(files.logit_scale).to(device)
+        self._fingerprint = files.fingerprint()
+        self._vision = None
+        self._processor = None
+        self._text = None
+        self._tokenizer = None
+        self._gallery: Gallery | None = None
+        self._gallery_emb: torch.Tensor | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, clip_model: str | os.PathLike | None = None,
+                        weights: str | os.PathLike | None = None, device: str = "auto",
+                        precision: str = "auto", cache_dir: str | os.PathLike | None = None) -> GeoCLIP:
+        """Load GeoCLIP weights (``weights`` / $GEOCLIP_WEIGHTS / the geoclip wheel).
+
+        ``clip_model`` (a repo id or folder; default $GEOCLIP_CLIP_MODEL or ViT-L/14) is only
+        resolved when images or text are first used.
+        """
+        dev = pick_device(device)
+        files = find_weights(weights)
+        return cls(files, backbone.clip_source(clip_model), dev, pick_dtype(dev, precision),
+                   Path(cache_dir) if cache_dir else None)
+
+    # ------------------------------------------------------------------ locations
+    @torch.inference_mode()
+    def encode_locations(self, latlon, normalize: bool = False, batch_size: int = 16384) -> np.ndarray:
+        """(N, 2) degrees [lat, lon] -> (N, 512) float32, unnormalised like the reference."""
+        arr = validate_latlon(latlon)
+        out = np.empty((len(arr), 512), dtype=np.float32)
+        for start in range(0, len(arr), batch_size):
+            chunk = torch.from_numpy(arr[start:start + batch_size].astype(np.float32)).to(self.device)
+            emb = self.location_encoder(chunk)
+            if normalize:
+                emb = F.normalize(emb, dim=1)
+            out[start:start + len(chunk)] = emb.float().cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------------ gallery
+    @property
+    def gallery(self) -> Gallery:
+        """The GPS gallery predictions rank against (default: GeoCLIP's 100K points)."""
+        if self._gallery is None:
+            if self.files.gallery is None:
+                raise FileNotFoundError(f"No default GPS gallery next to the weights in {self.files.folder}; "
+                                        f"pass one with set_gallery()")
+            self._gallery = Gallery.from_csv(self.files.gallery, name="geoclip-100K")
+        return self._gallery
+
+    def set_gallery(self, gallery: Gallery | np.ndarray) -> None:
+        """Rank against another gallery (array of lat/lon or Gallery); its embeddings are cached too."""
+        gallery = gallery if isinstance(gallery, Gallery) else Gallery(np.asarray(gallery))
+        with self._lock:
+            self._gallery, self._gallery_emb = gallery, None
+
+    def gallery_embeddings(self, progress: Progress | None = None,
+                           is_canceled: Callable[[], bool] | None = None) -> torch.Tensor:
+        """Unit-length gallery embeddings on the model's device, from the disk cache when possible."""
+        with self._lock:
+            if self._gallery_emb is None:
+                emb = gallery_embeddings(
+                    self.gallery, lambda chunk: self.encode_locations(chunk, normalize=True),
+                    self._fingerprint, self.cache_dir or default_cache_dir(),
+                    progress=progress, is_canceled=is_canceled)
+                self._gallery_emb = torch.from_numpy(np.ascontiguousarray(emb)).to(self.device)
+            return self._gallery_emb
+
+    # ------------------------------------------------------------------ images
+    def load_backbone(self) -> None:
+        """Load the CLIP vision tower (raises BackboneUnavailable with a clear message)."""
+        with self._lock:
+            if self._vision is None:
+                self._vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype)
+
+    @property
+    def processor(self):
+        self.load_backbone()
+        return self._processor
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels (B, 3, 224, 224) -> unit-length GeoCLIP image embeddings (B, 512) fp32."""
+        self.load_backbone()
+        feats = self._vision(pixel_values=pixels.to(self.device, self.dtype)).image_embeds
+        return F.normalize(self.mlp(feats.float()), dim=1)
+
+    def iter_predict(self, images: Iterable, top_k: int = 5, batch_size: int = 8,
+                     max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
+                     is_canceled: Callable[[], bool] | None = None) -> Iterator[Prediction]:
+        """Stream predictions batch by batch (results come in input order)."""
+        items = as_list(images)
+        self.load_backbone()
+        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled)
+        return iter_predictions(items, self.embed_pixels, self._processor, self.gallery.latlon, gallery_emb,
+                                float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
+                                max_pixels=max_pixels, progress=progress, is_canceled=is_canceled)
+
+    def predict(self, images, top_k: int = 5, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,
+                progress: Progress | None = None,
+                is_canceled: Callable[[], bool] | None = None) -> list[Prediction]:
+        """Paths or PIL images -> one Prediction per image (bad images get ``error`` set)."""
+        return list(self.iter_predict(images, top_k, batch_size, max_pixels, progress, is_canceled))
+
+
+_SHARED: dict[tuple, GeoCLIP] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(clip_model: str | None = None, weights: str | None = None, device: str = "auto",
+                 precision: str = "auto") -> GeoCLIP:
+    """One GeoCLIP per (backbone, weights, device, precision) per process, reused across runs."""
+    dev = pick_device(device)
+    key = (backbone.clip_source(clip_model), str(find_weights(weights).folder), dev, str(pick_dtype(dev, precision)))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = GeoCLIP.from_pretrained(clip_model, weights, device, precision)
+        return _SHARED[key]

@@ -1,0 +1,123 @@
+"""Batches of photos -> probabilities over a GPS gallery -> top-k, with decoding overlapped.
+
+Photo decoding and CLIP preprocessing of batch i+1 run in a worker thread (PIL releases the GIL)
+while the backbone runs batch i. Bad photos become results with ``error`` set; the rest go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import Canceled
+from .images import DEFAULT_MAX_PIXELS, PhotoError, load_photo
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Prediction:
+    """One photo's answer: top-k gallery locations (best first) and the full probability vector."""
+
+    source: str
+    lat: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lon: np.ndarray = field(default_factory=lambda: np.empty(0))
+    prob: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
+    indices: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    gallery_probs: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
+    gps: tuple[float, float] | None = None  # EXIF ground truth, when the photo has it
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _source_name(item, index: int) -> str:
+    return str(item) if not hasattr(item, "size") else f"<PIL image #{index}>"
+
+
+def _prepare(items: Sequence, start: int, processor, max_pixels: int):
+    """Decode and preprocess one batch: (pixel tensor or None, [(index, name, gps)], [(index, name, error)])."""
+    good, bad, images = [], [], []
+    for offset, item in enumerate(items):
+        index = start + offset
+        try:
+            photo = load_photo(item, max_pixels=max_pixels)
+        except PhotoError as exc:
+            bad.append((index, _source_name(item, index), str(exc)))
+            continue
+        good.append((index, _source_name(item, index), photo.gps))
+        images.append(photo.image)
+    if not images:
+        return None, good, bad
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    return pixels, good, bad
+
+
+def iter_predictions(
+    items: Sequence,
+    embed_pixels: Callable[[torch.Tensor], torch.Tensor],
+    processor,
+    gallery_latlon: np.ndarray,
+    gallery_emb: torch.Tensor,
+    logit_scale: float,
+    top_k: int = 5,
+    batch_size: int = 8,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> Iterator[Prediction]:
+    """Yield one Prediction per item, in input order, batch by batch."""
+    n = len(items)
+    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
+    starts = list(range(0, n, batch_size))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoclip-decode") as pool:
+        pending = pool.submit(_prepare, items[0:batch_size], 0, processor, max_pixels) if starts else None
+        for i, start in enumerate(starts):
+            if is_canceled is not None and is_canceled():
+                pending.cancel()
+                raise Canceled("Canceled by the user between batches")
+            pixels, good, bad = pending.result()
+            if i + 1 < len(starts):
+                nxt = starts[i + 1]
+                pending = pool.submit(_prepare, items[nxt:nxt + batch_size], nxt, processor, max_pixels)
+            results: dict[int, Prediction] = {
+                index: Prediction(source=name, error=msg) for index, name, msg in bad
+            }
+            if pixels is not None:
+                with torch.inference_mode():
+                    feats = embed_pixels(pixels)
+                    logits = logit_scale * (feats @ gallery_emb.T)
+                    probs = logits.float().softmax(dim=-1)
+                    top = torch.topk(probs, top_k, dim=1)
+                probs_np = probs.cpu().numpy()
+                idx_np = top.indices.cpu().numpy()
+                val_np = top.values.cpu().numpy()
+                for row, (index, name, gps) in enumerate(good):
+                    idx = idx_np[row]
+                    results[index] = Prediction(
+                        source=name,
+                        lat=gallery_latlon[idx, 0].astype(np.float64),
+                        lon=gallery_latlon[idx, 1].astype(np.float64),
+                        prob=val_np[row],
+                        indices=idx,
+                        gallery_probs=probs_np[row],
+                        gps=gps,
+                    )
+            for index in sorted(results):
+                yield results[index]
+            if progress is not None:
+                done = min(start + batch_size, n)
+                progress(done / n, f"Geolocated {done}/{n} photos")
+
+
+def as_list(images: Iterable | str) -> list:
+    """Accept one path/PIL image or an iterable of them."""
+    if isinstance(images, (str, bytes)) or hasattr(images, "size") or hasattr(images, "__fspath__"):
+        return [images]
+    return list(images)

@@ -1,0 +1,45 @@
+"""Synthetic test photos written to disk (no binary files in the repository)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_photos(folder: Path, n: int = 4, seed: int = 0, size=(320, 240)) -> list[Path]:
+    """``n`` distinct JPEG photos with smooth colour fields and noise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = size[1] + 16 * i, size[0] - 8 * i
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * (i + 1)) % 256, (yy * 2 + 40 * i) % 256, (xx + yy + 80 * i) % 256], -1)
+        noise = rng.integers(0, 40, size=(h, w, 3))
+        arr = np.clip(base + noise, 0, 255).astype(np.uint8)
+        path = folder / f"photo_{i:02d}.jpg"
+        Image.fromarray(arr).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: int = 1) -> Path:
+    """A JPEG with EXIF GPS (degrees/minutes/seconds rationals and N/S/E/W refs)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+
+    def dms(value: float):
+        value = abs(value)
+        d = int(value)
+        m = int((value - d) * 60)
+        s = (value - d - m / 60) * 3600
+        return (d, m, round(s, 4))
+
+    exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, exif=exif, quality=90)
+    return path
