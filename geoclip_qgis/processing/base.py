@@ -1,0 +1,104 @@
+"""What every GeoCLIP algorithm shares: model parameters, feedback bridging, clear failures.
+
+Algorithms freeze QGIS inputs into plain data in ``processAlgorithm``'s first lines and hand
+``model_utils`` two callbacks built from the feedback object, so the model side never sees Qt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from ..paths import ensure_model_utils_importable, resource
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+
+
+class GeoClipAlgorithm(QgsProcessingAlgorithm):
+    """Base class: group, icon, the model parameters, and helpers for subclasses."""
+
+    CLIP_MODEL = "CLIP_MODEL"
+    WEIGHTS = "WEIGHTS"
+    DEVICE = "DEVICE"
+    PRECISION = "PRECISION"
+
+    def group(self) -> str:
+        return ""
+
+    def groupId(self) -> str:  # noqa: N802
+        return ""
+
+    def icon(self) -> QIcon:
+        return QIcon(resource("icon.svg"))
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def add_model_parameters(self, image_side: bool = True) -> None:
+        """Advanced parameters choosing the backbone, weights, device and precision."""
+        params = []
+        if image_side:
+            params.append(QgsProcessingParameterString(
+                self.CLIP_MODEL, "CLIP backbone (repo id or local folder; empty = panel setting / "
+                "$GEOCLIP_CLIP_MODEL / openai/clip-vit-large-patch14)", optional=True))
+        params.append(QgsProcessingParameterString(
+            self.WEIGHTS, "GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)", optional=True))
+        params.append(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", options=DEVICES, defaultValue=0))
+        if image_side:
+            params.append(QgsProcessingParameterEnum(
+                self.PRECISION, "Precision (auto: fp16 on GPU, fp32 on CPU)", options=PRECISIONS, defaultValue=0))
+        for param in params:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(param)
+
+    def model_choices(self, parameters, context) -> dict:
+        """Plain-data model options for ``model_utils.geoclip.shared_model``."""
+        choices = {
+            "weights": self.parameterAsString(parameters, self.WEIGHTS, context) or None,
+            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+        }
+        if self.parameterDefinition(self.CLIP_MODEL) is not None:
+            choices["clip_model"] = self.parameterAsString(parameters, self.CLIP_MODEL, context) or None
+            choices["precision"] = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
+        return choices
+
+    def load_model(self, parameters, context, feedback: QgsProcessingFeedback):
+        """The process-wide shared GeoCLIP (loaded once, reused by later runs)."""
+        ensure_model_utils_importable()
+        try:
+            from model_utils.errors import GeoClipError
+            from model_utils.geoclip import shared_model
+        except ImportError as exc:
+            raise QgsProcessingException(
+                f"GeoCLIP needs Python packages that are not installed ({exc.name}). Open the GeoCLIP "
+                "panel's Setup tab to see what is missing and how to install it.") from exc
+        feedback.pushInfo("Loading GeoCLIP (the first run in a QGIS session takes longest)…")
+        try:
+            return shared_model(**self.model_choices(parameters, context))
+        except (GeoClipError, ValueError) as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+def progress_callbacks(feedback: QgsProcessingFeedback, start: float = 0.0, end: float = 100.0
+                       ) -> tuple[Callable[[float, str], None], Callable[[], bool]]:
+    """(progress, is_canceled) for model_utils, mapping 0..1 onto ``start``..``end`` percent."""
+    last = {"message": ""}
+
+    def progress(fraction: float, message: str) -> None:
+        feedback.setProgress(start + (end - start) * max(0.0, min(1.0, fraction)))
+        if message and message != last["message"]:
+            feedback.setProgressText(message)
+            last["message"] = message
+
+    return progress, feedback.isCanceled

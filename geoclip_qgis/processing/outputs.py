@@ -1,0 +1,74 @@
+"""Write outputs the safe way: to a temp file beside the target, then rename; never overwrite silently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from qgis.core import QgsProcessingException
+
+
+def ensure_writable_folder(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and prove it is writable, or raise a message naming it."""
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".geoclip-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise QgsProcessingException(
+            f"Output folder {path} is not writable ({exc.strerror or exc}). Choose another folder.") from exc
+    return path
+
+
+def unique_path(path: Path) -> Path:
+    """``path`` if free, else ``name_2.ext``, ``name_3.ext``… so earlier results are never overwritten."""
+    if not path.exists():
+        return path
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise QgsProcessingException(f"Too many existing outputs named like {path}")
+
+
+def temp_sibling(path: Path) -> Path:
+    """A hidden temp name in the same folder (same filesystem, so the final rename is atomic)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+
+
+def write_geotiff(values: np.ndarray, geotransform, path: Path, nodata: float | None = None,
+                  description: str = "", metadata: dict[str, str] | None = None) -> Path:
+    """Float32 GeoTIFF in EPSG:4326, DEFLATE-compressed and tiled, written atomically."""
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    tmp = temp_sibling(path)
+    rows, cols = values.shape
+    try:
+        driver = gdal.GetDriverByName("GTiff")
+        ds = driver.Create(str(tmp), cols, rows, 1, gdal.GDT_Float32,
+                           options=["COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", "BLOCKXSIZE=256",
+                                    "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"])
+        ds.SetGeoTransform(tuple(float(v) for v in geotransform))
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(4326)
+        ds.SetProjection(srs.ExportToWkt())
+        band = ds.GetRasterBand(1)
+        band.WriteArray(values.astype(np.float32, copy=False))
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if description:
+            band.SetDescription(description)
+        if metadata:
+            ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+        band.FlushCache()
+        ds = None  # close: GDAL writes on dereference
+        os.replace(tmp, path)
+    except Exception as exc:
+        if tmp.exists():
+            tmp.unlink()
+        raise QgsProcessingException(f"Could not write raster {path}: {exc}") from exc
+    return path
