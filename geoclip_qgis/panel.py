@@ -102,6 +102,13 @@ class GeoClipDock(QgsDockWidget):
         self.iface = iface
         settings.apply_to_environment()
         self.tabs = QTabWidget()
+        from .panel_geolocate import GeolocateTab
+
+        self.geolocate_tab = GeolocateTab(iface)
+        self.tabs.addTab(self.geolocate_tab, "Geolocate photos")
+        from .panel_embeddings import EmbeddingsTab
+
+        self.tabs.addTab(EmbeddingsTab(iface), "GPS embeddings")
         self.setup_tab = SetupTab()
         self.tabs.addTab(self.setup_tab, "Setup")
         self.setWidget(self.tabs)

@@ -111,12 +111,17 @@ class GeoCLIP:
         """Unit-length gallery embeddings on the model's device, from the disk cache when possible."""
         with self._lock:
             if self._gallery_emb is None:
-                emb = gallery_embeddings(
-                    self.gallery, lambda chunk: self.encode_locations(chunk, normalize=True),
-                    self._fingerprint, self.cache_dir or default_cache_dir(),
-                    progress=progress, is_canceled=is_canceled)
+                emb = self.embed_gallery(self.gallery, progress=progress, is_canceled=is_canceled)
                 self._gallery_emb = torch.from_numpy(np.ascontiguousarray(emb)).to(self.device)
             return self._gallery_emb
+
+    def embed_gallery(self, gallery: Gallery, progress: Progress | None = None,
+                      is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Unit-length embeddings of any gallery (e.g. a grid), through the same disk cache."""
+        return gallery_embeddings(
+            gallery, lambda chunk: self.encode_locations(chunk, normalize=True),
+            self._fingerprint, self.cache_dir or default_cache_dir(),
+            progress=progress, is_canceled=is_canceled)
 
     # ------------------------------------------------------------------ images
     def load_backbone(self) -> None:

@@ -53,3 +53,20 @@ def render_canvas(qgis_app, artifacts_dir):  # noqa: ARG001 - needs the app
         return render_layers(layers, artifacts_dir / f"{name}.png", extent=extent, size=size)
 
     return render
+
+
+@pytest.fixture()
+def geoclip_provider(qgis_processing):  # noqa: ARG001 - initialises Processing
+    """The plugin's Processing provider, registered for one test and removed after it."""
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("geoclip")
+    if existing is not None:
+        registry.removeProvider(existing)
+    provider = GeoClipProvider()
+    registry.addProvider(provider)
+    yield provider
+    registry.removeProvider(provider)

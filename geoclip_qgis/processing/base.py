@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -72,6 +73,27 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             choices["clip_model"] = self.parameterAsString(parameters, self.CLIP_MODEL, context) or None
             choices["precision"] = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         return choices
+
+    def grid_spec(self, parameters, context, extent_name: str, cell_name: str):
+        """A ``GridSpec`` in EPSG:4326 from an optional extent (any CRS; empty = world) and a cell size."""
+        ensure_model_utils_importable()
+        from model_utils.heatmap import GridSpec
+
+        cell = self.parameterAsDouble(parameters, cell_name, context)
+        if parameters.get(extent_name) in (None, ""):
+            bounds = (-180.0, -90.0, 180.0, 90.0)
+        else:
+            rect = self.parameterAsExtent(parameters, extent_name, context, QgsCoordinateReferenceSystem("EPSG:4326"))
+            if rect.isNull() or rect.width() <= 0 or rect.height() <= 0:
+                raise QgsProcessingException(
+                    f"The extent has zero area ({rect.toString()}); draw or pick an extent with an area, "
+                    f"or leave it empty for the whole world.")
+            bounds = (max(rect.xMinimum(), -180.0), max(rect.yMinimum(), -90.0),
+                      min(rect.xMaximum(), 180.0), min(rect.yMaximum(), 90.0))
+        try:
+            return GridSpec(*bounds, cell_size=cell)
+        except ValueError as exc:
+            raise QgsProcessingException(f"Raster extent / cell size: {exc}") from exc
 
     def load_model(self, parameters, context, feedback: QgsProcessingFeedback):
         """The process-wide shared GeoCLIP (loaded once, reused by later runs)."""

@@ -34,6 +34,15 @@ def unique_path(path: Path) -> Path:
     raise QgsProcessingException(f"Too many existing outputs named like {path}")
 
 
+def refuse_existing(path: Path) -> None:
+    """Raise unless ``path`` is free or a Processing temporary output (those are ours to replace)."""
+    from qgis.core import QgsProcessingUtils
+
+    if path.exists() and not str(path.resolve()).startswith(str(Path(QgsProcessingUtils.tempFolder()).resolve())):
+        raise QgsProcessingException(
+            f"{path} already exists and is not overwritten. Choose another file name, or delete the old file first.")
+
+
 def temp_sibling(path: Path) -> Path:
     """A hidden temp name in the same folder (same filesystem, so the final rename is atomic)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")

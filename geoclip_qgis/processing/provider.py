@@ -10,7 +10,13 @@ from ..paths import resource
 
 def algorithm_classes() -> list:
     """Every algorithm the provider offers (imports are cheap: no torch at this point)."""
-    return []
+    from .downstream_classifier import DownstreamClassifier
+    from .evaluate_geolocation import EvaluateGeolocation
+    from .geolocate_photos import GeolocatePhotos
+    from .gps_embeddings import GpsEmbeddings
+    from .places_like_here import PlacesLikeHere
+
+    return [GeolocatePhotos, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings]
 
 
 class GeoClipProvider(QgsProcessingProvider):

@@ -1,0 +1,105 @@
+"""Results -> styled map layers in a layer-tree group, on the main thread.
+
+Algorithms register their outputs with ``context.addLayerToLoadOnCompletion`` and a
+``GroupAndStyle`` post-processor, so the toolbox, the batch dialog, models and the dock (which calls
+Processing's own result handler) all load, group and style results the same way.
+"""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingUtils,
+    QgsProject,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
+)
+
+from .paths import resource
+
+PROBABILITY_STYLE = "styles/probability_raster.qml"
+POINTS_STYLE = "styles/prediction_points.qml"
+
+
+def style_probability_raster(layer: QgsRasterLayer) -> None:
+    """Apply the shipped ramp (written for 0..1), stretched over this raster's value range.
+
+    Probability rasters start at 0, so their lowest values stay transparent and the basemap shows;
+    similarity rasters (-1..1) use the same ramp over their own min..max.
+    """
+    layer.loadNamedStyle(resource(PROBABILITY_STYLE))
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        return
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Stats.Min | QgsRasterBandStats.Stats.Max)
+    low = min(stats.minimumValue, 0.0) if stats.minimumValue >= 0 else stats.minimumValue
+    top = stats.maximumValue if stats.maximumValue > low else low + 1.0
+    fcn = renderer.shader().rasterShaderFunction()
+    items = fcn.colorRampItemList()
+    for item in items:
+        item.value = low + item.value * (top - low)
+        item.label = f"{item.value:.3g}"
+    fcn.setColorRampItemList(items)
+    fcn.setMinimumValue(low)
+    fcn.setMaximumValue(top)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(top)
+    layer.triggerRepaint()
+
+
+def style_prediction_points(layer: QgsVectorLayer) -> None:
+    """Points sized by probability (relative to each photo's best), rank 1 as a star, labelled by rank."""
+    layer.loadNamedStyle(resource(POINTS_STYLE))
+    layer.triggerRepaint()
+
+
+STYLERS = {"probability": style_probability_raster, "points": style_prediction_points}
+
+
+def run_group(project: QgsProject, name: str):
+    """The layer-tree group for one run (created at the top of the tree if missing)."""
+    root = project.layerTreeRoot()
+    return root.findGroup(name) or root.insertGroup(0, name)
+
+
+def move_into_group(project: QgsProject, layer, group_name: str) -> None:
+    """Move ``layer``'s tree node into the run's group, keeping the layer itself."""
+    root = project.layerTreeRoot()
+    node = root.findLayer(layer.id())
+    group = run_group(project, group_name)
+    if node is not None and node.parent() is group:
+        return
+    group.addLayer(layer)
+    if node is not None:
+        node.parent().removeChildNode(node)
+
+
+class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
+    """Post-processor: put a result layer into its run group and apply its shipped style."""
+
+    _alive: list[GroupAndStyle] = []  # QGIS keeps only a C++ pointer; Python must keep the object
+
+    def __init__(self, group_name: str, style: str) -> None:
+        super().__init__()
+        self.group_name = group_name
+        self.style = style
+        GroupAndStyle._alive.append(self)
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
+        STYLERS[self.style](layer)
+        project = context.project() or QgsProject.instance()
+        move_into_group(project, layer, self.group_name)
+
+
+def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,
+                       output_name: str = "", raster: bool = False) -> None:
+    """Ask Processing to add ``path`` to the project after the run, styled and grouped."""
+    project = context.project() or QgsProject.instance()
+    details = QgsProcessingContext.LayerDetails(name, project, output_name)
+    details.forceName = True
+    details.layerTypeHint = (QgsProcessingUtils.LayerHint.Raster if raster else QgsProcessingUtils.LayerHint.Vector)
+    details.setPostProcessor(GroupAndStyle(group, style))
+    context.addLayerToLoadOnCompletion(path, details)

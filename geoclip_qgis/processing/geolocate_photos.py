@@ -1,0 +1,356 @@
+"""``geoclip:geolocatephotos``: photos -> probability rasters + top-k points (+ accuracy report).
+
+Inputs are frozen into a plain list of photo paths first; the model then streams predictions batch
+by batch. Every output goes into a hidden run folder that is renamed into place only when the run
+succeeds, so a cancel or failure leaves no partial files and earlier runs are never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransformContext,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingUtils,
+    QgsVectorFileWriter,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..layers import load_on_completion
+from .base import GeoClipAlgorithm, progress_callbacks
+from .outputs import ensure_writable_folder, write_geotiff
+
+PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+class GeolocatePhotos(GeoClipAlgorithm):
+    """Where on Earth was each photo taken? GeoCLIP's answer as rasters and points."""
+
+    PHOTOS = "PHOTOS"
+    FOLDER = "FOLDER"
+    RECURSIVE = "RECURSIVE"
+    PHOTO_LAYER = "PHOTO_LAYER"
+    PATH_FIELD = "PATH_FIELD"
+    TOP_K = "TOP_K"
+    CELL_SIZE = "CELL_SIZE"
+    BANDWIDTH = "BANDWIDTH_KM"
+    EXTENT = "EXTENT"
+    DENSITY = "DENSITY"
+    RASTERS = "WRITE_RASTERS"
+    BATCH = "BATCH_SIZE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+
+    def name(self) -> str:
+        return "geolocatephotos"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Geolocate photos"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "Estimates where each photo was taken with GeoCLIP (NeurIPS 2023): the photo is compared "
+            "with GeoCLIP's 100,000-point GPS gallery, giving a probability for every gallery point.\n\n"
+            "Photos: pick files, a folder (optionally with its subfolders), and/or a point layer whose "
+            "field holds photo paths (e.g. from 'Import geotagged photos'; selected features only is "
+            "available on that input). Bad or missing photos are reported and skipped; the others finish.\n\n"
+            "Outputs, in a new subfolder of the output folder (never overwriting earlier runs):\n"
+            "• one probability raster per photo (GeoTIFF, EPSG:4326, float32): the GeoCLIP probability "
+            "mass in each cell, spread from the gallery points with a Gaussian kernel of the given "
+            "bandwidth on the sphere. Over the world extent cells sum to 1; over a smaller extent the "
+            "raster holds the mass inside it. 'Density' writes probability per km² instead.\n"
+            "• predictions.gpkg: the top-k guesses of every photo (photo, photo_name, rank, prob, lat, "
+            "lon, and true_lat, true_lon, error_km when the photo has EXIF GPS).\n"
+            "• report/accuracy.html and .csv when photos carry EXIF GPS: share within 1/25/200/750/2500 km.\n\n"
+            "The CLIP ViT-L/14 backbone is needed (downloaded once, or a local folder: Advanced parameters "
+            "or the GeoCLIP panel's Setup tab)."
+        )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        files = QgsProcessingParameterMultipleLayers(
+            self.PHOTOS, "Photo files", layerType=QgsProcessing.SourceType.TypeFile, optional=True)
+        files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, …)")
+        self.addParameter(files)
+        self.addParameter(QgsProcessingParameterFile(
+            self.FOLDER, "Folder of photos", behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RECURSIVE, "Include subfolders of the folder", defaultValue=False))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.PHOTO_LAYER, "Layer of photos (a field holds each photo's path)",
+            [QgsProcessing.SourceType.TypeVector], optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.PATH_FIELD, "Photo path field (empty: guess 'photo', 'path', …)",
+            parentLayerParameterName=self.PHOTO_LAYER, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TOP_K, "Top-k predictions per photo", QgsProcessingParameterNumber.Type.Integer,
+            defaultValue=5, minValue=1, maxValue=1000))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CELL_SIZE, "Raster cell size (degrees)", QgsProcessingParameterNumber.Type.Double,
+            defaultValue=0.25, minValue=0.001, maxValue=10.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BANDWIDTH, "Kernel bandwidth (km, standard deviation on the sphere)",
+            QgsProcessingParameterNumber.Type.Double, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
+        self.addParameter(QgsProcessingParameterExtent(
+            self.EXTENT, "Raster extent (empty: the whole world; any CRS)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.DENSITY, "Write probability density per km² instead of mass per cell", defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RASTERS, "Write a probability raster per photo", defaultValue=True))
+        batch = QgsProcessingParameterNumber(
+            self.BATCH, "Photos per batch", QgsProcessingParameterNumber.Type.Integer,
+            defaultValue=8, minValue=1, maxValue=256)
+        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(batch)
+        self.add_model_parameters(image_side=True)
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.OUTPUT_FOLDER, "Output folder (a new subfolder is made for each run)"))
+        self.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", "Run folder"))
+        self.addOutput(QgsProcessingOutputVectorLayer("POINTS", "Top-k predictions",
+                                                      QgsProcessing.SourceType.TypeVectorPoint))
+        self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", "Probability rasters"))
+        self.addOutput(QgsProcessingOutputString("REPORT_HTML", "Accuracy report (HTML)"))
+        self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", "Photos geolocated"))
+        self.addOutput(QgsProcessingOutputNumber("N_FAILED", "Photos that failed"))
+        self.addOutput(QgsProcessingOutputString("ERRORS", "Per-photo errors"))
+
+    # ------------------------------------------------------------------ inputs -> plain data
+    def _photo_paths(self, parameters, context, feedback) -> list[str]:
+        paths = [str(p) for p in self.parameterAsFileList(parameters, self.PHOTOS, context) if str(p).strip()]
+        folder = self.parameterAsFile(parameters, self.FOLDER, context)
+        if folder:
+            from model_utils.errors import GeoClipError
+            from model_utils.images import find_photos
+
+            try:
+                found = find_photos(folder, recursive=self.parameterAsBool(parameters, self.RECURSIVE, context))
+            except GeoClipError as exc:
+                raise QgsProcessingException(str(exc)) from exc
+            if not found:
+                feedback.reportError(f"No photos (jpg, png, tif, webp, …) found in folder {folder}", False)
+            paths.extend(str(p) for p in found)
+        source = self.parameterAsSource(parameters, self.PHOTO_LAYER, context)
+        if source is not None:
+            paths.extend(self._layer_paths(source, parameters, context, feedback))
+        if not paths:
+            raise QgsProcessingException(
+                "No photos given: choose photo files, a folder of photos, or a layer with a photo path field.")
+        return paths
+
+    def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
+        names = source.fields().names()
+        field = self.parameterAsString(parameters, self.PATH_FIELD, context)
+        if not field:
+            lower = {n.lower(): n for n in names}
+            field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
+        if not field or field not in names:
+            raise QgsProcessingException(
+                f"The photo layer '{source.sourceName()}' has no photo path field "
+                f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
+                f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
+        base = Path(QgsProcessingUtils.normalizeLayerSource(source.sourceName())).parent
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry)
+        request.setSubsetOfAttributes([field], source.fields())
+        paths, empty = [], 0
+        for feature in source.getFeatures(request):
+            value = feature[field]
+            if value is None or str(value).strip() in ("", "NULL"):
+                empty += 1
+                continue
+            path = Path(str(value)).expanduser()
+            paths.append(str(path if path.is_absolute() or not base.is_dir() else base / path))
+        if empty:
+            feedback.reportError(f"{empty} feature(s) of '{source.sourceName()}' have an empty '{field}' "
+                                 f"field and were skipped.", False)
+        return paths
+
+    # ------------------------------------------------------------------ run
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        paths = self._photo_paths(parameters, context, feedback)
+        top_k = self.parameterAsInt(parameters, self.TOP_K, context)
+        write_rasters = self.parameterAsBool(parameters, self.RASTERS, context)
+        spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE) if write_rasters else None
+        bandwidth = self.parameterAsDouble(parameters, self.BANDWIDTH, context)
+        density = self.parameterAsBool(parameters, self.DENSITY, context)
+        batch = self.parameterAsInt(parameters, self.BATCH, context)
+        out_root = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        feedback.pushInfo(f"{len(paths)} photo(s) to geolocate; outputs under {out_root}")
+
+        model = self.load_model(parameters, context, feedback)
+        from model_utils.errors import Canceled, GeoClipError
+
+        run_name = _run_name(out_root)
+        work = out_root / f".{run_name}.part"
+        work.mkdir(parents=True)
+        try:
+            result = self._run(model, paths, top_k, spec, bandwidth, density, batch, work, feedback)
+            final = out_root / run_name
+            os.replace(work, final)
+        except Canceled as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            raise QgsProcessingException("Canceled: no outputs were kept.") from exc
+        except GeoClipError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            raise QgsProcessingException(str(exc)) from exc
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return self._outputs(result, final, run_name, context, feedback)
+
+    def _run(self, model, paths, top_k, spec, bandwidth, density, batch, work: Path, feedback) -> dict:
+        from model_utils.geo import geodesic_km
+        from model_utils.heatmap import probability_grid
+
+        gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
+        model.load_backbone()
+        model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled)
+        predict_progress, _ = progress_callbacks(feedback, 10, 95)
+        gallery = model.gallery.latlon
+        writer, fields, points_path = _points_writer(work / "predictions.gpkg")
+        raster_dir = work / "rasters"
+        raster_dir.mkdir()
+        rasters, errors, truth_rows, n_ok = [], [], [], 0
+        used_names: set[str] = set()
+        try:
+            for pred in model.iter_predict(paths, top_k=top_k, batch_size=batch, progress=predict_progress,
+                                           is_canceled=is_canceled):
+                if pred.error:
+                    errors.append(pred.error)
+                    feedback.reportError(pred.error, False)
+                    continue
+                n_ok += 1
+                err_km = None
+                if pred.gps is not None:
+                    err_km = float(geodesic_km(pred.gps[0], pred.gps[1], pred.lat[0], pred.lon[0]))
+                    truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]),
+                                           pred_lon=float(pred.lon[0]), true_lat=pred.gps[0],
+                                           true_lon=pred.gps[1], error_km=err_km, prob=float(pred.prob[0])))
+                _write_points(writer, fields, pred)
+                if spec is not None:
+                    grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, spec,
+                                            bandwidth_km=bandwidth, density=density)
+                    stem = _unique_stem(Path(pred.source).stem, used_names)
+                    raster = write_geotiff(
+                        grid.values, spec.geotransform, raster_dir / f"{stem}.tif",
+                        description="probability per km2" if density else "probability mass per cell",
+                        metadata={"photo": pred.source, "mass_in_extent": f"{grid.mass:.6f}",
+                                  "bandwidth_km": f"{bandwidth:g}", "top1_lat": f"{pred.lat[0]:.6f}",
+                                  "top1_lon": f"{pred.lon[0]:.6f}"})
+                    rasters.append((raster.name, Path(pred.source).name, grid.mass))
+                feedback.pushInfo(f"{Path(pred.source).name}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
+                                  f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None
+                                                               else ""))
+        finally:
+            del writer  # closes the GeoPackage
+        if n_ok == 0:
+            raise QgsProcessingException(
+                f"None of the {len(paths)} photo(s) could be read:\n" + "\n".join(errors[:20]))
+        report = None
+        if truth_rows:
+            report = _accuracy_report(truth_rows, work / "report", feedback)
+        return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report)
+
+    def _outputs(self, result: dict, final: Path, run_name: str, context, feedback) -> dict:
+        points = str(final / result["points"])
+        rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
+        group = f"GeoCLIP {run_name}"
+        for (_name, photo, _mass), path in zip(result["rasters"], rasters):
+            load_on_completion(context, path, Path(photo).stem, group, "probability", raster=True)
+        load_on_completion(context, points, "Top-k predictions", group, "points")
+        report = str(final / "report" / result["report"]) if result["report"] else ""
+        if report:
+            feedback.pushInfo(f"Accuracy report: {report}")
+        feedback.setProgress(100)
+        return {
+            "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
+            "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
+            self.OUTPUT_FOLDER: str(final.parent),
+        }
+
+
+def _run_name(root: Path) -> str:
+    stamp = dt.datetime.now().strftime("geoclip_%Y%m%d_%H%M%S")
+    name, i = stamp, 2
+    while (root / name).exists() or (root / f".{name}.part").exists():
+        name, i = f"{stamp}_{i}", i + 1
+    return name
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
+    name, i = safe, 2
+    while name.lower() in used:
+        name, i = f"{safe}_{i}", i + 1
+    used.add(name.lower())
+    return name
+
+
+POINT_FIELDS = [("photo", QVariant.String), ("photo_name", QVariant.String), ("rank", QVariant.Int),
+                ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
+                ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
+
+
+def _points_writer(path: Path):
+    fields = QgsFields()
+    for name, kind in POINT_FIELDS:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "predictions"
+    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point, WGS84,
+                                        QgsCoordinateTransformContext(), options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")
+    return writer, fields, path
+
+
+def _write_points(writer, fields: QgsFields, pred) -> None:
+    """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
+    from model_utils.geo import geodesic_km
+
+    truth = pred.gps
+    errors = geodesic_km(truth[0], truth[1], pred.lat, pred.lon) if truth else [None] * len(pred.lat)
+    for rank, (lat, lon, prob, err) in enumerate(zip(pred.lat, pred.lon, pred.prob, errors), start=1):
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
+        feature.setAttributes([
+            pred.source, Path(pred.source).name, rank, float(prob), float(lat), float(lon),
+            truth[0] if truth else None, truth[1] if truth else None, None if err is None else float(err),
+        ])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
+
+
+def _accuracy_report(rows: list[dict], folder: Path, feedback) -> str | None:
+    """Write report/accuracy.{csv,html}; returns the HTML file name (None if the module is missing)."""
+    from model_utils.report import write_accuracy_report
+
+    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
+    feedback.pushInfo(f"{len(rows)} photo(s) with EXIF GPS: accuracy report written")
+    return Path(paths.html).name

@@ -1,0 +1,143 @@
+"""Run a Processing algorithm from the dock in a background task, with progress, Cancel and a log.
+
+The dock never computes anything itself: it builds the same parameter dict a user would give the
+toolbox and runs the registered algorithm in a ``QgsProcessingAlgRunnerTask``. Results are loaded
+on the main thread by Processing's own result handler, so layers are styled and grouped exactly as
+when the algorithm runs from the toolbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingAlgRunnerTask,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProject,
+)
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QHBoxLayout,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class PanelFeedback(QgsProcessingFeedback):
+    """Feedback that forwards log lines to the panel (progress comes through the task)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self._log = log
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802
+        super().pushInfo(info)
+        self._log(info)
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
+        super().reportError(error, fatalError)
+        self._log(("ERROR: " if fatalError else "⚠ ") + error)
+
+    def setProgressText(self, text: str) -> None:  # noqa: N802
+        super().setProgressText(text)
+        self._log(text)
+
+
+class RunControls(QWidget):
+    """Run / Cancel buttons, a progress bar and a log, driving one algorithm at a time."""
+
+    finished = pyqtSignal(bool, dict)  # success, results
+
+    def __init__(self, algorithm_id: str, run_label: str = "Run", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.algorithm_id = algorithm_id
+        self.task: QgsProcessingAlgRunnerTask | None = None
+        self.context: QgsProcessingContext | None = None
+        self.feedback: PanelFeedback | None = None
+        self.algorithm = None
+        self.parameters: dict = {}
+        self.results: dict = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton(run_label)
+        self.run_button.setToolTip("Start in the background; QGIS stays usable while it runs")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current batch; nothing partial is kept")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setPlaceholderText("Messages and per-photo errors appear here.")
+        layout.addWidget(self.log)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def append(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def start(self, parameters: dict) -> bool:
+        """Run the algorithm with ``parameters``; False (and a log line) if it cannot start."""
+        if self.running:
+            return False
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(self.algorithm_id)
+        if algorithm is None:
+            self.append(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)")
+            return False
+        self.context = QgsProcessingContext()
+        self.context.setProject(QgsProject.instance())
+        self.feedback = PanelFeedback(self.append)
+        ok, message = algorithm.checkParameterValues(parameters, self.context)
+        if not ok:
+            self.append(f"ERROR: {message}")
+            return False
+        self.algorithm, self.parameters, self.results = algorithm, parameters, {}
+        self.task = QgsProcessingAlgRunnerTask(algorithm, parameters, self.context, self.feedback)
+        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.task.executed.connect(self._executed)
+        self.progress.setValue(0)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.append(f"▶ {algorithm.displayName()} started")
+        QgsApplication.taskManager().addTask(self.task)
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running task to stop between batches."""
+        if self.task is not None:
+            self.append("Canceling after the current batch…")
+            self.feedback.cancel()
+            self.task.cancel()
+
+    def _executed(self, success: bool, results: dict) -> None:
+        """Main thread: load result layers through Processing's handler, then reset the controls."""
+        canceled = self.feedback.isCanceled()
+        if success and not canceled:
+            from processing.gui.Postprocessing import handleAlgorithmResults
+
+            handleAlgorithmResults(self.algorithm, self.context, self.feedback, False, self.parameters)
+            self.progress.setValue(100)
+            self.append("✔ Done")
+        else:
+            self.append("■ Canceled: nothing was kept." if canceled else "✘ Failed: see the messages above.")
+            self.progress.setValue(0)
+        self.results = dict(results or {})
+        self.task = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.finished.emit(bool(success and not canceled), self.results)

@@ -1,0 +1,118 @@
+"""The dock's "Geolocate photos" tab: Run adds a styled group per run; Cancel keeps nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsLayerTreeGroup,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
+)
+
+import geoclip_qgis
+from tests.official import kauai_png
+from tests.photos import write_gps_photo, write_photos
+from tests.rendering import world_basemap
+
+
+@pytest.fixture()
+def plugin(qgis_iface, qgis_processing, qgis_new_project, tiny_clip, monkeypatch):
+    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("geoclip") is not None:
+        registry.removeProvider(registry.providerById("geoclip"))
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    yield plugin
+    plugin.unload()
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+def wait_until_idle(controls, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while controls.running and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert not controls.running, "task did not finish in time"
+
+
+def run_groups():
+    root = QgsProject.instance().layerTreeRoot()
+    return [c for c in root.children() if isinstance(c, QgsLayerTreeGroup) and c.name().startswith("GeoCLIP ")]
+
+
+def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_canvas):
+    tab = plugin.dock.geolocate_tab
+    photos = tmp_path / "photos"
+    write_photos(photos, n=1)
+    write_gps_photo(photos / "paris.jpg", 48.8584, 2.2945)
+    tab.folder.setFilePath(str(photos))
+    tab.files.setFilePath(f'"{kauai_png()}"')
+    tab.top_k.setValue(3)
+    tab.cell.setValue(0.5)
+    tab.bandwidth.setValue(150)
+    tab.output.setFilePath(str(tmp_path / "out"))
+    tab.run()
+    assert tab.controls.running
+    wait_until_idle(tab.controls)
+    assert tab.controls.results["N_PHOTOS"] == 3, tab.controls.log.toPlainText()
+    groups = run_groups()
+    assert len(groups) == 1
+    layers = [node.layer() for node in groups[0].findLayers()]
+    rasters = [lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)]
+    points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)]
+    assert sorted(r.name() for r in rasters) == sorted(["photo_00", "paris", "Kauai"])
+    assert len(points) == 1 and points[0].featureCount() == 9
+    for raster in rasters:
+        renderer = raster.renderer()
+        assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+        items = renderer.shader().rasterShaderFunction().colorRampItemList()
+        assert items[0].color.alpha() == 0  # low values transparent
+        top = raster.dataProvider().bandStatistics(1).maximumValue
+        assert renderer.classificationMax() == pytest.approx(top)
+    assert points[0].labelsEnabled() and points[0].labeling() is not None
+    assert tab.controls.results["REPORT_HTML"].endswith(".html")
+    # a picture a person can look at: photo heatmap and points over the world basemap
+    basemap = world_basemap()
+    png = render_canvas([points[0], rasters[0], basemap], "geolocate_dock_run")
+    assert png.stat().st_size > 10_000
+    assert plugin.dock.grab().save(str(artifacts_dir / "dock_geolocate.png"))
+    # the project saves and reloads with the results
+    project_file = tmp_path / "results.qgz"
+    assert QgsProject.instance().write(str(project_file))
+    QgsProject.instance().clear()
+    assert QgsProject.instance().read(str(project_file))
+    reloaded = [lyr for lyr in QgsProject.instance().mapLayers().values()]
+    assert len(reloaded) == 4 and all(lyr.isValid() for lyr in reloaded)
+
+
+def test_dock_cancel_keeps_no_files_and_no_layers(plugin, tmp_path):
+    tab = plugin.dock.geolocate_tab
+    write_photos(tmp_path / "photos", n=12)
+    tab.folder.setFilePath(str(tmp_path / "photos"))
+    tab.output.setFilePath(str(tmp_path / "out"))
+    tab.run()
+    tab.cancel_running()
+    wait_until_idle(tab.controls)
+    assert "Canceled" in tab.controls.log.toPlainText()
+    assert run_groups() == []
+    assert QgsProject.instance().mapLayers() == {}
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []  # no run folder, no .part leftovers
+
+
+def test_dock_reports_bad_input_clearly(plugin, tmp_path):
+    tab = plugin.dock.geolocate_tab
+    tab.folder.setFilePath("")  # the folder of an earlier test is remembered; clear it
+    tab.files.setFilePath("")
+    tab.output.setFilePath(str(tmp_path / "out"))
+    tab.run()  # no photos at all
+    wait_until_idle(tab.controls)
+    assert "No photos given" in tab.controls.log.toPlainText()
+    assert run_groups() == []

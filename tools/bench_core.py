@@ -1,0 +1,414 @@
+"""Benchmark section ``core``: the model core (issue 3) and photo geolocation (issue 4) on this CPU.
+
+Both GeoCLIPs use the SAME random CLIP with the exact ViT-L/14 shape (the real one cannot be
+downloaded here), built once into ``bench/.clip-vit-l-14/`` and loaded from that folder by each.
+Random weights cost exactly what real ones cost: timings and memory depend on shapes, not values.
+
+Measured in one process, interleaved so that load from other work on the machine hits every
+variant alike: the official ``GeoCLIP.predict`` vs ours (one photo per call, gallery cache warm),
+ours vs the bare vision-tower forward, the gallery cache build and load, photos per second for a
+folder of 32 camera-sized photos with and without decode/inference overlap, and the 0.1 degree
+world probability raster. Peak RSS of each model is measured in its own subprocess.
+
+Run it through ``tools/bench.py --only core``; ``python tools/bench_core.py --rss-child ...`` is
+the subprocess entry used for the memory measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script (the RSS subprocess)
+    sys.path.insert(0, str(ROOT))
+
+from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
+
+CLIP_SIZE = "vit-l-14"
+CLIP_DIR = ".clip-vit-l-14"
+PHOTOS_DIR = ".photos-32-4000x3000"
+MARKER = ".bench-complete.json"
+FOLDER_PHOTOS = 32
+FOLDER_PHOTO_SIZE = (4000, 3000)  # a 12 MP phone camera: decoding is a real share of the work
+BATCH_SIZE = 8
+TOP_K = 5
+OFFICIAL_IMAGES = 2  # official predict() takes ~12 s per call here
+OURS_REPS = 3  # ours and the bare backbone, per official image
+BIG_REPS = 2
+RASTER_REPS = 3
+RASTER_CELL_DEG = 0.1
+CHILD_TIMEOUT_S = 600
+
+TARGET_SPEEDUP = (">=", 8.0)
+TARGET_OVERHEAD = ("<=", 15.0)
+TARGET_CACHE_LOAD = ("<", 1.0)
+TARGET_RASTER = ("<", 2.0)
+
+
+# ---------------------------------------------------------------------------- persistent inputs
+def _complete(folder: Path) -> bool:
+    """True when ``folder`` was finished by :func:`_persistent` and no file changed size since."""
+    try:
+        meta = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return bool(meta["files"]) and all((folder / name).is_file() and (folder / name).stat().st_size == size
+                                           for name, size in meta["files"].items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _persistent(folder: Path, build: Callable[[Path], object], info: dict) -> float | None:
+    """Build ``folder`` once (into a temp folder, renamed when complete); seconds spent, None if reused."""
+    if _complete(folder):
+        return None
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    try:
+        build(tmp)
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / MARKER).write_text(json.dumps({**info, "files": files}, indent=1), encoding="utf-8")
+        if _complete(folder):  # another run finished it meanwhile
+            return time.perf_counter() - t0
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete leftover
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return time.perf_counter() - t0
+
+
+def ensure_clip(root: Path | None = None) -> tuple[Path, float | None]:
+    """The random ViT-L/14-shaped CLIP folder (built on first use, ~1.7 GB) and its build time."""
+    import transformers
+
+    from tests.clip_factory import build_clip
+
+    folder = (root or bench_dir()) / CLIP_DIR
+    if not _complete(folder):
+        log(f"building the random ViT-L/14-shaped CLIP into {folder} (once, ~1.7 GB)")
+    built = _persistent(folder, lambda tmp: build_clip(tmp, size=CLIP_SIZE, seed=0),
+                        {"size": CLIP_SIZE, "seed": 0, "transformers": transformers.__version__})
+    return folder, built
+
+
+def ensure_folder_photos(root: Path | None = None) -> tuple[list[Path], float | None]:
+    """32 synthetic camera-sized JPEGs (tests/photos.py), written once."""
+    from tests.photos import write_photos
+
+    folder = (root or bench_dir()) / PHOTOS_DIR
+    if not _complete(folder):
+        log(f"writing {FOLDER_PHOTOS} photos of {FOLDER_PHOTO_SIZE[0]}x{FOLDER_PHOTO_SIZE[1]} into {folder} (once)")
+    built = _persistent(folder, lambda tmp: write_photos(tmp, n=FOLDER_PHOTOS, seed=0, size=FOLDER_PHOTO_SIZE),
+                        {"n": FOLDER_PHOTOS, "size": list(FOLDER_PHOTO_SIZE)})
+    return sorted(folder.glob("*.jpg")), built
+
+
+# ---------------------------------------------------------------------------- helpers
+def _timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 4) for v in values]
+
+
+def _pixels(processor, path: Path):
+    """Decode + preprocess one photo exactly as our predictor does (EXIF orientation included)."""
+    from model_utils.images import load_photo
+
+    return processor(images=[load_photo(path).image], return_tensors="pt")["pixel_values"]
+
+
+def _child_env() -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    return env
+
+
+def _measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path) -> dict:
+    """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", which, "--clip", str(clip),
+           "--photo", str(photo), "--cache-dir", str(cache_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(), timeout=CHILD_TIMEOUT_S,
+                          check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"RSS subprocess '{which}' failed (exit {proc.returncode}): {' / '.join(tail)}")
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------- the section
+def bench_core(out: dict) -> None:
+    """Fill ``out`` with the core measurements (see the module docstring)."""
+    root = bench_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    clip, clip_built = ensure_clip(root)
+    folder_photos, photos_built = ensure_folder_photos(root)
+    out["setup"] = {
+        "backbone": f"random CLIPModel with the {CLIP_SIZE} shape (tests/clip_factory.py), fp32, CPU",
+        "backbone_folder": str(clip),
+        "backbone_build_s": None if clip_built is None else round(clip_built, 1),
+        "folder_photos": f"{len(folder_photos)} JPEGs of {FOLDER_PHOTO_SIZE[0]}x{FOLDER_PHOTO_SIZE[1]} "
+                         f"(tests/photos.py) in {clip.parent / PHOTOS_DIR}",
+        "folder_photos_build_s": None if photos_built is None else round(photos_built, 1),
+    }
+    work = Path(tempfile.mkdtemp(prefix="core-", suffix=".tmp", dir=root))
+    try:
+        _run(out, clip, folder_photos, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
+    import numpy as np
+    import torch
+
+    from model_utils import GeoCLIP
+    from model_utils.heatmap import GridSpec, probability_grid
+    from tests.official import official_model_package
+    from tests.photos import write_photos
+
+    out["setup"]["torch_threads"] = torch.get_num_threads()
+    samples: dict = {}
+    out["samples"] = samples
+    notes: list[str] = out.setdefault("notes", [])
+
+    # -- gallery cache: cold build into a fresh folder, then a fresh model reads it -------------
+    cache = work / "cache"
+    log("core: gallery cache, cold build (encodes 100K GPS points)")
+    builder = GeoCLIP.from_pretrained(clip_model=str(clip), device="cpu", cache_dir=cache)
+    t_csv_cold, _ = _timed(lambda: builder.gallery)
+    t_build, built_emb = _timed(builder.gallery_embeddings)
+    cache_files = sorted(cache.glob("*.safetensors"))
+    built_emb = built_emb.clone()
+    builder = None  # free it (a fresh model reads the cache below)
+    gc.collect()
+    t_construct, model = _timed(GeoCLIP.from_pretrained, clip_model=str(clip), device="cpu", cache_dir=cache)
+    t_csv, _ = _timed(lambda: model.gallery)
+    t_read, emb = _timed(model.gallery_embeddings)
+    t_load = t_csv + t_read
+    add_metric(out, "Gallery cache build (100K points, cold, fresh cache dir)", t_build, "s",
+               note=f"encode + hash + atomic write; CSV parse {t_csv_cold:.2f} s before it; "
+                    f"file {cache_files[0].stat().st_size / 2**20:.0f} MB" if cache_files else "no cache file written")
+    add_metric(out, "Gallery cache load (fresh model)", t_load, "s", TARGET_CACHE_LOAD,
+               note=f"gallery CSV parse {t_csv:.2f} s + cache read and SHA-256 check {t_read:.2f} s "
+                    f"(file in the OS page cache); identical to built: {bool(torch.equal(emb, built_emb))}")
+    del built_emb
+
+    # -- both models on the same backbone folder ------------------------------------------------
+    log("core: loading our vision tower and the official model (full CLIPModel)")
+    t_backbone, _ = _timed(model.load_backbone)
+    vision = model._vision  # the very module our predict() runs: the bare-backbone baseline
+    pkg = official_model_package()
+    torch.manual_seed(0)
+    t_official_load, official = _timed(lambda: pkg.GeoCLIP(from_pretrained=True, clip_path=str(clip)).eval())
+    add_metric(out, "Our model: construct (location side) + load vision tower", t_construct + t_backbone, "s",
+               note=f"construct {t_construct:.2f} s, vision tower {t_backbone:.2f} s")
+    add_metric(out, "Official model load (full CLIPModel)", t_official_load, "s")
+
+    photos = write_photos(work / "photos", n=OFFICIAL_IMAGES)  # 320x240-ish, as in the fidelity tests
+    pixels = [_pixels(model.processor, p) for p in photos]
+
+    def bare(px):
+        with torch.inference_mode():
+            return vision(pixel_values=px).image_embeds
+
+    # warm-ups (first calls allocate and pick kernels); the official one without its gallery re-encode
+    model.predict([str(photos[0])], top_k=TOP_K)
+    bare(pixels[0])
+    with torch.no_grad():
+        official.image_encoder(pixels[0])
+        official.location_encoder(official.gps_gallery[:2048])
+
+    # -- latency: official vs ours vs bare backbone, interleaved --------------------------------
+    log(f"core: latency, official predict() x{OFFICIAL_IMAGES} (~12 s each) interleaved with ours and bare x"
+        f"{OFFICIAL_IMAGES * OURS_REPS}")
+    t_off, t_ours, t_bare = [], [], []
+    max_prob_diff, same_top = 0.0, True
+    first_probs = None
+    for i, path in enumerate(photos):
+        t, (ref_gps, ref_prob) = _timed(official.predict, str(path), top_k=TOP_K)
+        t_off.append(t)
+        for rep in range(OURS_REPS):
+            order = ("ours", "bare") if rep % 2 == 0 else ("bare", "ours")
+            for which in order:
+                if which == "ours":
+                    t, preds = _timed(model.predict, [str(path)], top_k=TOP_K)
+                    t_ours.append(t)
+                else:
+                    t, _ = _timed(bare, pixels[i])
+                    t_bare.append(t)
+        pred = preds[0]
+        if i == 0:
+            first_probs = pred.gallery_probs
+        max_prob_diff = max(max_prob_diff, float(np.abs(pred.prob - ref_prob.numpy()).max()))
+        same_top &= bool(np.allclose(np.column_stack([pred.lat, pred.lon]), ref_gps.numpy(), atol=1e-4))
+    samples.update(official_predict_s=_rounded(t_off), ours_predict_s=_rounded(t_ours),
+                   bare_backbone_s=_rounded(t_bare))
+    med_off, med_ours, med_bare = _median(t_off), _median(t_ours), _median(t_bare)
+    add_metric(out, "Official GeoCLIP.predict, per image", med_off, "s",
+               note=f"median of {len(t_off)}: {', '.join(f'{t:.2f}' for t in t_off)} s; re-encodes the gallery")
+    add_metric(out, "Ours predict([path], top_k=5), per image", med_ours, "s",
+               note=f"median of {len(t_ours)} (min {min(t_ours):.2f} s); gallery cache warm")
+    add_metric(out, "Speed-up, official / ours", med_off / med_ours, "x", TARGET_SPEEDUP,
+               note=f"same photos, same backbone; top-5 locations equal: {'yes' if same_top else 'NO'}, "
+                    f"max top-5 probability difference {max_prob_diff:.1e}")
+    add_metric(out, "Bare backbone forward (vision tower + projection, batch 1)", med_bare, "s",
+               note=f"median of {len(t_bare)} (min {min(t_bare):.2f} s), preprocessed pixels")
+    add_metric(out, "Ours beyond the backbone (decode, preprocess, MLP, 100K scores, top-k)",
+               100.0 * (med_ours / med_bare - 1.0), "%", TARGET_OVERHEAD,
+               note=f"medians {med_ours:.3f} vs {med_bare:.3f} s; from minima "
+                    f"{100.0 * (min(t_ours) / min(t_bare) - 1.0):.1f}%; 320x240-ish JPEGs")
+
+    # -- the same on a camera-sized photo, where decoding is no longer negligible --------------
+    big = folder_photos[0]
+    t_prep_big, px_big = _timed(_pixels, model.processor, big)
+    t_big_ours, t_big_bare = [], []
+    for _ in range(BIG_REPS):
+        t_big_ours.append(_timed(model.predict, [str(big)], top_k=TOP_K)[0])
+        t_big_bare.append(_timed(bare, px_big)[0])
+    samples.update(ours_predict_12mp_s=_rounded(t_big_ours), bare_backbone_12mp_s=_rounded(t_big_bare))
+    add_metric(out, "Ours beyond the backbone, one 12 MP JPEG (info)",
+               100.0 * (_median(t_big_ours) / _median(t_big_bare) - 1.0), "%",
+               note=f"decoding + preprocessing this photo alone takes {t_prep_big:.2f} s; "
+                    f"with a folder it overlaps with inference (below)")
+    official = pkg = None  # free the full CLIPModel before the folder run
+    gc.collect()
+
+    # -- issue 4: photos per second for a folder ------------------------------------------------
+    paths = [str(p) for p in folder_photos]
+    log(f"core: folder of {len(paths)} photos, batch {BATCH_SIZE}, with and without decode overlap")
+    t_batch_prep, _ = _timed(lambda: [_pixels(model.processor, Path(p)) for p in paths[:BATCH_SIZE]])
+
+    def sequential() -> list:
+        res = []
+        for start in range(0, len(paths), BATCH_SIZE):  # one batch per call: nothing to overlap with
+            res += model.predict(paths[start:start + BATCH_SIZE], top_k=TOP_K, batch_size=BATCH_SIZE)
+        return res
+
+    gc.collect()
+    t_overlap, res_a = _timed(model.predict, paths, top_k=TOP_K, batch_size=BATCH_SIZE)
+    gc.collect()
+    t_seq, res_b = _timed(sequential)
+    bad = sum(not r.ok for r in res_a) + sum(not r.ok for r in res_b)
+    samples.update(folder_overlapped_s=round(t_overlap, 3), folder_sequential_s=round(t_seq, 3),
+                   decode_preprocess_one_batch_s=round(t_batch_prep, 3))
+    add_metric(out, f"Folder of {len(paths)} photos, predict(paths, batch_size={BATCH_SIZE}), overlapped",
+               len(paths) / t_overlap, "photos/s",
+               note=f"{t_overlap:.1f} s; decode + preprocess in a worker thread; 12 MP JPEGs"
+                    + (f"; {bad} photo errors" if bad else ""))
+    add_metric(out, "Same folder, batch by batch without overlap (comparison)", len(paths) / t_seq, "photos/s",
+               note=f"{t_seq:.1f} s; overlap gains {100.0 * (t_seq / t_overlap - 1.0):.1f}%; decode + preprocess "
+                    f"of one batch of {BATCH_SIZE} alone takes {t_batch_prep:.2f} s")
+
+    # -- issue 4: the probability raster from real gallery probabilities ------------------------
+    log("core: 0.1 degree world probability raster")
+    lat, lon = model.gallery.latlon[:, 0], model.gallery.latlon[:, 1]
+    spec = GridSpec.world(RASTER_CELL_DEG)
+    t_raster, grid = [], None
+    for _ in range(RASTER_REPS):
+        gc.collect()
+        t, grid = _timed(probability_grid, lat, lon, first_probs, spec)
+        t_raster.append(t)
+    samples["raster_s"] = _rounded(t_raster)
+    add_metric(out, f"Probability raster, {RASTER_CELL_DEG} degree world from 100K probabilities",
+               _median(t_raster), "s", TARGET_RASTER,
+               note=f"median of {RASTER_REPS} (min {min(t_raster):.2f} s); {spec.width}x{spec.height} cells, "
+                    f"default bandwidth; raster sum {float(grid.values.sum(dtype=np.float64)):.6f}")
+
+    # -- peak RSS, one fresh interpreter per model -----------------------------------------------
+    model = vision = None
+    gc.collect()
+    log("core: peak RSS of ours and of the official model, each in its own subprocess")
+    rss = {which: _measure_rss(which, clip, photos[0], cache) for which in ("ours", "official")}
+    out["rss"] = rss
+    for which, label in (("ours", "Ours (vision tower only)"), ("official", "Official (full CLIPModel)")):
+        r = rss[which]
+        add_metric(out, f"Peak RSS, {label}, one prediction", r["peak_rss_mb"], "MB",
+                   note=f"{r['after_imports_mb']:.0f} MB after imports, {r['after_load_mb']:.0f} MB after loading; "
+                        f"load {r['load_s']:.1f} s, predict {r['predict_s']:.1f} s")
+    add_metric(out, "Peak RSS, official / ours", rss["official"]["peak_rss_mb"] / rss["ours"]["peak_rss_mb"], "x")
+
+    notes += [
+        "Timings are wall-clock on a shared 2-core machine; official, ours and the bare backbone are "
+        "interleaved photo by photo so background load affects each alike. Medians are judged.",
+        "The official predict() encodes all 100K gallery points on every call; ours reads them once from "
+        "the on-disk cache, so the speed-up is about (gallery encode + backbone) / backbone.",
+    ]
+
+
+# ---------------------------------------------------------------------------- RSS subprocess
+def _rss_child(which: str, clip: str, photo: str, cache_dir: str) -> dict:
+    """Load one model, predict one photo; report memory (MB) and times."""
+    import resource
+
+    import psutil
+    import torch
+
+    proc = psutil.Process()
+    if which == "ours":
+        from model_utils.geoclip import GeoCLIP
+
+        base = proc.memory_info().rss
+
+        def load():
+            m = GeoCLIP.from_pretrained(clip_model=clip, device="cpu", cache_dir=cache_dir)
+            m.load_backbone()
+            m.gallery_embeddings()
+            return m
+
+        def predict(m):
+            return m.predict([photo], top_k=TOP_K)
+    else:
+        from tests.official import official_model_package
+
+        pkg = official_model_package()
+        base = proc.memory_info().rss
+
+        def load():
+            return pkg.GeoCLIP(from_pretrained=True, clip_path=clip).eval()
+
+        def predict(m):
+            return m.predict(photo, top_k=TOP_K)
+
+    t_load, model = _timed(load)
+    loaded = proc.memory_info().rss
+    t_pred, _ = _timed(predict, model)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"which": which, "after_imports_mb": base / 2**20, "after_load_mb": loaded / 2**20,
+            "peak_rss_mb": peak_kb / 1024, "load_s": t_load, "predict_s": t_pred,
+            "torch_threads": torch.get_num_threads()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="RSS subprocess of the core benchmark")
+    parser.add_argument("--rss-child", choices=("ours", "official"), required=True)
+    parser.add_argument("--clip", required=True)
+    parser.add_argument("--photo", required=True)
+    parser.add_argument("--cache-dir", required=True)
+    args = parser.parse_args(argv)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    print(json.dumps(_rss_child(args.rss_child, args.clip, args.photo, args.cache_dir)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
