@@ -7,6 +7,7 @@ Processing's own result handler) all load, group and style results the same way.
 
 from __future__ import annotations
 
+import numpy as np
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
@@ -24,19 +25,13 @@ PROBABILITY_STYLE = "styles/probability_raster.qml"
 POINTS_STYLE = "styles/prediction_points.qml"
 
 
-def style_probability_raster(layer: QgsRasterLayer) -> None:
-    """Apply the shipped ramp (written for 0..1), stretched over this raster's value range.
-
-    Probability rasters start at 0, so their lowest values stay transparent and the basemap shows;
-    similarity rasters (-1..1) use the same ramp over their own min..max.
-    """
+def _stretch_ramp(layer: QgsRasterLayer, low: float, top: float) -> None:
+    """Load the shipped ramp (written for 0..1) and stretch it over ``low``..``top``."""
     layer.loadNamedStyle(resource(PROBABILITY_STYLE))
     renderer = layer.renderer()
     if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
         return
-    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Stats.Min | QgsRasterBandStats.Stats.Max)
-    low = min(stats.minimumValue, 0.0) if stats.minimumValue >= 0 else stats.minimumValue
-    top = stats.maximumValue if stats.maximumValue > low else low + 1.0
+    top = top if top > low else low + 1.0
     fcn = renderer.shader().rasterShaderFunction()
     items = fcn.colorRampItemList()
     for item in items:
@@ -45,9 +40,25 @@ def style_probability_raster(layer: QgsRasterLayer) -> None:
     fcn.setColorRampItemList(items)
     fcn.setMinimumValue(low)
     fcn.setMaximumValue(top)
+    fcn.setClip(True)  # below the ramp: not drawn, so the basemap shows
     renderer.setClassificationMin(low)
     renderer.setClassificationMax(top)
     layer.triggerRepaint()
+
+
+def style_probability_raster(layer: QgsRasterLayer) -> None:
+    """Probability rasters: the ramp from 0 to this raster's maximum, lowest values transparent."""
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Stats.Max)
+    _stretch_ramp(layer, 0.0, stats.maximumValue)
+
+
+def style_similarity_raster(layer: QgsRasterLayer, quantile: float = 0.9) -> None:
+    """Similarity rasters (-1..1): the same ramp over the top 10% of cells, so "places like here" stand out."""
+    from osgeo import gdal
+
+    values = gdal.Open(layer.source()).ReadAsArray()
+    low = float(np.quantile(values, quantile))
+    _stretch_ramp(layer, low, float(values.max()))
 
 
 def style_prediction_points(layer: QgsVectorLayer) -> None:
@@ -56,7 +67,8 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
-STYLERS = {"probability": style_probability_raster, "points": style_prediction_points}
+STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
+           "points": style_prediction_points}
 
 
 def run_group(project: QgsProject, name: str):

@@ -110,5 +110,5 @@ class PlacesLikeHere(GeoClipAlgorithm):
         feedback.pushInfo(f"Similarity to ({lat:.4f}, {lon:.4f}): min {values.min():.3f}, max {values.max():.3f}")
         if context.willLoadLayerOnCompletion(str(out)):  # the user asked to open the output
             load_on_completion(context, str(out), f"Places like ({lat:.2f}, {lon:.2f})",
-                               "GeoCLIP places like here", "probability", output_name=self.OUTPUT, raster=True)
+                               "GeoCLIP places like here", "similarity", output_name=self.OUTPUT, raster=True)
         return {self.OUTPUT: str(out)}

@@ -1,0 +1,196 @@
+"""``make demo``: the main job, headless, on sample photos -> demo_output/.
+
+Geolocates the example photo shipped in the geoclip wheel (plus PHOTOS=folder) when the CLIP
+backbone is available; always runs the parts that need no backbone (GPS embeddings of a sample
+point layer, a "places like here" raster); renders everything over QGIS's world basemap into
+demo_output/demo_map.png. Exits 0 only if every part that ran succeeded. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import textwrap
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A few well-known places (name, lat, lon) for the offline embedding demo.
+SAMPLE_PLACES = [
+    ("Paris", 48.8566, 2.3522), ("Cairo", 30.0444, 31.2357), ("Tokyo", 35.6762, 139.6503),
+    ("Sydney", -33.8688, 151.2093), ("Rio de Janeiro", -22.9068, -43.1729), ("Nairobi", -1.2921, 36.8219),
+    ("Reykjavik", 64.1466, -21.9426), ("Lima", -12.0464, -77.0428), ("Mumbai", 19.0760, 72.8777),
+    ("Vancouver", 49.2827, -123.1207), ("Kauai", 22.0964, -159.5261), ("Ulaanbaatar", 47.8864, 106.9057),
+]
+
+
+def say(text: str) -> None:
+    print(textwrap.fill(text, width=100), flush=True)
+
+
+def sample_layer(folder: Path):
+    """The sample places as a GeoPackage point layer (EPSG:4326)."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransformContext,
+        QgsFeature,
+        QgsField,
+        QgsFields,
+        QgsGeometry,
+        QgsPointXY,
+        QgsVectorFileWriter,
+        QgsVectorLayer,
+        QgsWkbTypes,
+    )
+    from qgis.PyQt.QtCore import QVariant
+
+    fields = QgsFields()
+    fields.append(QgsField("name", QVariant.String))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    path = folder / "sample_places.gpkg"
+    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point,
+                                        QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateTransformContext(),
+                                        options)
+    for name, lat, lon in SAMPLE_PLACES:
+        feature = QgsFeature(fields)
+        feature.setAttributes([name])
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
+        writer.addFeature(feature)
+    del writer
+    return QgsVectorLayer(str(path), "sample places", "ogr")
+
+
+def backbone_problem() -> str | None:
+    """None if the CLIP backbone can be loaded, else the paragraph explaining what to do."""
+    from model_utils import backbone
+    from model_utils.errors import BackboneUnavailable
+
+    try:
+        backbone.resolve(backbone.clip_source())
+    except BackboneUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "demo_output")
+    parser.add_argument("--photos", type=Path, default=None, help="an extra folder of photos to geolocate")
+    args = parser.parse_args()
+
+    from qgis.core import QgsApplication
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    status = 1
+    try:
+        status = run(args)
+    except Exception as exc:  # never a traceback for the user; the details go to a log file
+        log = args.out / "demo_error.log"
+        args.out.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        say(f"The demo failed: {exc}. Details: {log}")
+    finally:
+        from qgis.core import QgsProject
+
+        QgsProject.instance().removeAllMapLayers()
+        app.exitQgis()
+    return status
+
+
+def run(args) -> int:
+    from qgis.core import QgsApplication
+
+    sys.path.append(str(Path(QgsApplication.pkgDataPath()) / "python" / "plugins"))  # QGIS's processing
+    import processing
+    from processing.core.Processing import Processing
+    from qgis.core import QgsProcessingException, QgsRasterLayer, QgsVectorLayer
+
+    from geoclip_qgis.layers import style_prediction_points, style_probability_raster, style_similarity_raster
+    from geoclip_qgis.processing.provider import GeoClipProvider
+    from model_utils.weights import wheel_package_dir
+    from tests.rendering import render_layers, world_basemap
+
+    Processing.initialize()
+    provider = GeoClipProvider()  # keep a Python reference while it is registered
+    QgsApplication.processingRegistry().addProvider(provider)
+    registry = QgsApplication.processingRegistry()
+    run_dir = args.out / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, bool] = {}
+    map_layers: list = []
+
+    say(f"GeoCLIP demo -> {run_dir}")
+    problem = backbone_problem()
+    if problem:
+        print()
+        say("Photo geolocation skipped. " + problem)
+        print()
+    else:
+        photos = [str(wheel_package_dir() / "images" / "Kauai.png")]
+        params = {"PHOTOS": photos, "TOP_K": 5, "CELL_SIZE": 0.25, "BANDWIDTH_KM": 50, "OUTPUT_FOLDER": str(run_dir)}
+        if args.photos:
+            params["FOLDER"] = str(args.photos)
+        try:
+            out = processing.run("geoclip:geolocatephotos", params)
+            say(f"Geolocated {out['N_PHOTOS']} photo(s) ({out['N_FAILED']} failed) -> {out['RUN_FOLDER']}")
+            points = QgsVectorLayer(out["POINTS"], "predictions", "ogr")
+            style_prediction_points(points)
+            map_layers.append(points)
+            for raster_path in out["RASTERS"][:1]:
+                raster = QgsRasterLayer(raster_path, Path(raster_path).stem)
+                style_probability_raster(raster)
+                map_layers.append(raster)
+            if out["REPORT_HTML"]:
+                say(f"Accuracy report: {out['REPORT_HTML']}")
+            results["geolocate photos"] = True
+        except QgsProcessingException as exc:
+            say(f"Photo geolocation failed: {exc}")
+            results["geolocate photos"] = False
+
+    places = sample_layer(run_dir)
+    if registry.algorithmById("geoclip:gpsembeddings") is not None:
+        try:
+            target = str(run_dir / "sample_embeddings.gpkg")
+            out = processing.run("geoclip:gpsembeddings", {"INPUT": places, "OUTPUT": target})
+            emb = QgsVectorLayer(out["OUTPUT"], "embeddings", "ogr")
+            say(f"GPS embeddings of {emb.featureCount()} sample places ({emb.fields().count()} fields) "
+                f"-> {out['OUTPUT']}")
+            results["GPS embeddings"] = emb.featureCount() == len(SAMPLE_PLACES)
+        except QgsProcessingException as exc:
+            say(f"GPS embedding export failed: {exc}")
+            results["GPS embeddings"] = False
+    try:
+        out = processing.run("geoclip:placeslikehere", {"POINT": "2.3522,48.8566 [EPSG:4326]", "CELL_SIZE": 1.0,
+                                                        "OUTPUT": str(run_dir / "places_like_paris.tif")})
+        similar = QgsRasterLayer(out["OUTPUT"], "places like Paris")
+        style_similarity_raster(similar)
+        if problem:  # without photo results, the similarity raster is the map's main layer
+            map_layers.append(similar)
+        say(f"'Places like Paris' similarity raster -> {out['OUTPUT']}")
+        results["places like here"] = True
+    except QgsProcessingException as exc:
+        say(f"'Places like here' failed: {exc}")
+        results["places like here"] = False
+
+    png = render_layers([places, *map_layers, world_basemap()], run_dir / "demo_map.png")
+    latest = args.out / "demo_map.png"
+    tmp = latest.with_suffix(".png.part")
+    tmp.write_bytes(png.read_bytes())
+    os.replace(tmp, latest)
+    say(f"Map: {latest}")
+    print()
+    for part, ok in results.items():
+        print(f"  {'ok    ' if ok else 'FAILED'}  {part}")
+    ran_all = bool(results) and all(results.values())
+    return 0 if ran_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
