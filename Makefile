@@ -6,9 +6,9 @@ PYTHON_SYS  ?= /usr/bin/python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.geoclip-ready
-APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
+APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pyproj proj-data
 GEOCLIP_WHL := geoclip==1.3.0
-QGIS_ENV    := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+QGIS_ENV    := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PROJ_DATA=/usr/share/proj \
                PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u)
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
@@ -38,8 +38,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt | system-deps
 	  $(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt || fail "pip install" "Check access to PyPI."; \
 	step "pip install $(GEOCLIP_WHL) --no-deps (pretrained GeoCLIP weights)"; \
 	  $(PY) -m pip install -q --no-deps $(GEOCLIP_WHL) || fail "geoclip wheel" "Check access to PyPI."; \
+	step "use Debian's pyproj (one libproj in the process with QGIS)"; \
+	  $(PY) -m pip uninstall -y -q pyproj >/dev/null 2>&1 || true; \
 	step "check imports"; \
-	  $(PY) -c "import torch, transformers, numpy, pyproj, shapely, PIL, sklearn, qgis.core, osgeo.gdal; assert numpy.__version__ < '2'" \
+	  PROJ_DATA=/usr/share/proj $(PY) -c "import torch, transformers, numpy, pyproj, shapely, PIL, sklearn, qgis.core, osgeo.gdal; assert numpy.__version__ < '2'; assert pyproj.__file__.startswith('/usr/lib/python3/'), 'pyproj must come from Debian python3-pyproj, which shares the libproj of QGIS'" \
 	  || fail "import check" "A package is installed but does not import; see the error above."; \
 	touch $(STAMP); echo "install complete: $(VENV)"
 
@@ -56,7 +58,7 @@ bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
 
 demo: $(STAMP)  ## the main job, headless -> demo_output/
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
-	@QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
+	@QT_QPA_PLATFORM=offscreen PROJ_DATA=/usr/share/proj PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
 	  $(PY) tools/demo.py --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
 
 package: $(STAMP)  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP

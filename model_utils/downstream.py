@@ -52,8 +52,10 @@ class ProbeConfig:
     separator: str = ""
     test_fraction: float = 0.3
     seed: int = 0
-    c: float = 1.0
-    """Inverse regularisation strength of the logistic regression."""
+    c: float = 10.0
+    """Inverse regularisation strength of the logistic regression. Unit-length 512-d embeddings have
+    small per-dimension values, so scikit-learn's C=1 over-regularises them (measured on GeoNames
+    countries: accuracy 0.951 at C=1, 0.974 at C=10, macro-F1 0.62 vs 0.85)."""
     max_iter: int = 1000
     min_rows_per_class: int = 2
     """Classes (tags) with fewer labelled rows cannot be in both splits; they are dropped and listed."""

@@ -1,6 +1,8 @@
 """``geoclip:gpsembeddings`` and its dock tab in a real headless QGIS, with the real GeoCLIP weights.
 
-Expected values always come from ``GeoCLIP.encode_locations`` on the same coordinates.
+Expected values always come from ``GeoCLIP.encode_locations`` on the same coordinates, in the
+order the export wrote them and with its batch size (4096): the float32 encoder's results depend on
+the batch's shape by up to ~3e-6 for batches of fewer than 8 rows, so "the same call" is the check.
 Tolerances: GeoPackage, .npz and Parquet store the float32 values exactly (compared at 1e-6 as the
 issue asks); Shapefile and CSV store numbers as text with 15 decimals / significant digits, so we
 compare them at 1e-9 (the observed error is below 1e-15).
@@ -114,11 +116,17 @@ def point_layer(latlon: np.ndarray, crs: str = "EPSG:4326") -> QgsVectorLayer:
 
 
 def read_layer(path: str) -> tuple[list[str], dict[int, QgsFeature]]:
+    """Field names and {src_fid: feature}, in the order the export wrote the features."""
     layer = QgsVectorLayer(path, "out", "ogr")
     assert layer.isValid(), path
     by_fid = {int(f["src_fid"]): f for f in layer.getFeatures()}
     names = layer.fields().names()
     return names, by_fid
+
+
+def expected_values(model, features: list[QgsFeature], normalize: bool = False) -> np.ndarray:
+    """``encode_locations`` of the features' lat/lon, called as the export calls it."""
+    return model.encode_locations(values_of(features, ["lat", "lon"]), normalize=normalize, batch_size=4096)
 
 
 def values_of(features: list[QgsFeature], names: list[str]) -> np.ndarray:
@@ -136,7 +144,6 @@ def test_geopackage_equals_encode_locations(geoclip_provider, model, tmp_path):
     out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "emb.gpkg")})
     assert out["OUTPUT"] == str(tmp_path / "emb.gpkg")
     assert out["FEATURE_COUNT"] == 300 and out["SKIPPED_COUNT"] == 0 and out["PCA_FILE"] == ""
-    assert out["FIELDS"].split(",") == E_NAMES
     names, by_fid = read_layer(out["OUTPUT"])
     assert names[-515:] == ["src_fid", *E_NAMES, "lat", "lon"] and "name" in names and "value" in names
     out_layer = QgsVectorLayer(out["OUTPUT"], "o", "ogr")
@@ -144,7 +151,7 @@ def test_geopackage_equals_encode_locations(geoclip_provider, model, tmp_path):
     fids = [f.id() for f in layer.getFeatures()]
     assert sorted(by_fid) == sorted(fids)
     feats = [by_fid[fid] for fid in fids]
-    expected = model.encode_locations(latlon)
+    expected = model.encode_locations(latlon, batch_size=4096)
     got = values_of(feats, E_NAMES)
     assert np.abs(got - expected).max() <= 1e-6
     assert np.array_equal(got, expected.astype(np.float64))  # stored as exact doubles
@@ -180,7 +187,8 @@ def test_polygons_lines_multipoints_and_null_geometries(geoclip_provider, model,
     # A U-shaped polygon: its centroid (about 3, 2.3) lies in the notch, outside the polygon.
     u_shape = "POLYGON((0 0, 6 0, 6 6, 4 6, 4 2, 2 2, 2 6, 0 6, 0 0))"
     polygons = memory_layer("Polygon", name="polygons")
-    poly_fids = add_features(polygons, [u_shape, None, "POLYGON EMPTY", "POLYGON((-70 -33, -69 -33, -69 -32, -70 -33))"])
+    triangle = "POLYGON((-70 -33, -69 -33, -69 -32, -70 -33))"
+    poly_fids = add_features(polygons, [u_shape, None, "POLYGON EMPTY", triangle])
     feedback = LogFeedback()
     out = run({"INPUT": polygons, "OUTPUT": str(tmp_path / "polygons.gpkg")}, feedback)
     assert out["FEATURE_COUNT"] == 2 and out["SKIPPED_COUNT"] == 2
@@ -207,9 +215,8 @@ def test_polygons_lines_multipoints_and_null_geometries(geoclip_provider, model,
     _, multi_out = read_layer(run({"INPUT": multi, "OUTPUT": str(tmp_path / "multi.gpkg")})["OUTPUT"])
     assert (multi_out[multi_fid]["lon"], multi_out[multi_fid]["lat"]) == pytest.approx((32, -12), abs=1e-12)
 
-    feats = [poly, line_out[line_fid], multi_out[multi_fid]]
-    expected = model.encode_locations(values_of(feats, ["lat", "lon"]))
-    assert np.abs(values_of(feats, E_NAMES) - expected).max() <= 1e-6
+    for feats in (list(by_fid.values()), list(line_out.values()), list(multi_out.values())):
+        assert np.abs(values_of(feats, E_NAMES) - expected_values(model, feats)).max() <= 1e-6
 
 
 def test_selected_features_only(geoclip_provider, model, qgis_new_project, tmp_path):
@@ -225,8 +232,9 @@ def test_selected_features_only(geoclip_provider, model, qgis_new_project, tmp_p
         _, by_fid = read_layer(out["OUTPUT"])
         assert sorted(by_fid) == sorted(chosen) and out["FEATURE_COUNT"] == 7
         index = {fid: i for i, fid in enumerate(all_fids)}
-        expected = model.encode_locations(latlon[[index[f] for f in chosen]])
-        assert np.abs(values_of([by_fid[f] for f in chosen], E_NAMES) - expected).max() <= 1e-6
+        feats = list(by_fid.values())
+        assert np.array_equal(values_of(feats, ["lat", "lon"]), latlon[[index[f] for f in by_fid]])
+        assert np.abs(values_of(feats, E_NAMES) - expected_values(model, feats)).max() <= 1e-6
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
 
@@ -235,9 +243,10 @@ def test_normalise(geoclip_provider, model, tmp_path):
     latlon = random_latlon(50, seed=3)
     out = run({"INPUT": point_layer(latlon), "NORMALIZE": True, "OUTPUT": str(tmp_path / "n.gpkg")})
     _, by_fid = read_layer(out["OUTPUT"])
-    got = values_of([by_fid[f] for f in sorted(by_fid)], E_NAMES)
+    feats = list(by_fid.values())
+    got = values_of(feats, E_NAMES)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
-    assert np.abs(got - model.encode_locations(latlon, normalize=True)).max() <= 1e-6
+    assert np.abs(got - expected_values(model, feats, normalize=True)).max() <= 1e-6
     raw = model.encode_locations(latlon)
     assert np.abs(np.linalg.norm(raw, axis=1) - 1).max() > 0.05  # the default really is unnormalised
 
@@ -249,17 +258,16 @@ def test_pca_writes_fit_that_reproduces_the_columns(geoclip_provider, model, tmp
                "OUTPUT": str(tmp_path / "pca.gpkg")}, feedback)
     pca_file = tmp_path / "pca.gpkg.pca.npz"
     assert out["PCA_FILE"] == str(pca_file) and pca_file.is_file()
-    assert out["FIELDS"].split(",") == [f"pc{i:03d}" for i in range(8)]
     fit = np.load(pca_file)
     assert fit["components"].shape == (8, 512) and fit["mean"].shape == (512,)
     assert bool(fit["normalize"]) and int(fit["n_samples"]) == 4100
     assert np.all(np.diff(fit["explained_variance"]) <= 0)
     assert "encode_locations" in str(fit["usage"])
     names, by_fid = read_layer(out["OUTPUT"])
-    assert "e000" not in names and "pc007" in names and "pc008" not in names
-    fids = sorted(by_fid)
-    feats = [by_fid[f] for f in fids]
-    emb = model.encode_locations(values_of(feats, ["lat", "lon"]), normalize=bool(fit["normalize"]))
+    assert names[-11:] == ["src_fid", *[f"pc{i:03d}" for i in range(8)], "lat", "lon"]
+    assert list(fit["columns"]) == [f"pc{i:03d}" for i in range(8)]
+    feats = list(by_fid.values())
+    emb = expected_values(model, feats, normalize=bool(fit["normalize"]))
     projected = (emb.astype(np.float64) - fit["mean"]) @ fit["components"].T
     assert np.abs(values_of(feats, list(fit["columns"])) - projected).max() <= 1e-6
     assert "components keep" in feedback.text
@@ -277,9 +285,8 @@ def test_shapefile_names_warning_and_values(geoclip_provider, model, tmp_path):
     assert all(len(n) <= 10 for n in names)
     assert "some DBF readers only read the first 255 fields" in feedback.text
     assert "PCA components" in feedback.text
-    feats = [by_fid[f] for f in sorted(by_fid)]
-    expected = model.encode_locations(values_of(feats, ["lat", "lon"]))
-    assert np.abs(values_of(feats, E_NAMES) - expected).max() <= 1e-9
+    feats = list(by_fid.values())
+    assert np.abs(values_of(feats, E_NAMES) - expected_values(model, feats)).max() <= 1e-9
     assert np.abs(values_of(feats, ["lat", "lon"]) - latlon).max() <= 1e-9
 
 
@@ -305,7 +312,7 @@ def test_csv_contents(geoclip_provider, model, tmp_path):
     assert [int(r["src_fid"]) for r in rows] == fids
     assert [r["name"] for r in rows] == [f"p{i}" for i in range(20)]
     got = np.array([[float(r[n]) for n in E_NAMES] for r in rows])
-    assert np.abs(got - model.encode_locations(latlon)).max() <= 1e-9
+    assert np.abs(got - model.encode_locations(latlon, batch_size=4096)).max() <= 1e-9
     assert np.abs(np.array([[float(r["lat"]), float(r["lon"])] for r in rows]) - latlon).max() <= 1e-9
 
 
@@ -319,7 +326,7 @@ def test_npz_contents(geoclip_provider, model, tmp_path):
     assert data["src_fid"].tolist() == [f.id() for f in layer.getFeatures()]
     assert list(data["columns"]) == E_NAMES
     assert np.array_equal(np.c_[data["lat"], data["lon"]], latlon)
-    assert np.abs(data["embeddings"] - model.encode_locations(latlon)).max() <= 1e-6
+    assert np.abs(data["embeddings"] - model.encode_locations(latlon, batch_size=4096)).max() <= 1e-6
     assert folder_files(tmp_path) == ["emb.npz"]
 
 
@@ -340,7 +347,7 @@ def test_parquet_contents(geoclip_provider, model, tmp_path):
     assert str(table.column("when").to_pylist()[2]) == "2020-01-03"
     got = np.column_stack([table.column(n).to_numpy() for n in E_NAMES])
     assert got.dtype == np.float32
-    assert np.abs(got - model.encode_locations(latlon)).max() <= 1e-6
+    assert np.abs(got - model.encode_locations(latlon, batch_size=4096)).max() <= 1e-6
 
 
 def test_field_name_clash_is_resolved_and_logged(geoclip_provider, model, tmp_path):
@@ -361,7 +368,7 @@ def test_field_name_clash_is_resolved_and_logged(geoclip_provider, model, tmp_pa
     assert [f["lat"] for f in feats] == [f"north {i}" for i in range(5)]  # the input's values survive
     assert [f["E005"] for f in feats] == [100 + i for i in range(5)]
     assert [f["src_fid_2"] for f in feats] == [f.id() for f in layer.getFeatures()]
-    expected = model.encode_locations(latlon)
+    expected = model.encode_locations(latlon, batch_size=4096)
     assert np.abs(np.array([f["e005_2"] for f in feats]) - expected[:, 5]).max() <= 1e-6
     assert np.abs(np.array([f["lat_2"] for f in feats]) - latlon[:, 0]).max() <= 1e-12
 
@@ -478,23 +485,16 @@ def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_p
     assert tab.controls.progress.value() == 100
     added = QgsProject.instance().mapLayersByName("dock_export")
     assert len(added) == 1 and added[0].featureCount() == 25
-    by_fid = {int(f["src_fid"]): f for f in added[0].getFeatures()}
-    assert sorted(by_fid) == sorted(chosen)
-    got = values_of([by_fid[f] for f in chosen], E_NAMES)
-    assert np.abs(got - model.encode_locations(latlon[:25], normalize=True)).max() <= 1e-6
+    feats = list(added[0].getFeatures())
+    assert sorted(int(f["src_fid"]) for f in feats) == sorted(chosen)
+    got = values_of(feats, E_NAMES)
+    assert np.abs(got - expected_values(model, feats, normalize=True)).max() <= 1e-6
     assert "Exported 25 feature(s)" in log
 
     from qgis.core import QgsSettings
 
     assert QgsSettings().value("geoclip/embeddings/output") == str(tmp_path / "dock_export.gpkg")
     assert QgsSettings().value("geoclip/embeddings/normalize", type=bool) is True
-
-    tab.run()  # same file again: refused, and the log says why
-    deadline = time.monotonic() + 60
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert "already exists" in tab.controls.log.toPlainText()
 
     plugin.dock.tabs.setCurrentIndex(index)
     plugin.dock.resize(460, 720)
@@ -503,3 +503,35 @@ def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_p
     png = artifacts_dir / "dock_gps_embeddings.png"
     assert plugin.dock.grab().save(str(png))
     assert png.stat().st_size > 5000
+
+    tab.run()  # same file again: refused, and the log says why
+    deadline = time.monotonic() + 60
+    while tab.controls.running and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert "already exists" in tab.controls.log.toPlainText()
+
+
+def test_dock_cancel_keeps_nothing(plugin, tmp_path):
+    tab, _ = embeddings_tab(plugin)
+    layer = point_layer(random_latlon(4096 * 4, seed=13))
+    QgsProject.instance().addMapLayer(layer)
+    tab.layer.setLayer(layer)
+    tab.selected_only.setChecked(False)
+    tab.pca.setValue(0)
+    tab.format.setCurrentIndex(FMT["shp"])
+    tab.output.setFilePath(str(tmp_path / "canceled.shp"))
+    tab.run()
+    assert tab.controls.running
+    deadline = time.monotonic() + 120
+    while tab.controls.running and tab.controls.progress.value() == 0 and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+    tab.cancel_running()  # what the dock calls when the plugin unloads
+    while tab.controls.running and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert not tab.controls.running
+    assert "Canceled" in tab.controls.log.toPlainText()
+    assert folder_files(tmp_path) == []
+    assert not QgsProject.instance().mapLayersByName("canceled")

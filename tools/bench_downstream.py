@@ -53,8 +53,11 @@ def geonames_cities(max_cities: int | None = MAX_CITIES, seed: int = SEED):
     return latlon, country, continent, source
 
 
-def bench_geonames(out: dict) -> None:
-    """Fill ``out["geonames"]`` (and the harness's ``metrics`` / ``notes``) with the probe numbers."""
+def bench_geonames(out: dict, extra_c: tuple[float, ...] = ()) -> None:
+    """Fill ``out["geonames"]`` (and the harness's ``metrics`` / ``notes``) with the probe numbers.
+
+    ``extra_c``: more regularisation strengths to try on countries (slow for lat/lon at large C).
+    """
     from model_utils.downstream import ProbeConfig, build_features, train_probe
     from model_utils.geoclip import GeoCLIP
 
@@ -82,6 +85,15 @@ def bench_geonames(out: dict) -> None:
             }
             log(f"geonames: {label_name:9s} {kind:6s} accuracy {probe.accuracy:.4f} macro-F1 {probe.macro_f1:.4f} "
                 f"({len(probe.classes)} classes, {seconds:.1f} s)")
+    for c in extra_c:
+        for kind in ("gps", "latlon"):
+            t0 = time.perf_counter()
+            probe = train_probe(ProbeConfig(features=kind, test_fraction=TEST_FRACTION, seed=SEED, c=c,
+                                            label_name="country"), country, features[kind])
+            results.setdefault("country_c_sweep", {})[f"{kind}_C{c:g}"] = {
+                "accuracy": round(probe.accuracy, 4), "macro_f1": round(probe.macro_f1, 4),
+                "train_s": round(time.perf_counter() - t0, 2)}
+            log(f"geonames: country {kind:6s} C={c:g} accuracy {probe.accuracy:.4f} macro-F1 {probe.macro_f1:.4f}")
     out["geonames"] = results
     for label_name in ("country", "continent"):
         gps, ll = results[f"{label_name}_gps"], results[f"{label_name}_latlon"]
@@ -92,8 +104,9 @@ def bench_geonames(out: dict) -> None:
                    "", target=TARGET_COUNTRY_GAIN if label_name == "country" else None)
     out.setdefault("notes", []).extend([
         f"Data: {source}; labels: ISO country code and GeoNames continent code.",
-        f"Logistic regression (scikit-learn, C=1), seed {SEED}, {int(TEST_FRACTION * 100)}% of the cities of each "
-        f"class held out; classes with fewer than 2 cities left out (counted above).",
+        f"Logistic regression (scikit-learn, C={ProbeConfig.c:g}, the plugin's default), seed {SEED}, "
+        f"{int(TEST_FRACTION * 100)}% of the cities of each class held out; classes with fewer than 2 cities "
+        f"left out (counted above).",
         "GPS features: GeoCLIP location encoder (wheel weights), L2-normalised; baseline: standardised lat/lon.",
         f"Model load {load_s:.1f} s, GPS encoding of {len(latlon)} cities {encode_s:.1f} s on this CPU.",
     ])
@@ -107,15 +120,20 @@ def markdown(results: dict) -> str:
             r = results[f"{label_name}_{kind}"]
             lines.append(f"| {label_name} | {title} | {r['classes']} | {r['n_test']} | {r['accuracy']:.4f} | "
                          f"{r['macro_f1']:.4f} |")
+    for key, r in results.get("country_c_sweep", {}).items():
+        kind, c = key.rsplit("_C", 1)
+        lines.append(f"| country, C={c} | {kind} | | | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument("--c-sweep", type=float, nargs="*", default=[], metavar="C",
+                        help="also train the country probes with these C values (e.g. 1 100)")
     args = parser.parse_args(argv)
     out: dict = {}
-    bench_geonames(out)
+    bench_geonames(out, tuple(args.c_sweep))
     print(markdown(out["geonames"]))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")

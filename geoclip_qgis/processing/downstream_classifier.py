@@ -134,7 +134,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
         c = QgsProcessingParameterNumber(
             self.C, "Inverse regularisation strength C", QgsProcessingParameterNumber.Double,
-            defaultValue=1.0, minValue=1e-6)
+            defaultValue=10.0, minValue=1e-6)
         c.setFlags(c.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(c)
         self.add_model_parameters(image_side=True)
@@ -237,6 +237,14 @@ class DownstreamClassifier(GeoClipAlgorithm):
             raise QgsProcessingException(
                 f"Layer '{layer_name}' has no feature with a usable geometry "
                 f"({sum(frozen['skipped'].values())} skipped); nothing to classify.")
+        latlon = frozen["latlon"]
+        bad = ~np.isfinite(latlon).all(axis=1) | (np.abs(latlon[:, 0]) > 90) | (np.abs(latlon[:, 1]) > 180)
+        if bad.any():
+            fids = ", ".join(str(f) for f in frozen["fids"][bad][:10])
+            raise QgsProcessingException(
+                f"Layer '{layer_name}': {int(bad.sum())} feature(s) lie outside the valid latitude/longitude range "
+                f"once in WGS84 (fid {fids}{', …' if bad.sum() > 10 else ''}). Is the layer's CRS "
+                f"({source.sourceCrs().authid() or 'unknown'}) right, or are x and y swapped?")
         task = f"multi-label, separator {config.separator!r}" if config.multi_label else "single-label"
         feedback.pushInfo(f"{len(frozen['fids'])} feature(s) of '{layer_name}'; features: {kind}; {task}")
 

@@ -21,6 +21,7 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSource,
     QgsProcessingFeedback,
     QgsWkbTypes,
 )
@@ -49,11 +50,14 @@ def representative_point(geometry: QgsGeometry) -> QgsGeometry | None:
 
 def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None,
                 only_selected: bool = False, request: QgsFeatureRequest | None = None,
+                skip_validity_checks: bool = False,
                 ) -> Iterator[tuple[QgsFeature, tuple[float, float] | None, str | None]]:
     """Yield ``(feature, (lat, lon) or None, skip reason or None)`` for every feature of ``source``.
 
     ``source`` is a Processing feature source or a vector layer; ``only_selected`` applies to
     layers (a Processing source already honours the "selected features only" checkbox).
+    ``skip_validity_checks`` reads a Processing source without the user's invalid-geometry
+    setting (an empty or self-intersecting polygon still has a usable point, or is skipped).
     """
     crs = source.sourceCrs() if hasattr(source, "sourceCrs") else source.crs()
     transform = None
@@ -62,6 +66,8 @@ def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFe
     request = request or QgsFeatureRequest()
     if only_selected and hasattr(source, "getSelectedFeatures"):
         features = source.getSelectedFeatures(request)
+    elif skip_validity_checks and isinstance(source, QgsProcessingFeatureSource):
+        features = source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
     else:
         features = source.getFeatures(request)
     for feature in features:
@@ -182,7 +188,8 @@ def iter_point_batches(source, context: QgsProcessingContext, feedback: QgsProce
         attrs.clear()
         return batch
 
-    for feature, latlon, reason in iter_latlon(source, context, feedback, request=request):
+    for feature, latlon, reason in iter_latlon(source, context, feedback, request=request,
+                                               skip_validity_checks=True):
         if geographic:
             lat = latlon[0] if latlon is not None else _raw_latitude(feature) if reason == SKIP_TRANSFORM else None
             if lat is not None and abs(lat) > 90.0:

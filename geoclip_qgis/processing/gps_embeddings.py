@@ -32,7 +32,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
@@ -438,7 +437,6 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.addOutput(QgsProcessingOutputFile("PCA_FILE", "PCA fit (.pca.npz; empty without PCA)"))
         self.addOutput(QgsProcessingOutputNumber("FEATURE_COUNT", "Features exported"))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_COUNT", "Features skipped (no geometry)"))
-        self.addOutput(QgsProcessingOutputString("FIELDS", "Names of the value columns (comma-separated)"))
 
     # ------------------------------------------------------------------ main thread: freeze inputs
     def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802
@@ -533,7 +531,6 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "PCA_FILE": str(self.pca_path) if self.n_pca else "",
             "FEATURE_COUNT": count,
             "SKIPPED_COUNT": tally.total,
-            "FIELDS": ",".join(columns.values),
         }
 
     def _log_plan(self, columns: Columns, in_fields: QgsFields, n_values: int, total: int, feedback) -> None:
@@ -545,8 +542,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
             pairs = ", ".join(f"{old} -> {new}" for old, new in columns.renamed[:12])
             more = f" and {len(columns.renamed) - 12} more" if len(columns.renamed) > 12 else ""
             feedback.reportError(
-                f"The input already has field(s) named like {len(columns.renamed)} new column(s); the new ones "
-                f"are renamed, the input's kept: {pairs}{more}.", False)
+                f"{len(columns.renamed)} new column name(s) are already fields of the input: the new columns get "
+                f"a suffix and the input's fields stay as they are: {pairs}{more}.", False)
         if self.fmt.key == "shp":
             n_fields = len(in_fields) + n_values + 3
             if n_fields > DBF_FIELD_WARNING:
