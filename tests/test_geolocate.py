@@ -175,3 +175,33 @@ def test_layer_without_path_field(geoclip_provider, clip_env, tmp_path):
     layer = QgsVectorLayer("Point?crs=EPSG:4326&field=name:string", "nopaths", "memory")
     with pytest.raises(QgsProcessingException, match="no photo path field"):
         run({"PHOTO_LAYER": layer, "OUTPUT_FOLDER": str(tmp_path)})
+
+
+def test_relative_photo_paths_resolve_against_the_layer_folder(geoclip_provider, clip_env, tmp_path):
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransformContext,
+        QgsFeature,
+        QgsField,
+        QgsFields,
+        QgsVectorFileWriter,
+        QgsWkbTypes,
+    )
+    from qgis.PyQt.QtCore import QVariant
+
+    write_photos(tmp_path / "data" / "pics", n=2)
+    fields = QgsFields()
+    fields.append(QgsField("photo", QVariant.String))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    gpkg = tmp_path / "data" / "photos.gpkg"
+    writer = QgsVectorFileWriter.create(str(gpkg), fields, QgsWkbTypes.Type.Point,
+                                        QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateTransformContext(),
+                                        options)
+    for name in ("pics/photo_00.jpg", "pics/photo_01.jpg"):
+        f = QgsFeature(fields)
+        f["photo"] = name
+        writer.addFeature(f)
+    del writer
+    out = run({"PHOTO_LAYER": str(gpkg), "TOP_K": 1, "WRITE_RASTERS": False, "OUTPUT_FOLDER": str(tmp_path / "o")})
+    assert out["N_PHOTOS"] == 2 and out["N_FAILED"] == 0, out["ERRORS"]

@@ -37,7 +37,6 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
-    QgsProcessingUtils,
     QgsVectorFileWriter,
     QgsWkbTypes,
 )
@@ -174,7 +173,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 f"The photo layer '{source.sourceName()}' has no photo path field "
                 f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
                 f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
-        base = Path(QgsProcessingUtils.normalizeLayerSource(source.sourceName())).parent
+        base = _layer_folder(self.parameterAsVectorLayer(parameters, self.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry)
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0
@@ -184,7 +183,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 empty += 1
                 continue
             path = Path(str(value)).expanduser()
-            paths.append(str(path if path.is_absolute() or not base.is_dir() else base / path))
+            paths.append(str(path if path.is_absolute() or base is None else base / path))
         if empty:
             feedback.reportError(f"{empty} feature(s) of '{source.sourceName()}' have an empty '{field}' "
                                  f"field and were skipped.", False)
@@ -292,6 +291,17 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
             self.OUTPUT_FOLDER: str(final.parent),
         }
+
+
+def _layer_folder(layer) -> Path | None:
+    """Folder of a file-based layer, against which relative photo paths are resolved."""
+    if layer is None:
+        return None
+    from qgis.core import QgsProviderRegistry
+
+    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
+    folder = Path(path).parent if path else None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def _run_name(root: Path) -> str:
