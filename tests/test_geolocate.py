@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import QgsProject, QgsVectorLayer
 
 from tests.official import kauai_png
 from tests.photos import write_gps_photo, write_photos
@@ -24,7 +24,7 @@ def run(params):
 
 
 def test_geolocate_folder_writes_rasters_points_and_report(geoclip_provider, clip_env, tmp_path):
-    photos = write_photos(tmp_path / "in", n=2)
+    write_photos(tmp_path / "in", n=2)
     write_gps_photo(tmp_path / "in" / "sydney.jpg", -33.8568, 151.2153)
     (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     out = run({"FOLDER": str(tmp_path / "in"), "PHOTOS": [str(kauai_png())], "TOP_K": 3, "CELL_SIZE": 1.0,

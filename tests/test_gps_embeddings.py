@@ -373,6 +373,16 @@ def test_field_name_clash_is_resolved_and_logged(geoclip_provider, model, tmp_pa
     assert np.abs(np.array([f["lat_2"] for f in feats]) - latlon[:, 0]).max() <= 1e-12
 
 
+def test_text_fid_field_survives_geopackage(geoclip_provider, tmp_path):
+    layer = memory_layer(fields=[QgsField("fid", QVariant.String)])
+    add_features(layer, ["POINT(1 2)", "POINT(3 4)"], [["a"], ["b"]])
+    feedback = LogFeedback()
+    out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "fid.gpkg")}, feedback)
+    out_layer = QgsVectorLayer(out["OUTPUT"], "o", "ogr")
+    assert [f["fid_2"] for f in out_layer.getFeatures()] == ["a", "b"]  # GeoPackage keeps 'fid' for its key
+    assert "fid -> fid_2" in feedback.text
+
+
 # ---------------------------------------------------------------------------- bad input, overwrite, cancel
 def test_existing_output_is_an_error_and_untouched(geoclip_provider, tmp_path):
     target = tmp_path / "taken.gpkg"

@@ -118,6 +118,26 @@ def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: boo
     return Columns(fid, values, free("lat"), free("lon"), renamed)
 
 
+INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
+
+
+def gpkg_safe_fields(in_fields: QgsFields, columns: Columns) -> QgsFields:
+    """The input's fields, with a non-integer ``fid`` renamed: GeoPackage keeps that name for its key."""
+    fields = QgsFields()
+    taken = {n.lower() for n in [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]}
+    for original in in_fields:
+        out = QgsField(original)
+        if out.name().lower() == "fid" and out.type() not in INTEGER_TYPES:
+            name, i = f"{out.name()}_2", 3
+            while name.lower() in taken:
+                name, i = f"{out.name()}_{i}", i + 1
+            taken.add(name.lower())
+            columns.renamed.append((out.name(), name))
+            out.setName(name)
+        fields.append(out)
+    return fields
+
+
 # ---------------------------------------------------------------------------- writers
 class _Writer:
     """Write batches to a hidden temp file beside ``final``; ``finish()`` lists the renames to make."""
@@ -182,7 +202,7 @@ class VectorWriter(_Writer):
             raise QgsProcessingException(f"Could not create {final.name} ({fmt.label}): {message}")
 
     def write(self, batch: PointBatch, values: np.ndarray) -> None:
-        rows = values.astype(np.float64).tolist()  # float32 -> float64 is exact
+        rows = np.asarray(values).tolist()  # Python floats: float32 -> double is exact
         fids = batch.fids.tolist()
         lats = batch.latlon[:, 0].tolist()
         lons = batch.latlon[:, 1].tolist()
@@ -412,10 +432,11 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "src_fid); Parquet (attributes, src_fid, one float column per value, lat, lon; needs pyarrow). "
             "The file name's extension follows the format.\n\n"
             "Every output has the input's attributes (not for .npz), <b>src_fid</b> (the input's feature id), "
-            "the values and <b>lat</b>/<b>lon</b> (WGS84 degrees of the encoded point); vector formats get "
-            "that point as geometry (EPSG:4326). A new column whose name the input already uses gets a "
-            "suffix (_2) and the log says so. Existing files are never overwritten; the output is written "
-            "to a temporary file and renamed when complete, so cancel or an error leaves no partial file."
+            "the values and <b>lat</b>/<b>lon</b> (WGS84 degrees of the encoded point); GeoPackage and "
+            "Shapefile outputs have that point as geometry (EPSG:4326) and are added to the project. "
+            "A new column whose name the input already uses gets a suffix (_2) and the log says so. Existing "
+            "files are never overwritten; the output is written to a temporary file and renamed when complete, "
+            "so cancel or an error leaves no partial file."
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
@@ -498,6 +519,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
         n_values = self.n_pca or EMBED_DIM
         in_fields = source.fields() if self.fmt.key != "npz" else QgsFields()
         columns = plan_columns(in_fields.names(), n_values, "pc" if self.n_pca else "e", shapefile)
+        if self.fmt.key == "gpkg":
+            in_fields = gpkg_safe_fields(in_fields, columns)
         self._log_plan(columns, in_fields, n_values, total, feedback)
 
         def encode(latlon: np.ndarray) -> np.ndarray:
@@ -542,8 +565,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
             pairs = ", ".join(f"{old} -> {new}" for old, new in columns.renamed[:12])
             more = f" and {len(columns.renamed) - 12} more" if len(columns.renamed) > 12 else ""
             feedback.reportError(
-                f"{len(columns.renamed)} new column name(s) are already fields of the input: the new columns get "
-                f"a suffix and the input's fields stay as they are: {pairs}{more}.", False)
+                f"{len(columns.renamed)} column name(s) clash (with the input's fields, or with GeoPackage's "
+                f"integer key 'fid'), so they get a suffix; no values are lost: {pairs}{more}.", False)
         if self.fmt.key == "shp":
             n_fields = len(in_fields) + n_values + 3
             if n_fields > DBF_FIELD_WARNING:
