@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFolder,
+    QgsProcessingOutputHtml,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -134,7 +135,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("POINTS", "Top-k predictions",
                                                       QgsProcessing.SourceType.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", "Probability rasters"))
-        self.addOutput(QgsProcessingOutputString("REPORT_HTML", "Accuracy report (HTML)"))
+        self.addOutput(QgsProcessingOutputHtml("REPORT_HTML", "Accuracy report (HTML)"))
         self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", "Photos geolocated"))
         self.addOutput(QgsProcessingOutputNumber("N_FAILED", "Photos that failed"))
         self.addOutput(QgsProcessingOutputString("ERRORS", "Per-photo errors"))
