@@ -110,33 +110,27 @@ def _check_projection(config, source: str) -> None:
         )
 
 
-def load_vision(source: str, device: str = "cpu", dtype=None):
-    """(vision tower with projection, image processor); the text tower is never materialised."""
+def _load_tower(source: str, model_cls: str, companion_cls: str, what: str, device: str, dtype):
+    """(tower, its processor or tokenizer) from ``source``, one transformers class each, checked for 768-d."""
     where, local = resolve(source)
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    import transformers
 
     try:
         with _quiet_transformers():
-            model = CLIPVisionModelWithProjection.from_pretrained(where, local_files_only=local)
-            processor = CLIPImageProcessor.from_pretrained(where, local_files_only=local)
+            model = getattr(transformers, model_cls).from_pretrained(where, local_files_only=local)
+            companion = getattr(transformers, companion_cls).from_pretrained(where, local_files_only=local)
     except (OSError, ValueError) as exc:
-        raise BackboneUnavailable(missing_message(source, f"loading failed ({exc})")) from exc
+        raise BackboneUnavailable(missing_message(source, f"{what} failed ({exc})")) from exc
     _check_projection(model.config, source)
-    model = model.to(device=device, dtype=dtype).eval()
-    return model, processor
+    return model.to(device=device, dtype=dtype).eval(), companion
+
+
+def load_vision(source: str, device: str = "cpu", dtype=None):
+    """(vision tower with projection, image processor); the text tower is never materialised."""
+    return _load_tower(source, "CLIPVisionModelWithProjection", "CLIPImageProcessor", "loading", device, dtype)
 
 
 def load_text(source: str, device: str = "cpu", dtype=None):
     """(text tower with projection, tokenizer), loaded only for text queries."""
-    where, local = resolve(source)
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection
-
-    try:
-        with _quiet_transformers():
-            model = CLIPTextModelWithProjection.from_pretrained(where, local_files_only=local)
-            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local)
-    except (OSError, ValueError) as exc:
-        raise BackboneUnavailable(missing_message(source, f"loading the text tower failed ({exc})")) from exc
-    _check_projection(model.config, source)
-    model = model.to(device=device, dtype=dtype).eval()
-    return model, tokenizer
+    return _load_tower(source, "CLIPTextModelWithProjection", "AutoTokenizer", "loading the text tower",
+                       device, dtype)

@@ -70,3 +70,21 @@ def geoclip_provider(qgis_processing):  # noqa: ARG001 - initialises Processing
     registry.addProvider(provider)
     yield provider
     registry.removeProvider(provider)
+
+
+@pytest.fixture()
+def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project):  # noqa: ARG001 - set up QGIS
+    """The plugin as QGIS loads it (initGui registers its provider); unloaded and the project cleared after."""
+    from qgis.core import QgsApplication, QgsProject
+
+    import geoclip_qgis
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("geoclip") is not None:
+        registry.removeProvider(registry.providerById("geoclip"))
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    yield plugin
+    plugin.unload()
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()

@@ -14,24 +14,15 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-import geoclip_qgis
 from tests.official import kauai_png
 from tests.photos import write_gps_photo, write_photos
 from tests.rendering import world_basemap
 
 
 @pytest.fixture()
-def plugin(qgis_iface, qgis_processing, qgis_new_project, tiny_clip, monkeypatch):
+def plugin(loaded_plugin, tiny_clip, monkeypatch):
     monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
-    registry = QgsApplication.processingRegistry()
-    if registry.providerById("geoclip") is not None:
-        registry.removeProvider(registry.providerById("geoclip"))
-    plugin = geoclip_qgis.classFactory(qgis_iface)
-    plugin.initGui()
-    yield plugin
-    plugin.unload()
-    QgsProject.instance().removeAllMapLayers()
-    QgsProject.instance().layerTreeRoot().removeAllChildren()
+    return loaded_plugin
 
 
 def wait_until_idle(controls, timeout: float = 120.0) -> None:

@@ -437,18 +437,8 @@ def test_cancel_after_first_batch_leaves_nothing(geoclip_provider, tmp_path, fmt
 
 # ---------------------------------------------------------------------------- dock tab
 @pytest.fixture()
-def plugin(qgis_iface, qgis_processing, qgis_new_project):
-    import geoclip_qgis
-
-    registry = QgsApplication.processingRegistry()
-    if registry.providerById("geoclip") is not None:
-        registry.removeProvider(registry.providerById("geoclip"))
-    plugin = geoclip_qgis.classFactory(qgis_iface)
-    plugin.initGui()
-    yield plugin
-    plugin.unload()
-    QgsProject.instance().removeAllMapLayers()
-    QgsProject.instance().layerTreeRoot().removeAllChildren()
+def plugin(loaded_plugin):
+    return loaded_plugin
 
 
 def embeddings_tab(plugin):
