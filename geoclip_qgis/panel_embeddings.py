@@ -22,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .processing.gps_embeddings import EMBED_DIM, FORMATS, KNOWN_EXTENSIONS
+from .processing.embedding_writers import EMBED_DIM, FORMATS, KNOWN_EXTENSIONS
 from .task_runner import RunControls
 
 KEY = "geoclip/embeddings/"

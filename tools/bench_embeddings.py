@@ -187,8 +187,8 @@ def _breakdown(out: dict, res: dict, source: Path, model, work: Path) -> None:
     """Per-point cost of the two other stages, measured with the algorithm's own classes."""
     from qgis.core import QgsProcessingContext, QgsVectorLayer
 
+    from geoclip_qgis.processing.embedding_writers import FORMATS, VectorWriter, plan_columns
     from geoclip_qgis.processing.geometry import PointBatch, iter_point_batches
-    from geoclip_qgis.processing.gps_embeddings import FORMATS, VectorWriter, plan_columns
 
     n = BREAKDOWN_POINTS
     layer = QgsVectorLayer(str(source), "points", "ogr")
