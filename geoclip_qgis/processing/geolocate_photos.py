@@ -358,8 +358,8 @@ def _write_points(writer, fields: QgsFields, pred) -> None:
             raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
 
 
-def _accuracy_report(rows: list[dict], folder: Path, feedback) -> str | None:
-    """Write report/accuracy.{csv,html}; returns the HTML file name (None if the module is missing)."""
+def _accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
+    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
     from model_utils.report import write_accuracy_report
 
     paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
