@@ -75,6 +75,13 @@ class EmbeddingsTab(QWidget):
         self.format.setToolTip("GeoPackage: exact values, no field limits. Shapefile: names e000…e511, but some "
                                "DBF readers stop at 255 fields. CSV: lat/lon columns. NumPy .npz / Parquet: an "
                                "id column (src_fid) to join back; .npz has no other attributes.")
+        self.packed = QComboBox()
+        self.packed.addItems(["One number field per value", "One binary field (compact, faster)"])
+        self.packed.setCurrentIndex(1 if s.value(KEY + "packed", False, type=bool) else 0)
+        self.packed.setToolTip("Number fields (e000…e511) work everywhere in QGIS: attribute table, expressions, "
+                               "styling. GeoPackage only: one binary field 'embedding' holding the values as "
+                               "little-endian float32, half the file size and about twice as fast to write; "
+                               "read it with numpy.frombuffer(blob, '<f4').")
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output.setFilePath(s.value(KEY + "output", str(Path.home() / "GeoCLIP" / "gps_embeddings.gpkg"),
@@ -84,6 +91,7 @@ class EmbeddingsTab(QWidget):
         form.addRow("", self.normalize)
         form.addRow("PCA components", self.pca)
         form.addRow("Format", self.format)
+        form.addRow("Embedding fields", self.packed)
         form.addRow("Output file", self.output)
         layout.addWidget(box)
         self.format.currentIndexChanged.connect(self._format_changed)
@@ -100,6 +108,7 @@ class EmbeddingsTab(QWidget):
     def _format_changed(self) -> None:
         """Keep the file name's extension and the save dialog's filter in step with the format."""
         fmt = FORMATS[self.format.currentIndex()]
+        self.packed.setEnabled(fmt.key == "gpkg")
         self.output.setFilter(f"{fmt.label} (*{fmt.extension})")
         path = self.output.filePath().strip()
         if path:
@@ -117,6 +126,7 @@ class EmbeddingsTab(QWidget):
             "NORMALIZE": self.normalize.isChecked(),
             "PCA_COMPONENTS": self.pca.value(),
             "FORMAT": self.format.currentIndex(),
+            "LAYOUT": 1 if self.packed.isEnabled() and self.packed.currentIndex() == 1 else 0,
             "OUTPUT": self.output.filePath().strip(),
         }
 
@@ -126,6 +136,7 @@ class EmbeddingsTab(QWidget):
         s.setValue(KEY + "normalize", self.normalize.isChecked())
         s.setValue(KEY + "pca", self.pca.value())
         s.setValue(KEY + "format", self.format.currentIndex())
+        s.setValue(KEY + "packed", self.packed.currentIndex() == 1)
         s.setValue(KEY + "output", self.output.filePath().strip())
 
     def run(self) -> None:

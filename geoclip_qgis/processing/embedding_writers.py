@@ -73,10 +73,12 @@ class Columns:
     renamed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: bool = False) -> Columns:
+def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: bool = False,
+                 packed_name: str | None = None) -> Columns:
     """``src_fid``, ``<prefix>000``…, ``lat``, ``lon``; a name the input already uses gets ``_2``, ``_3``….
 
-    Names compare case-insensitively and, for Shapefiles, on their first 10 characters (DBF limit),
+    With ``packed_name`` the values share one (binary) column of that name instead. Names compare
+    case-insensitively and, for Shapefiles, on their first 10 characters (DBF limit),
     so the input's field and the new one both survive.
     """
     def key(name: str) -> str:
@@ -95,7 +97,7 @@ def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: boo
         return candidate
 
     fid = free("src_fid")
-    values = [free(f"{prefix}{i:03d}") for i in range(n_values)]
+    values = [free(packed_name)] if packed_name else [free(f"{prefix}{i:03d}") for i in range(n_values)]
     return Columns(fid, values, free("lat"), free("lon"), renamed)
 
 
@@ -156,14 +158,14 @@ class _Writer:
 
 
 class VectorWriter(_Writer):
-    """GeoPackage, Shapefile or CSV through ``QgsVectorFileWriter`` (points in EPSG:4326)."""
+    """Shapefile or CSV through ``QgsVectorFileWriter`` (points in EPSG:4326); GeoPackage: gpkg_writer.py."""
 
     def __init__(self, final: Path, fmt: OutputFormat, in_fields: QgsFields, columns: Columns,
                  context: QgsProcessingContext) -> None:
         super().__init__(final)
         self.fmt = fmt
         shapefile = fmt.key == "shp"
-        width, decimals = (SHP_WIDTH, SHP_DECIMALS) if shapefile else (0, 0)  # GPKG REAL: exact double
+        width, decimals = (SHP_WIDTH, SHP_DECIMALS) if shapefile else (0, 0)  # CSV: shortest exact text
         fields = QgsFields(in_fields)
         fields.append(QgsField(columns.fid, QVariant.LongLong))
         for name in [*columns.values, columns.lat, columns.lon]:

@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
@@ -52,6 +53,7 @@ from .embedding_writers import (
     plan_columns,
 )
 from .geometry import PointBatch, SkipTally, iter_point_batches
+from .gpkg_writer import GpkgWriter
 from .outputs import ensure_writable_folder, refuse_existing, temp_sibling
 
 BATCH_SIZE = 4096
@@ -124,7 +126,10 @@ class GpsEmbeddings(GeoClipAlgorithm):
     NORMALIZE = "NORMALIZE"
     PCA_COMPONENTS = "PCA_COMPONENTS"
     FORMAT = "FORMAT"
+    LAYOUT = "LAYOUT"
     OUTPUT = "OUTPUT"
+    LAYOUTS = ["One number field per value (e000…e511; readable in QGIS)",
+               "One binary field 'embedding' (float32 array; GeoPackage only; half the size, ~2x faster)"]
 
     def name(self) -> str:
         return "gpsembeddings"
@@ -153,7 +158,11 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "some DBF readers fail, so use PCA with at most ~250 components to stay under); CSV with lat/lon "
             "columns; NumPy .npz (arrays src_fid, lat, lon, embeddings, columns; no other attributes: join on "
             "src_fid); Parquet (attributes, src_fid, one float column per value, lat, lon; needs pyarrow). "
-            "The file name's extension follows the format.\n\n"
+            "The file name's extension follows the format.\n"
+            "<b>Embedding fields</b>: one number field per value (default: usable in QGIS's attribute table, "
+            "expressions and styling), or, for GeoPackage, a single binary field <b>embedding</b> (<b>pca</b> "
+            "with PCA) holding the values as little-endian float32: half the file size and about twice as fast "
+            "to write; read it with <code>numpy.frombuffer(blob, '&lt;f4')</code>.\n\n"
             "Every output has the input's attributes (not for .npz), <b>src_fid</b> (the input's feature id), "
             "the values and <b>lat</b>/<b>lon</b> (WGS84 degrees of the encoded point); GeoPackage and "
             "Shapefile outputs have that point as geometry (EPSG:4326) and are added to the project. "
@@ -175,6 +184,10 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.addParameter(pca)
         self.addParameter(QgsProcessingParameterEnum(
             self.FORMAT, "Output format", options=[f.label for f in FORMATS], defaultValue=0))
+        layout = QgsProcessingParameterEnum(self.LAYOUT, "Embedding fields", options=self.LAYOUTS, defaultValue=0)
+        layout.setHelp("Number fields work everywhere in QGIS; the binary field is compact and fast (GeoPackage).")
+        layout.setFlags(layout.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(layout)
         self.add_model_parameters(image_side=False)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Output file", ";;".join(f"{f.label} (*{f.extension})" for f in FORMATS)))
@@ -191,6 +204,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.normalize = self.parameterAsBool(parameters, self.NORMALIZE, context)
         self.n_pca = self.parameterAsInt(parameters, self.PCA_COMPONENTS, context)
         self.fmt = FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)]
+        self.packed = self.parameterAsEnum(parameters, self.LAYOUT, context) == 1
         raw = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not raw:
             raise QgsProcessingException("Choose an output file.")
@@ -233,6 +247,13 @@ class GpsEmbeddings(GeoClipAlgorithm):
                 f"Layer '{name}' has no features to export (with 'Selected features only', select some first).")
         if not source.sourceCrs().isValid():
             feedback.reportError(f"Layer '{name}' has no CRS: its coordinates are taken as WGS84 degrees.", False)
+        if self.packed and self.fmt.key == "npz":
+            self.packed = False  # .npz holds one array already
+            feedback.pushInfo("'Embedding fields': .npz always stores the values as one array; option ignored.")
+        elif self.packed and self.fmt.key != "gpkg":
+            raise QgsProcessingException(
+                f"'Embedding fields' = one binary field needs the GeoPackage format; {self.fmt.label} cannot "
+                "hold it. Choose GeoPackage, or 'one number field per value'.")
         ensure_writable_folder(self.output.parent)
         for path in self._targets():
             refuse_existing(path)
@@ -241,7 +262,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
         shapefile = self.fmt.key == "shp"
         n_values = self.n_pca or EMBED_DIM
         in_fields = source.fields() if self.fmt.key != "npz" else QgsFields()
-        columns = plan_columns(in_fields.names(), n_values, "pc" if self.n_pca else "e", shapefile)
+        packed_name = ("pca" if self.n_pca else "embedding") if self.packed else None
+        columns = plan_columns(in_fields.names(), n_values, "pc" if self.n_pca else "e", shapefile, packed_name)
         if self.fmt.key == "gpkg":
             in_fields = gpkg_safe_fields(in_fields, columns)
         self._log_plan(columns, in_fields, n_values, total, feedback)
@@ -284,6 +306,9 @@ class GpsEmbeddings(GeoClipAlgorithm):
         norm = "L2-normalised" if self.normalize else "raw (not normalised)"
         feedback.pushInfo(f"{total if total >= 0 else 'unknown number of'} feature(s) -> {what}, {norm}, "
                           f"{self.fmt.label}: {self.output}")
+        if self.packed:
+            feedback.pushInfo(f"The values go into one binary field '{columns.values[0]}': {n_values} little-endian "
+                              "float32 per feature; numpy.frombuffer(blob, '<f4') reads them back.")
         if columns.renamed:
             pairs = ", ".join(f"{old} -> {new}" for old, new in columns.renamed[:12])
             more = f" and {len(columns.renamed) - 12} more" if len(columns.renamed) > 12 else ""
@@ -352,6 +377,8 @@ class _Run:
             return NpzWriter(final, self.columns, dtype)
         if alg.fmt.key == "parquet":
             return ParquetWriter(final, self.in_fields, self.columns, dtype)
+        if alg.fmt.key == "gpkg":
+            return GpkgWriter(final, self.in_fields, self.columns, self.context, packed=alg.packed)
         return VectorWriter(final, alg.fmt, self.in_fields, self.columns, self.context)
 
     def _no_points(self) -> QgsProcessingException:
