@@ -203,3 +203,34 @@ def test_dock_offers_the_packed_field_for_geopackage_only(loaded_plugin, tmp_pat
     tab.packed.setCurrentIndex(0)
     tab.remember()
     QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_geopackage_input_keeps_its_feature_ids(geoclip_provider, tmp_path):
+    from osgeo import ogr, osr
+
+    source = tmp_path / "in" / "sparse.gpkg"
+    source.parent.mkdir()
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(source))
+    layer = dataset.CreateLayer("sparse", srs, ogr.wkbPoint)
+    layer.CreateField(ogr.FieldDefn("name", ogr.OFTString))
+    for fid, (lon, lat) in zip((10, 20, 35), ((2.35, 48.85), (-74.0, 40.7), (139.7, 35.7))):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetFID(fid)
+        feature.SetField("name", f"n{fid}")
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({lon} {lat})"))
+        layer.CreateFeature(feature)
+    dataset = None
+    out = run({"INPUT": str(source), "OUTPUT": str(tmp_path / "kept.gpkg")})
+    written = QgsVectorLayer(out["OUTPUT"], "kept", "ogr")
+    assert sorted((f.id(), f["src_fid"], f["name"]) for f in written.getFeatures()) == [
+        (10, 10, "n10"), (20, 20, "n20"), (35, 35, "n35")]
+
+
+def test_duplicate_integer_fid_field_is_a_clear_error(geoclip_provider, tmp_path):
+    layer = memory_layer(fields=[QgsField("fid", QVariant.Int)])
+    add_features(layer, ["POINT(1 2)", "POINT(3 4)"], [[7], [7]])
+    with pytest.raises(QgsProcessingException, match="field 'fid' becomes the GeoPackage feature id"):
+        run({"INPUT": layer, "OUTPUT": str(tmp_path / "dup.gpkg")})
+    assert folder_files(tmp_path) == []

@@ -103,15 +103,17 @@ class GpkgWriter(_Writer):
                 "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (self.table,)).fetchone()[0]
             names = [row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(self.table)})")]
             expected = [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]
-            got = [n for n in names if n not in ("fid", self.geometry_column)]
-            if [n.lower() for n in got] != [n.lower() for n in expected]:
+            # an integer 'fid' of the input (every GeoPackage source has one) becomes the output's key, as in OGR
+            keyed = any(n.lower() == "fid" for n in expected)
+            got = [n for n in names if n != self.geometry_column and (keyed or n.lower() != "fid")]
+            if sorted(n.lower() for n in got) != sorted(n.lower() for n in expected):
                 raise QgsProcessingException(f"GeoPackage table {self.table} came out with unexpected columns: {got}")
         except BaseException:
             self.release()
             raise
-        column_list = ", ".join(_quote(n) for n in [self.geometry_column, *got])
+        column_list = ", ".join(_quote(n) for n in [self.geometry_column, *expected])
         self.sql = (f"INSERT INTO {_quote(self.table)} ({column_list}) "
-                    f"VALUES ({', '.join('?' * (len(got) + 1))})")
+                    f"VALUES ({', '.join('?' * (len(expected) + 1))})")
 
     def _create_empty(self, in_fields: QgsFields, columns: Columns, context: QgsProcessingContext) -> None:
         """OGR writes the GeoPackage scaffolding: tables, SRS, contents, feature-count triggers."""
@@ -160,6 +162,11 @@ class GpkgWriter(_Writer):
             self.db.execute("BEGIN")
             self.db.executemany(self.sql, records)
             self.db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            raise QgsProcessingException(
+                f"Could not write to {self.final.name}: {exc}. The input's integer field 'fid' becomes the "
+                "GeoPackage feature id, which must be unique: rename that field in the input (or export to "
+                "another format).") from exc
         except sqlite3.Error as exc:
             raise QgsProcessingException(f"Could not write to {self.final.name}: {exc}") from exc
         lon_min, lon_max = float(latlon[:, 1].min()), float(latlon[:, 1].max())
