@@ -23,7 +23,7 @@ from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .geo import validate_latlon
 from .images import DEFAULT_MAX_PIXELS
 from .location_encoder import LocationEncoder
-from .predictor import Prediction, as_list, iter_predictions
+from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
 from .weights import MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
 
 Progress = Callable[[float, str], None]
@@ -158,6 +158,46 @@ class GeoCLIP:
                 is_canceled: Callable[[], bool] | None = None) -> list[Prediction]:
         """Paths or PIL images -> one Prediction per image (bad images get ``error`` set)."""
         return list(self.iter_predict(images, top_k, batch_size, max_pixels, progress, is_canceled))
+
+
+    # ------------------------------------------------------------------ text
+    def load_text_tower(self) -> None:
+        """Load the CLIP text tower and tokenizer (raises BackboneUnavailable with a clear message)."""
+        with self._lock:
+            if self._text is None:
+                self._text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype)
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        """Text queries -> unit-length GeoCLIP embeddings (B, 512) fp32.
+
+        GeoCLIP trains only its image head, but CLIP puts captions and photos in one space, so CLIP's
+        text features go through the same 768 -> 512 head (the paper's text-query experiment).
+        Texts longer than CLIP's 77 tokens are truncated.
+        """
+        self.load_text_tower()
+        limit = getattr(self._text.config, "max_position_embeddings", 77)
+        tokens = self._tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
+        feats = self._text(input_ids=tokens["input_ids"].to(self.device),
+                           attention_mask=tokens["attention_mask"].to(self.device)).text_embeds
+        return F.normalize(self.mlp(feats.float()), dim=1)
+
+    def iter_predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
+                          progress: Progress | None = None,
+                          is_canceled: Callable[[], bool] | None = None) -> Iterator[Prediction]:
+        """Stream predictions for text queries ("Pyramids of Giza"), in input order."""
+        items = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+        self.load_text_tower()
+        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled)
+        return iter_text_predictions(items, self.embed_texts, self.gallery.latlon, gallery_emb,
+                                     float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
+                                     progress=progress, is_canceled=is_canceled)
+
+    def predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
+                     progress: Progress | None = None,
+                     is_canceled: Callable[[], bool] | None = None) -> list[Prediction]:
+        """Text queries -> one Prediction each (an empty query gets ``error`` set)."""
+        return list(self.iter_predict_text(texts, top_k, batch_size, progress, is_canceled))
 
 
 _SHARED: dict[tuple, GeoCLIP] = {}

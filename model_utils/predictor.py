@@ -90,30 +90,59 @@ def iter_predictions(
                 index: Prediction(source=name, error=msg) for index, name, msg in bad
             }
             if pixels is not None:
-                with torch.inference_mode():
-                    feats = embed_pixels(pixels)
-                    logits = logit_scale * (feats @ gallery_emb.T)
-                    probs = logits.float().softmax(dim=-1)
-                    top = torch.topk(probs, top_k, dim=1)
-                probs_np = probs.cpu().numpy()
-                idx_np = top.indices.cpu().numpy()
-                val_np = top.values.cpu().numpy()
-                for row, (index, name, gps) in enumerate(good):
-                    idx = idx_np[row]
-                    results[index] = Prediction(
-                        source=name,
-                        lat=gallery_latlon[idx, 0].astype(np.float64),
-                        lon=gallery_latlon[idx, 1].astype(np.float64),
-                        prob=val_np[row],
-                        indices=idx,
-                        gallery_probs=probs_np[row],
-                        gps=gps,
-                    )
+                ranked = rank(embed_pixels(pixels), [name for _, name, _ in good], gallery_latlon, gallery_emb,
+                              logit_scale, top_k, gps=[gps for _, _, gps in good])
+                results.update(zip([index for index, _, _ in good], ranked))
             for index in sorted(results):
                 yield results[index]
             if progress is not None:
                 done = min(start + batch_size, n)
                 progress(done / n, f"Geolocated {done}/{n} photos")
+
+
+def rank(feats: torch.Tensor, sources: Sequence[str], gallery_latlon: np.ndarray, gallery_emb: torch.Tensor,
+         logit_scale: float, top_k: int, gps: Sequence | None = None) -> list[Prediction]:
+    """Unit-length query embeddings (B, 512) -> one Prediction each: softmax over the gallery, top-k."""
+    with torch.inference_mode():
+        probs = (logit_scale * (feats @ gallery_emb.T)).float().softmax(dim=-1)
+        top = torch.topk(probs, top_k, dim=1)
+    probs_np, idx_np, val_np = probs.cpu().numpy(), top.indices.cpu().numpy(), top.values.cpu().numpy()
+    out = []
+    for row, source in enumerate(sources):
+        idx = idx_np[row]
+        out.append(Prediction(source=source, lat=gallery_latlon[idx, 0].astype(np.float64),
+                              lon=gallery_latlon[idx, 1].astype(np.float64), prob=val_np[row], indices=idx,
+                              gallery_probs=probs_np[row], gps=gps[row] if gps is not None else None))
+    return out
+
+
+def iter_text_predictions(
+    texts: Sequence[str],
+    embed_texts: Callable[[list[str]], torch.Tensor],
+    gallery_latlon: np.ndarray,
+    gallery_emb: torch.Tensor,
+    logit_scale: float,
+    top_k: int = 5,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> Iterator[Prediction]:
+    """Yield one Prediction per text query, in input order; an empty query gets ``error`` set."""
+    n = len(texts)
+    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
+    for start in range(0, n, batch_size):
+        if is_canceled is not None and is_canceled():
+            raise Canceled("Canceled by the user between batches")
+        chunk = [str(t) for t in texts[start:start + batch_size]]
+        good = [i for i, text in enumerate(chunk) if text.strip()]
+        ranked = dict(zip(good, rank(embed_texts([chunk[i].strip() for i in good]), [chunk[i] for i in good],
+                                     gallery_latlon, gallery_emb, logit_scale, top_k))) if good else {}
+        for i, text in enumerate(chunk):
+            yield ranked.get(i) or Prediction(source=text, error=f"Query {start + i + 1} is empty: type a place, "
+                                                                 "landmark or scene description.")
+        if progress is not None:
+            done = min(start + batch_size, n)
+            progress(done / n, f"Geolocated {done}/{n} queries")
 
 
 def as_list(images: Iterable | str) -> list:

@@ -67,6 +67,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
     RASTERS = "WRITE_RASTERS"
     BATCH = "BATCH_SIZE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    NOUN = "photo"
+    DEFAULT_BATCH = 8
+    SOURCE_FIELDS = ("photo", "photo_name")
 
     def name(self) -> str:
         return "geolocatephotos"
@@ -108,8 +111,12 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.PATH_FIELD, "Photo path field (empty: guess 'photo', 'path', …)",
             parentLayerParameterName=self.PHOTO_LAYER, optional=True))
+        self.add_output_parameters()
+
+    def add_output_parameters(self) -> None:
+        """Top-k, raster grid, backbone and output folder: shared by every 'geolocate …' algorithm."""
         self.addParameter(QgsProcessingParameterNumber(
-            self.TOP_K, "Top-k predictions per photo", QgsProcessingParameterNumber.Type.Integer,
+            self.TOP_K, f"Top-k predictions per {self.NOUN}", QgsProcessingParameterNumber.Type.Integer,
             defaultValue=5, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterNumber(
             self.CELL_SIZE, "Raster cell size (degrees)", QgsProcessingParameterNumber.Type.Double,
@@ -122,10 +129,10 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.DENSITY, "Write probability density per km² instead of mass per cell", defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.RASTERS, "Write a probability raster per photo", defaultValue=True))
+            self.RASTERS, f"Write a probability raster per {self.NOUN}", defaultValue=True))
         batch = QgsProcessingParameterNumber(
-            self.BATCH, "Photos per batch", QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=8, minValue=1, maxValue=256)
+            self.BATCH, f"{self.NOUN.capitalize()}s per batch", QgsProcessingParameterNumber.Type.Integer,
+            defaultValue=self.DEFAULT_BATCH, minValue=1, maxValue=256)
         batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(batch)
         self.add_model_parameters(image_side=True)
@@ -136,12 +143,27 @@ class GeolocatePhotos(GeoClipAlgorithm):
                                                       QgsProcessing.SourceType.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", "Probability rasters"))
         self.addOutput(QgsProcessingOutputHtml("REPORT_HTML", "Accuracy report (HTML)"))
-        self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", "Photos geolocated"))
-        self.addOutput(QgsProcessingOutputNumber("N_FAILED", "Photos that failed"))
-        self.addOutput(QgsProcessingOutputString("ERRORS", "Per-photo errors"))
+        self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", f"{self.NOUN.capitalize()}s geolocated"))
+        self.addOutput(QgsProcessingOutputNumber("N_FAILED", f"{self.NOUN.capitalize()}s that failed"))
+        self.addOutput(QgsProcessingOutputString("ERRORS", f"Per-{self.NOUN} errors"))
+
+    # ------------------------------------------------------------------ what varies between photos and text
+    def label(self, source: str) -> str:
+        """Short name of one input for logs, layer names and the points' name field."""
+        return Path(source).name
+
+    def stem(self, source: str) -> str:
+        """Raster file name (before making it safe and unique) for one input."""
+        return Path(source).stem
+
+    def load_tower(self, model) -> None:
+        model.load_backbone()
+
+    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled):
+        return model.iter_predict(items, top_k=top_k, batch_size=batch, progress=progress, is_canceled=is_canceled)
 
     # ------------------------------------------------------------------ inputs -> plain data
-    def _photo_paths(self, parameters, context, feedback) -> list[str]:
+    def inputs(self, parameters, context, feedback) -> list[str]:
         paths = [str(p) for p in self.parameterAsFileList(parameters, self.PHOTOS, context) if str(p).strip()]
         folder = self.parameterAsFile(parameters, self.FOLDER, context)
         if folder:
@@ -192,7 +214,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     # ------------------------------------------------------------------ run
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        paths = self._photo_paths(parameters, context, feedback)
+        paths = self.inputs(parameters, context, feedback)
         top_k = self.parameterAsInt(parameters, self.TOP_K, context)
         write_rasters = self.parameterAsBool(parameters, self.RASTERS, context)
         spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE) if write_rasters else None
@@ -200,7 +222,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         density = self.parameterAsBool(parameters, self.DENSITY, context)
         batch = self.parameterAsInt(parameters, self.BATCH, context)
         out_root = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
-        feedback.pushInfo(f"{len(paths)} photo(s) to geolocate; outputs under {out_root}")
+        feedback.pushInfo(f"{len(paths)} {self.NOUN}(s) to geolocate; outputs under {out_root}")
 
         model = self.load_model(parameters, context, feedback)
         from model_utils.errors import Canceled, GeoClipError
@@ -228,18 +250,17 @@ class GeolocatePhotos(GeoClipAlgorithm):
         from model_utils.heatmap import probability_grid
 
         gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
-        model.load_backbone()
+        self.load_tower(model)
         model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled)
         predict_progress, _ = progress_callbacks(feedback, 10, 95)
         gallery = model.gallery.latlon
-        writer, fields, points_path = _points_writer(work / "predictions.gpkg")
+        writer, fields, points_path = _points_writer(work / "predictions.gpkg", self.SOURCE_FIELDS)
         raster_dir = work / "rasters"
         raster_dir.mkdir()
         rasters, errors, truth_rows, n_ok = [], [], [], 0
         used_names: set[str] = set()
         try:
-            for pred in model.iter_predict(paths, top_k=top_k, batch_size=batch, progress=predict_progress,
-                                           is_canceled=is_canceled):
+            for pred in self.predictions(model, paths, top_k, batch, predict_progress, is_canceled):
                 if pred.error:
                     errors.append(pred.error)
                     feedback.reportError(pred.error, False)
@@ -251,26 +272,26 @@ class GeolocatePhotos(GeoClipAlgorithm):
                     truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]),
                                            pred_lon=float(pred.lon[0]), true_lat=pred.gps[0],
                                            true_lon=pred.gps[1], error_km=err_km, prob=float(pred.prob[0])))
-                _write_points(writer, fields, pred)
+                _write_points(writer, fields, pred, self.label(pred.source))
                 if spec is not None:
                     grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, spec,
                                             bandwidth_km=bandwidth, density=density)
-                    stem = _unique_stem(Path(pred.source).stem, used_names)
+                    stem = _unique_stem(self.stem(pred.source), used_names)
                     raster = write_geotiff(
                         grid.values, spec.geotransform, raster_dir / f"{stem}.tif",
                         description="probability per km2" if density else "probability mass per cell",
-                        metadata={"photo": pred.source, "mass_in_extent": f"{grid.mass:.6f}",
+                        metadata={self.NOUN: pred.source, "mass_in_extent": f"{grid.mass:.6f}",
                                   "bandwidth_km": f"{bandwidth:g}", "top1_lat": f"{pred.lat[0]:.6f}",
                                   "top1_lon": f"{pred.lon[0]:.6f}"})
-                    rasters.append((raster.name, Path(pred.source).name, grid.mass))
-                feedback.pushInfo(f"{Path(pred.source).name}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
+                    rasters.append((raster.name, self.label(pred.source), grid.mass))
+                feedback.pushInfo(f"{self.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
                                   f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None
                                                                else ""))
         finally:
             del writer  # closes the GeoPackage
         if n_ok == 0:
             raise QgsProcessingException(
-                f"None of the {len(paths)} photo(s) could be read:\n" + "\n".join(errors[:20]))
+                f"None of the {len(paths)} {self.NOUN}(s) could be geolocated:\n" + "\n".join(errors[:20]))
         report = None
         if truth_rows:
             report = _accuracy_report(truth_rows, work / "report", feedback)
@@ -280,8 +301,8 @@ class GeolocatePhotos(GeoClipAlgorithm):
         points = str(final / result["points"])
         rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
         group = f"GeoCLIP {run_name}"
-        for (_name, photo, _mass), path in zip(result["rasters"], rasters):
-            load_on_completion(context, path, Path(photo).stem, group, "probability", raster=True)
+        for (_name, label, _mass), path in zip(result["rasters"], rasters):
+            load_on_completion(context, path, self.stem(label), group, "probability", raster=True)
         load_on_completion(context, points, "Top-k predictions", group, "points")
         report = str(final / "report" / result["report"]) if result["report"] else ""
         if report:
@@ -322,14 +343,13 @@ def _unique_stem(stem: str, used: set[str]) -> str:
     return name
 
 
-POINT_FIELDS = [("photo", QVariant.String), ("photo_name", QVariant.String), ("rank", QVariant.Int),
-                ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
+POINT_FIELDS = [("rank", QVariant.Int), ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
                 ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
 
 
-def _points_writer(path: Path):
+def _points_writer(path: Path, source_fields: tuple[str, str]):
     fields = QgsFields()
-    for name, kind in POINT_FIELDS:
+    for name, kind in [(source_fields[0], QVariant.String), (source_fields[1], QVariant.String), *POINT_FIELDS]:
         fields.append(QgsField(name, kind))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
@@ -341,7 +361,7 @@ def _points_writer(path: Path):
     return writer, fields, path
 
 
-def _write_points(writer, fields: QgsFields, pred) -> None:
+def _write_points(writer, fields: QgsFields, pred, label: str) -> None:
     """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
     from model_utils.geo import geodesic_km
 
@@ -351,7 +371,7 @@ def _write_points(writer, fields: QgsFields, pred) -> None:
         feature = QgsFeature(fields)
         feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
         feature.setAttributes([
-            pred.source, Path(pred.source).name, rank, float(prob), float(lat), float(lon),
+            pred.source, label, rank, float(prob), float(lat), float(lon),
             truth[0] if truth else None, truth[1] if truth else None, None if err is None else float(err),
         ])
         if not writer.addFeature(feature):

@@ -13,10 +13,11 @@ def algorithm_classes() -> list:
     from .downstream_classifier import DownstreamClassifier
     from .evaluate_geolocation import EvaluateGeolocation
     from .geolocate_photos import GeolocatePhotos
+    from .geolocate_text import GeolocateText
     from .gps_embeddings import GpsEmbeddings
     from .places_like_here import PlacesLikeHere
 
-    return [GeolocatePhotos, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings]
+    return [GeolocatePhotos, GeolocateText, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings]
 
 
 class GeoClipProvider(QgsProcessingProvider):

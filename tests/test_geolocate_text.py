@@ -1,0 +1,142 @@
+"""Text queries: ``GeoCLIP.predict_text`` and ``geoclip:geolocatetext`` with the tiny random CLIP.
+
+The tiny backbone's answers mean nothing geographically; what is checked is the path: the text tower
+loads through the same loader as a user's backbone, its features equal transformers' own CLIPModel
+text features, they go through GeoCLIP's head, and the outputs are the same kind as for photos.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsVectorLayer
+
+from model_utils import GeoCLIP
+from model_utils.errors import BackboneUnavailable, Canceled
+
+QUERIES = ["Pyramids of Giza", "Eiffel Tower at night", "a snowy mountain village"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_clip):
+    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+
+
+@pytest.fixture()
+def clip_env(tiny_clip, monkeypatch):
+    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
+    return tiny_clip
+
+
+def run(params, feedback=None):
+    import processing
+
+    return processing.run("geoclip:geolocatetext", params, feedback=feedback)
+
+
+# ---------------------------------------------------------------------------- model
+def test_text_embeddings_equal_clipmodel_text_features_through_the_head(model, tiny_clip):
+    from transformers import AutoTokenizer, CLIPModel
+
+    clip = CLIPModel.from_pretrained(str(tiny_clip)).eval()
+    tokens = AutoTokenizer.from_pretrained(str(tiny_clip))(QUERIES, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        feats = clip.get_text_features(**tokens)
+        feats = feats if isinstance(feats, torch.Tensor) else feats.pooler_output
+        expected = torch.nn.functional.normalize(model.mlp(feats.float()), dim=1)
+    got = model.embed_texts(QUERIES)
+    assert got.shape == (3, 512)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert model._vision is None  # text needs only the text tower
+
+
+def test_predict_text_ranks_the_whole_gallery(model):
+    preds = model.predict_text(QUERIES + ["   "], top_k=4)
+    assert [p.source for p in preds] == [*QUERIES, "   "]
+    assert preds[3].error and "Query 4 is empty" in preds[3].error
+    gallery = model.gallery.latlon
+    for pred in preds[:3]:
+        assert pred.ok and len(pred.lat) == 4
+        assert abs(float(pred.gallery_probs.sum()) - 1.0) < 1e-4 and len(pred.gallery_probs) == len(gallery)
+        assert np.all(np.diff(pred.prob) <= 0)
+        assert pred.indices[0] == int(np.argmax(pred.gallery_probs))
+        assert (pred.lat[0], pred.lon[0]) == tuple(gallery[pred.indices[0]].astype(np.float64))
+    single = model.predict_text(QUERIES[0], top_k=4)[0]  # one string, not a list of characters
+    assert np.array_equal(single.indices, preds[0].indices)
+
+
+def test_text_progress_and_cancel(model):
+    seen = []
+    model.predict_text(QUERIES * 2, top_k=1, batch_size=4, progress=lambda f, _m: seen.append(f))
+    assert seen == pytest.approx([4 / 6, 1.0])
+    with pytest.raises(Canceled):
+        model.predict_text(QUERIES * 2, top_k=1, batch_size=4, is_canceled=lambda: True)
+
+
+def test_long_queries_are_cut_at_clips_limit(model):
+    long = " ".join(["pyramid"] * 400)
+    pred = model.predict_text([long], top_k=1)[0]
+    assert pred.ok
+
+
+def test_missing_text_tower_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = GeoCLIP.from_pretrained(clip_model="openai/clip-vit-large-patch14", device="cpu")
+    start = time.monotonic()
+    with pytest.raises(BackboneUnavailable) as err:
+        model.predict_text(["Pyramids of Giza"])
+    assert time.monotonic() - start < 10
+    assert "GEOCLIP_CLIP_MODEL" in str(err.value) and "clip-vit-large-patch14" in str(err.value)
+
+
+# ---------------------------------------------------------------------------- algorithm
+def test_geolocate_text_writes_rasters_and_points(geoclip_provider, clip_env, tmp_path):
+    query_file = tmp_path / "queries.txt"
+    query_file.write_text("\ufeffZürich Hauptbahnhof\n\n  St. Peter's   Basilica  \n", encoding="utf-8")
+    out = run({"QUERIES": "\n".join(QUERIES[:2]) + "\n\n", "QUERY_FILE": str(query_file), "TOP_K": 3,
+               "CELL_SIZE": 1.0, "BANDWIDTH_KM": 100, "OUTPUT_FOLDER": str(tmp_path / "out")})
+    assert out["N_PHOTOS"] == 4 and out["N_FAILED"] == 0
+    rasters = out["RASTERS"]
+    assert [r.rsplit("/", 1)[1] for r in rasters] == [
+        "Pyramids_of_Giza.tif", "Eiffel_Tower_at_night.tif", "Zürich_Hauptbahnhof.tif", "St._Peter_s_Basilica.tif"]
+    for path in rasters:
+        ds = gdal.Open(path)
+        assert (ds.RasterXSize, ds.RasterYSize) == (360, 180)
+        assert abs(ds.GetRasterBand(1).ReadAsArray().sum() - 1.0) < 1e-3
+        assert ds.GetMetadataItem("query") in ("Pyramids of Giza", "Eiffel Tower at night", "Zürich Hauptbahnhof",
+                                               "St. Peter's Basilica")
+    points = QgsVectorLayer(out["POINTS"], "p", "ogr")
+    assert points.featureCount() == 12
+    names = points.fields().names()
+    assert {"query", "label", "rank", "prob", "lat", "lon"} <= set(names) and "photo" not in names
+    giza = sorted((f["rank"], f["prob"]) for f in points.getFeatures() if f["query"] == "Pyramids of Giza")
+    assert [r for r, _ in giza] == [1, 2, 3] and giza[0][1] >= giza[1][1]
+    assert out["REPORT_HTML"] == ""
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"QUERIES": "  \n \n"}, "No text queries given"),
+    ({"QUERY_FILE": "/no/such/queries.txt"}, "does not exist"),
+])
+def test_bad_text_input_gets_clear_errors(geoclip_provider, clip_env, tmp_path, params, message):
+    with pytest.raises(QgsProcessingException, match=message):
+        run({**params, "OUTPUT_FOLDER": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_query_file_not_utf8(geoclip_provider, clip_env, tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Zürich\n".encode("latin-1"))
+    with pytest.raises(QgsProcessingException, match="is not UTF-8 text"):
+        run({"QUERY_FILE": str(bad), "OUTPUT_FOLDER": str(tmp_path / "out")})
+
+
+def test_missing_backbone_leaves_no_run_folder(geoclip_provider, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tmp_path / "no-such-backbone"))
+    with pytest.raises(QgsProcessingException, match="does not exist"):
+        run({"QUERIES": "Pyramids of Giza", "OUTPUT_FOLDER": str(tmp_path / "out")})
+    assert not any((tmp_path / "out").iterdir())
