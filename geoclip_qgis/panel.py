@@ -106,6 +106,10 @@ class GeoClipDock(QgsDockWidget):
 
         self.geolocate_tab = GeolocateTab(iface)
         self.tabs.addTab(self.geolocate_tab, "Geolocate photos")
+        from .panel_text import TextTab
+
+        self.text_tab = TextTab(iface)
+        self.tabs.addTab(self.text_tab, "Text query")
         from .panel_embeddings import EmbeddingsTab
 
         self.tabs.addTab(EmbeddingsTab(iface), "GPS embeddings")

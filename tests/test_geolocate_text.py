@@ -140,3 +140,67 @@ def test_missing_backbone_leaves_no_run_folder(geoclip_provider, tmp_path, monke
     with pytest.raises(QgsProcessingException, match="does not exist"):
         run({"QUERIES": "Pyramids of Giza", "OUTPUT_FOLDER": str(tmp_path / "out")})
     assert not any((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------------------- dock
+def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tmp_path, artifacts_dir,
+                                                     render_canvas):
+    from qgis.core import (
+        QgsApplication,
+        QgsExpression,
+        QgsExpressionContext,
+        QgsExpressionContextUtils,
+        QgsLayerTreeGroup,
+        QgsProject,
+        QgsRasterLayer,
+        QgsSettings,
+    )
+
+    from tests.rendering import world_basemap
+
+    tab = loaded_plugin.dock.text_tab
+    tabs = loaded_plugin.dock.tabs
+    assert tabs.tabText(tabs.indexOf(tab)) == "Text query"
+    for widget in (tab.queries, tab.query_file, tab.results.top_k, tab.results.cell, tab.results.output,
+                   tab.controls.run_button):
+        assert widget.toolTip()
+    tab.queries.setPlainText("")
+    tab.run()
+    assert not tab.controls.running and "type at least one query" in tab.controls.log.toPlainText()
+    tab.queries.setPlainText("Pyramids of Giza\nEiffel Tower at night")
+    tab.results.top_k.setValue(3)
+    tab.results.cell.setValue(1.0)
+    tab.results.output.setFilePath(str(tmp_path / "out"))
+    tab.run()
+    assert tab.controls.running
+    deadline = time.monotonic() + 120
+    while tab.controls.running and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    log = tab.controls.log.toPlainText()
+    assert tab.controls.results.get("N_PHOTOS") == 2, log
+    assert QgsSettings().value("geoclip/text/queries") == "Pyramids of Giza\nEiffel Tower at night"
+    root = QgsProject.instance().layerTreeRoot()
+    groups = [c for c in root.children() if isinstance(c, QgsLayerTreeGroup) and c.name().startswith("GeoCLIP ")]
+    layers = [node.layer() for node in groups[-1].findLayers()]
+    rasters = sorted((lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)), key=lambda lyr: lyr.name())
+    points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)][0]
+    assert [r.name() for r in rasters] == ["Eiffel Tower at night", "Pyramids of Giza"]
+    # the points' size expression groups by query when there is no photo field
+    size = points.renderer().symbol().symbolLayer(0).dataDefinedProperties().property(
+        points.renderer().symbol().symbolLayer(0).PropertySize).expressionString()
+    context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(points))
+    sizes = {}
+    for feature in points.getFeatures():
+        context.setFeature(feature)
+        sizes[(feature["query"], feature["rank"])] = QgsExpression(size).evaluate(context)
+    assert sizes[("Pyramids of Giza", 1)] == pytest.approx(7.5)
+    assert all(isinstance(v, float) and 2.5 <= v <= 7.5 for v in sizes.values())
+    png = render_canvas([points, rasters[0], world_basemap()], "text_query_dock_run")
+    assert png.stat().st_size > 10_000
+    tabs.setCurrentIndex(tabs.indexOf(tab))
+    loaded_plugin.dock.resize(460, 720)
+    assert loaded_plugin.dock.grab().save(str(artifacts_dir / "dock_text.png"))
+    for group in groups:
+        root.removeChildNode(group)
+    QgsProject.instance().removeAllMapLayers()
