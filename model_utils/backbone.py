@@ -90,15 +90,19 @@ def resolve(source: str) -> tuple[str, bool]:
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Hide transformers' notices about unused text/vision weights and processor backends."""
+    """Hide transformers' notices about unused text/vision weights and its weight-loading progress bar."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _check_projection(config, source: str) -> None:

@@ -1,10 +1,10 @@
 """``make demo``: the main job, headless, on sample photos -> demo_output/.
 
-Geolocates the example photo shipped in the geoclip wheel (plus PHOTOS=folder) when the CLIP
-backbone is available; always runs the parts that need no backbone (GPS embeddings of a sample
-point layer, a "places like here" raster); renders everything over QGIS's world basemap into
-demo_output/demo_map.png. Exits 0 only if every part that ran succeeded. Never a traceback.
-"""
+Geolocates the example photo shipped in the geoclip wheel (plus PHOTOS=folder) and the text query
+"Pyramids of Giza" when the CLIP backbone is available; always runs the parts that need no backbone
+(GPS embeddings of a sample point layer, a "places like here" raster); renders everything over
+QGIS's world basemap into demo_output/demo_map.png. Exits 0 only if every part that ran succeeded.
+Never a traceback."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def run(args) -> int:
     problem = backbone_problem()
     if problem:
         print()
-        say("Photo geolocation skipped. " + problem)
+        say("Photo geolocation and text queries skipped. " + problem)
         print()
     else:
         photos = [str(wheel_package_dir() / "images" / "Kauai.png")]
@@ -153,6 +153,17 @@ def run(args) -> int:
         except QgsProcessingException as exc:
             say(f"Photo geolocation failed: {exc}")
             results["geolocate photos"] = False
+        try:
+            out = processing.run("geoclip:geolocatetext", {"QUERIES": "Pyramids of Giza", "TOP_K": 5,
+                                                           "CELL_SIZE": 0.25, "OUTPUT_FOLDER": str(run_dir)})
+            say(f"Text query 'Pyramids of Giza' -> top-1 in {out['POINTS']}")
+            raster = QgsRasterLayer(out["RASTERS"][0], "Pyramids of Giza")
+            style_probability_raster(raster)
+            map_layers.append(raster)
+            results["text query"] = True
+        except QgsProcessingException as exc:
+            say(f"Text query failed: {exc}")
+            results["text query"] = False
 
     places = sample_layer(run_dir)
     if registry.algorithmById("geoclip:gpsembeddings") is not None:
