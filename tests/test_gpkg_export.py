@@ -124,6 +124,24 @@ def test_output_is_a_complete_geopackage(geoclip_provider, tmp_path):
     dataset = ogr.Open(out)
     assert dataset.GetLayer(0).GetFeatureCount() == 500 and dataset.GetLayer(0).GetSpatialRef().GetAuthorityCode(
         None) == "4326"
+    dataset = None
+    # OGR's triggers are back: an edit in QGIS keeps the R-tree and the feature count current
+    with sqlite3.connect(out) as db:
+        triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                                             "tbl_name = 'full'")}
+    db.close()
+    assert {"rtree_full_geom_insert", "rtree_full_geom_delete", "trigger_insert_feature_count_full"} <= triggers
+    from qgis.core import QgsFeature, QgsPointXY
+
+    added = QgsFeature(layer.fields())
+    added.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(-150.5, 60.25)))
+    assert layer.dataProvider().addFeatures([added])[0]
+    del layer
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT feature_count FROM gpkg_ogr_contents").fetchone()[0] == 501
+        assert db.execute("SELECT count(*) FROM rtree_full_geom WHERE minx < -150 AND maxx > -151").fetchone()[0] \
+            == 1 + sum(1 for lat, lon in latlon if -151 < lon < -150)
+    db.close()
 
 
 def test_packed_field_holds_the_float32_values_exactly(geoclip_provider, model, tmp_path):

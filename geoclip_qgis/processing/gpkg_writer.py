@@ -2,13 +2,14 @@
 
 Why not ``QgsVectorFileWriter`` for the rows: with 512 values per feature, building 515 QVariant
 attributes and OGR's per-field insert cost ~115 µs per point on one core here, as much again as
-the encoder. So OGR only creates the empty table (schema, SRS, contents, feature-count triggers),
-the rows go in with one ``executemany`` per batch (geometry blobs built with numpy), and OGR adds
-the spatial index at the end. The file is an ordinary GeoPackage that QGIS and GDAL read as usual.
+the encoder. So OGR only creates the empty table (schema, SRS, contents, R-tree and the triggers
+that keep them current); the rows and their R-tree entries go in with one ``executemany`` per batch
+(geometry blobs built with numpy), with OGR's triggers set aside meanwhile (they call SpatiaLite
+functions plain SQLite lacks) and restored, verbatim, at the end. The file is an ordinary
+GeoPackage that QGIS and GDAL read and edit as usual.
 
 Two layouts: one REAL column per value (``e000``…, readable in QGIS's attribute table), or one
-BLOB column holding the values as little-endian float32 (half the file, about twice as fast).
-"""
+BLOB column holding the values as little-endian float32 (half the file, about twice as fast)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,13 @@ def _datetime_text(value: QDateTime) -> str | None:
     return text + "Z" if value.timeSpec() == Qt.UTC else text
 
 
+_PLAIN = (int, float, str, bytes)
+
+
 def sqlite_value(value):
     """A QGIS attribute value as GDAL stores it in a GeoPackage (dates as ISO text, lists as JSON)."""
+    if type(value) in _PLAIN:  # the common case first: this runs for every attribute of every feature
+        return value
     if _is_null(value):
         return None
     if isinstance(value, (bool, int, float, str, bytes)):
@@ -94,29 +100,33 @@ class GpkgWriter(_Writer):
         self.table = final.stem
         self.db: sqlite3.Connection | None = None
         self.count = 0
+        self.next_fid = 1
+        self.triggers: list[str] = []
         self.bounds = [math.inf, math.inf, -math.inf, -math.inf]  # min x, min y, max x, max y
+        names = [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]
+        # an integer 'fid' of the input (every GeoPackage source has one) becomes the output's key, as in OGR
+        self.key_index = next((i for i, n in enumerate(in_fields.names()) if n.lower() == "fid"), None)
         self._create_empty(in_fields, columns, context)
         self.db = sqlite3.connect(str(self.tmp), isolation_level=None)
         try:
             self._tune()
             self.geometry_column = self.db.execute(
                 "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (self.table,)).fetchone()[0]
-            names = [row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(self.table)})")]
-            expected = [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]
-            # an integer 'fid' of the input (every GeoPackage source has one) becomes the output's key, as in OGR
-            keyed = any(n.lower() == "fid" for n in expected)
-            got = [n for n in names if n != self.geometry_column and (keyed or n.lower() != "fid")]
-            if sorted(n.lower() for n in got) != sorted(n.lower() for n in expected):
-                raise QgsProcessingException(f"GeoPackage table {self.table} came out with unexpected columns: {got}")
+            self._check_columns(names)
+            self.rtree = f"rtree_{self.table}_{self.geometry_column}"
+            self._set_triggers_aside()
         except BaseException:
             self.release()
             raise
-        column_list = ", ".join(_quote(n) for n in [self.geometry_column, *expected])
+        if self.key_index is None:
+            names = ["fid", *names]
+        column_list = ", ".join(_quote(n) for n in [self.geometry_column, *names])
         self.sql = (f"INSERT INTO {_quote(self.table)} ({column_list}) "
-                    f"VALUES ({', '.join('?' * (len(expected) + 1))})")
+                    f"VALUES ({', '.join('?' * (len(names) + 1))})")
+        self.rtree_sql = f"INSERT INTO {_quote(self.rtree)} VALUES (?, ?, ?, ?, ?)"
 
     def _create_empty(self, in_fields: QgsFields, columns: Columns, context: QgsProcessingContext) -> None:
-        """OGR writes the GeoPackage scaffolding: tables, SRS, contents, feature-count triggers."""
+        """OGR writes the GeoPackage scaffolding: tables, SRS, contents, R-tree, triggers."""
         fields = QgsFields(in_fields)
         fields.append(QgsField(columns.fid, QVariant.LongLong))
         if self.packed:
@@ -130,7 +140,6 @@ class GpkgWriter(_Writer):
         options.driverName = "GPKG"
         options.fileEncoding = "UTF-8"
         options.layerName = self.table
-        options.layerOptions = ["SPATIAL_INDEX=NO"]  # built once at the end: per-row R-tree triggers are slow
         writer = QgsVectorFileWriter.create(str(self.tmp), fields, QgsWkbTypes.Point, WGS84,
                                             context.transformContext(), options)
         error = writer.errorMessage() if writer.hasError() else ""
@@ -145,10 +154,28 @@ class GpkgWriter(_Writer):
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
 
+    def _check_columns(self, expected: list[str]) -> None:
+        names = [row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(self.table)})")]
+        got = [n for n in names if n != self.geometry_column and (self.key_index is not None or n.lower() != "fid")]
+        if sorted(n.lower() for n in got) != sorted(n.lower() for n in expected):
+            raise QgsProcessingException(f"GeoPackage table {self.table} came out with unexpected columns: {got}")
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                               (f"rtree_{self.table}_{self.geometry_column}",)).fetchone():
+            raise QgsProcessingException(f"OGR made {self.final.name} without its spatial index table.")
+
+    def _set_triggers_aside(self) -> None:
+        """Drop the table's triggers (R-tree, feature count) for the bulk insert; ``close`` restores them."""
+        rows = self.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+                               (self.table,)).fetchall()
+        self.triggers = [sql for _, sql in rows]
+        for name, _ in rows:
+            self.db.execute(f"DROP TRIGGER {_quote(name)}")
+
     def write(self, batch: PointBatch, values: np.ndarray) -> None:
         latlon = batch.latlon
+        n = len(batch.fids)
         geoms = point_blobs(latlon)
-        fids = batch.fids.tolist()
+        src = batch.fids.tolist()
         lats, lons = latlon[:, 0].tolist(), latlon[:, 1].tolist()
         if self.packed:
             packed = np.ascontiguousarray(values, dtype=PACKED_DTYPE)
@@ -156,50 +183,62 @@ class GpkgWriter(_Writer):
         else:
             rows = np.asarray(values).tolist()  # Python floats: float32 -> double is exact
         attributes = ([[sqlite_value(v) for v in row] for row in batch.attributes] if self.n_attributes
-                      else [()] * len(fids))
-        records = ((geoms[k], *attributes[k], fids[k], *rows[k], lats[k], lons[k]) for k in range(len(fids)))
+                      else [[] for _ in range(n)])
+        keys = self._keys(attributes, n)
+        if self.key_index is None:
+            records = ((geoms[k], keys[k], *attributes[k], src[k], *rows[k], lats[k], lons[k]) for k in range(n))
+        else:
+            records = ((geoms[k], *attributes[k], src[k], *rows[k], lats[k], lons[k]) for k in range(n))
         try:
             self.db.execute("BEGIN")
             self.db.executemany(self.sql, records)
+            self.db.executemany(self.rtree_sql, zip(keys, lons, lons, lats, lats))
             self.db.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise QgsProcessingException(f"Could not write to {self.final.name}: {exc}") from exc
             raise QgsProcessingException(
                 f"Could not write to {self.final.name}: {exc}. The input's integer field 'fid' becomes the "
                 "GeoPackage feature id, which must be unique: rename that field in the input (or export to "
                 "another format).") from exc
         except sqlite3.Error as exc:
             raise QgsProcessingException(f"Could not write to {self.final.name}: {exc}") from exc
-        lon_min, lon_max = float(latlon[:, 1].min()), float(latlon[:, 1].max())
-        lat_min, lat_max = float(latlon[:, 0].min()), float(latlon[:, 0].max())
-        self.count += len(fids)
+        self.count += n
         b = self.bounds
-        self.bounds = [min(b[0], lon_min), min(b[1], lat_min), max(b[2], lon_max), max(b[3], lat_max)]
+        self.bounds = [min(b[0], float(latlon[:, 1].min())), min(b[1], float(latlon[:, 0].min())),
+                       max(b[2], float(latlon[:, 1].max())), max(b[3], float(latlon[:, 0].max()))]
+
+    def _keys(self, attributes: list[list], n: int) -> list[int]:
+        """Feature ids of the batch: the input's 'fid' values (a NULL gets the next free id), else 1, 2, 3…"""
+        if self.key_index is None:
+            keys = list(range(self.next_fid, self.next_fid + n))
+            self.next_fid += n
+            return keys
+        keys = []
+        for row in attributes:
+            key = row[self.key_index]
+            if key is None:
+                key = row[self.key_index] = self.next_fid
+            self.next_fid = max(self.next_fid, int(key) + 1)
+            keys.append(key)
+        return keys
 
     def close(self) -> None:
-        """Record the extent, then let OGR build the R-tree spatial index."""
+        """Record extent and feature count, restore OGR's triggers, close."""
         if self.db is None:
             return
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         extent = self.bounds if math.isfinite(self.bounds[0]) else [None] * 4
+        self.db.execute("BEGIN")
         self.db.execute("UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ?, last_change = ? "
                         "WHERE table_name = ?", (*extent, stamp, self.table))
+        self.db.execute("UPDATE gpkg_ogr_contents SET feature_count = ? WHERE lower(table_name) = lower(?)",
+                        (self.count, self.table))
+        for sql in self.triggers:
+            self.db.execute(sql)
+        self.db.execute("COMMIT")
         self.db.close()
         self.db = None
-        from osgeo import gdal, ogr
-
-        gdal.ErrorReset()
-        dataset = ogr.Open(str(self.tmp), 1)
-        if dataset is not None:
-            dataset.ExecuteSQL(f"SELECT CreateSpatialIndex('{_sql_text(self.table)}', "
-                               f"'{_sql_text(self.geometry_column)}')")
-            dataset = None  # closes it
-        if dataset is None and gdal.GetLastErrorType() >= gdal.CE_Failure:
-            raise QgsProcessingException(
-                f"Could not build the spatial index of {self.final.name}: {gdal.GetLastErrorMsg()}")
-        with sqlite3.connect(str(self.tmp)) as db:  # OGR leaves the count unknown (NULL) after its own edit
-            db.execute("UPDATE gpkg_ogr_contents SET feature_count = ? WHERE lower(table_name) = lower(?)",
-                       (self.count, self.table))
-        db.close()
 
     def release(self) -> None:
         if self.db is not None:
@@ -210,6 +249,3 @@ class GpkgWriter(_Writer):
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
