@@ -41,6 +41,11 @@ class ResultsOptions(QGroupBox):
             self.extent.setMapCanvas(iface.mapCanvas())
         self.density = QCheckBox("Density per km² instead of mass per cell")
         self.density.setToolTip("Mass per cell sums to 1 over the world; density divides by cell area")
+        self.regional = QCheckBox("Regional gallery: zoom to city scale inside the extent")
+        self.regional.setChecked(s.value(key + "regional", False, type=bool))
+        self.regional.setToolTip("Rank against a dense grid of points over the extent (every 'cell size' degrees) "
+                                 "instead of GeoCLIP's 100K worldwide gallery: zoom the map to a city, set the "
+                                 "extent to the map canvas and run again. Needs an extent.")
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output.setFilePath(s.value(key + "output", str(Path.home() / "GeoCLIP"), type=str))
@@ -50,6 +55,7 @@ class ResultsOptions(QGroupBox):
         form.addRow("Bandwidth", self.bandwidth)
         form.addRow("Extent", self.extent)
         form.addRow("", self.density)
+        form.addRow("", self.regional)
         form.addRow("Output folder", self.output)
 
     def parameters(self) -> dict:
@@ -58,6 +64,7 @@ class ResultsOptions(QGroupBox):
             "CELL_SIZE": self.cell.value(),
             "BANDWIDTH_KM": self.bandwidth.value(),
             "DENSITY": self.density.isChecked(),
+            "GALLERY": 1 if self.regional.isChecked() else 0,
             "OUTPUT_FOLDER": self.output.filePath(),
         }
         if not self.extent.isValid() or self.extent.outputExtent().isNull():
@@ -74,4 +81,5 @@ class ResultsOptions(QGroupBox):
         s.setValue(self.key + "top_k", self.top_k.value())
         s.setValue(self.key + "cell", self.cell.value())
         s.setValue(self.key + "bandwidth", self.bandwidth.value())
+        s.setValue(self.key + "regional", self.regional.isChecked())
         s.setValue(self.key + "output", self.output.filePath())

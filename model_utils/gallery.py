@@ -21,6 +21,7 @@ from .errors import Canceled, GeoClipError
 from .geo import validate_latlon
 
 CACHE_FORMAT = "geoclip-gallery-v1"
+MAX_GRID_POINTS = 1_000_000  # ~3 min to encode on 2 cores here; cached on disk after the first run
 Progress = Callable[[float, str], None]
 
 
@@ -73,12 +74,20 @@ class Gallery:
     @classmethod
     def grid(cls, cell_deg: float, extent: tuple[float, float, float, float] = (-180, -90, 180, 90),
              name: str | None = None) -> Gallery:
-        """Cell centres of a regular lat/lon grid over (xmin, ymin, xmax, ymax)."""
+        """Cell centres of a regular lat/lon grid over (xmin, ymin, xmax, ymax).
+
+        Also the regional gallery for city-scale zoom: GeoCLIP's 100K gallery has about one point per
+        2,000 km² of land, so ranking against a fine grid over a region answers at the grid's spacing.
+        """
         xmin, ymin, xmax, ymax = extent
         if cell_deg <= 0 or xmax <= xmin or ymax <= ymin:
             raise GeoClipError(f"grid gallery needs a positive cell size and extent, got {cell_deg}, {extent}")
         lons = np.arange(xmin + cell_deg / 2, xmax, cell_deg)
         lats = np.arange(ymin + cell_deg / 2, ymax, cell_deg)
+        if len(lons) * len(lats) > MAX_GRID_POINTS:
+            raise GeoClipError(
+                f"A grid gallery of {len(lats)} x {len(lons)} = {len(lats) * len(lons):,} points is more than "
+                f"{MAX_GRID_POINTS:,}: use a coarser spacing or a smaller extent.")
         lon_g, lat_g = np.meshgrid(lons, lats)
         return cls(np.column_stack([lat_g.ravel(), lon_g.ravel()]), name or f"grid-{cell_deg:g}deg")
 

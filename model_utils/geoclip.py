@@ -58,6 +58,7 @@ class GeoCLIP:
         self._tokenizer = None
         self._gallery: Gallery | None = None
         self._gallery_emb: torch.Tensor | None = None
+        self._other_emb: tuple[str, torch.Tensor] | None = None
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ construction
@@ -106,10 +107,19 @@ class GeoCLIP:
         with self._lock:
             self._gallery, self._gallery_emb = gallery, None
 
-    def gallery_embeddings(self, progress: Progress | None = None,
-                           is_canceled: Callable[[], bool] | None = None) -> torch.Tensor:
-        """Unit-length gallery embeddings on the model's device, from the disk cache when possible."""
+    def gallery_embeddings(self, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                           gallery: Gallery | None = None) -> torch.Tensor:
+        """Unit-length embeddings of ``gallery`` (default: the model's) on the model's device.
+
+        From the disk cache when possible; the default gallery and the last other one (e.g. a
+        regional grid) also stay in memory, so a run that warms them up pays once.
+        """
         with self._lock:
+            if gallery is not None and gallery != self._gallery:
+                if self._other_emb is None or self._other_emb[0] != gallery.digest:
+                    emb = self.embed_gallery(gallery, progress=progress, is_canceled=is_canceled)
+                    self._other_emb = (gallery.digest, torch.from_numpy(np.ascontiguousarray(emb)).to(self.device))
+                return self._other_emb[1]
             if self._gallery_emb is None:
                 emb = self.embed_gallery(self.gallery, progress=progress, is_canceled=is_canceled)
                 self._gallery_emb = torch.from_numpy(np.ascontiguousarray(emb)).to(self.device)
@@ -144,20 +154,22 @@ class GeoCLIP:
 
     def iter_predict(self, images: Iterable, top_k: int = 5, batch_size: int = 8,
                      max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
-                     is_canceled: Callable[[], bool] | None = None) -> Iterator[Prediction]:
-        """Stream predictions batch by batch (results come in input order)."""
+                     is_canceled: Callable[[], bool] | None = None,
+                     gallery: Gallery | None = None) -> Iterator[Prediction]:
+        """Stream predictions batch by batch (results come in input order), against ``gallery`` if given."""
         items = as_list(images)
         self.load_backbone()
-        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled)
-        return iter_predictions(items, self.embed_pixels, self._processor, self.gallery.latlon, gallery_emb,
+        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled, gallery=gallery)
+        latlon = (gallery or self.gallery).latlon
+        return iter_predictions(items, self.embed_pixels, self._processor, latlon, gallery_emb,
                                 float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
                                 max_pixels=max_pixels, progress=progress, is_canceled=is_canceled)
 
     def predict(self, images, top_k: int = 5, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: Progress | None = None,
-                is_canceled: Callable[[], bool] | None = None) -> list[Prediction]:
+                progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                gallery: Gallery | None = None) -> list[Prediction]:
         """Paths or PIL images -> one Prediction per image (bad images get ``error`` set)."""
-        return list(self.iter_predict(images, top_k, batch_size, max_pixels, progress, is_canceled))
+        return list(self.iter_predict(images, top_k, batch_size, max_pixels, progress, is_canceled, gallery))
 
 
     # ------------------------------------------------------------------ text
@@ -183,21 +195,21 @@ class GeoCLIP:
         return F.normalize(self.mlp(feats.float()), dim=1)
 
     def iter_predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
-                          progress: Progress | None = None,
-                          is_canceled: Callable[[], bool] | None = None) -> Iterator[Prediction]:
+                          progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                          gallery: Gallery | None = None) -> Iterator[Prediction]:
         """Stream predictions for text queries ("Pyramids of Giza"), in input order."""
         items = [texts] if isinstance(texts, str) else [str(t) for t in texts]
         self.load_text_tower()
-        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled)
-        return iter_text_predictions(items, self.embed_texts, self.gallery.latlon, gallery_emb,
+        gallery_emb = self.gallery_embeddings(is_canceled=is_canceled, gallery=gallery)
+        return iter_text_predictions(items, self.embed_texts, (gallery or self.gallery).latlon, gallery_emb,
                                      float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
                                      progress=progress, is_canceled=is_canceled)
 
     def predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
-                     progress: Progress | None = None,
-                     is_canceled: Callable[[], bool] | None = None) -> list[Prediction]:
+                     progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                     gallery: Gallery | None = None) -> list[Prediction]:
         """Text queries -> one Prediction each (an empty query gets ``error`` set)."""
-        return list(self.iter_predict_text(texts, top_k, batch_size, progress, is_canceled))
+        return list(self.iter_predict_text(texts, top_k, batch_size, progress, is_canceled, gallery))
 
 
 _SHARED: dict[tuple, GeoCLIP] = {}

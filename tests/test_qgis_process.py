@@ -40,7 +40,7 @@ def qgis_process(tmp_path_factory, tiny_clip, geoclip_cache_dir):
 
 def test_algorithms_are_listed(qgis_process):
     listing = qgis_process("list").stdout
-    for alg in ("geolocatephotos", "gpsembeddings", "evaluategeolocation", "downstreamclassifier",
+    for alg in ("geolocatephotos", "geolocatetext", "gpsembeddings", "evaluategeolocation", "downstreamclassifier",
                 "placeslikehere"):
         assert f"geoclip:{alg}" in listing
 

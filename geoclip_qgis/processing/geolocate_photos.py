@@ -31,6 +31,7 @@ from qgis.core import (
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -67,6 +68,10 @@ class GeolocatePhotos(GeoClipAlgorithm):
     RASTERS = "WRITE_RASTERS"
     BATCH = "BATCH_SIZE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    GALLERY = "GALLERY"
+    GALLERY_SPACING = "GALLERY_SPACING"
+    GALLERIES = ["GeoCLIP's 100K worldwide gallery",
+                 "Regional: a dense grid over the raster extent (city-scale zoom)"]
     NOUN = "photo"
     DEFAULT_BATCH = 8
     SOURCE_FIELDS = ("photo", "photo_name")
@@ -92,6 +97,12 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "• predictions.gpkg: the top-k guesses of every photo (photo, photo_name, rank, prob, lat, "
             "lon, and true_lat, true_lon, error_km when the photo has EXIF GPS).\n"
             "• report/accuracy.html and .csv when photos carry EXIF GPS: share within 1/25/200/750/2500 km.\n\n"
+            "City-scale zoom: with 'GPS gallery' = Regional, the photo is ranked against a dense grid of points "
+            "over the raster extent (spacing: 'Regional gallery spacing', default the cell size) instead of the "
+            "100K worldwide gallery, so the answer and the raster resolve streets and districts rather than "
+            "~45 km gallery spacing. Probabilities are then conditional on the photo being inside the extent: "
+            "run worldwide first, zoom the map to the likely city, and run again with the canvas extent. Grid "
+            "embeddings are cached on disk, so a second run over the same area starts at once.\n\n"
             "The CLIP ViT-L/14 backbone is needed (downloaded once, or a local folder: Advanced parameters "
             "or the GeoCLIP panel's Setup tab)."
         )
@@ -126,6 +137,13 @@ class GeolocatePhotos(GeoClipAlgorithm):
             QgsProcessingParameterNumber.Type.Double, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
         self.addParameter(QgsProcessingParameterExtent(
             self.EXTENT, "Raster extent (empty: the whole world; any CRS)", optional=True))
+        gallery = QgsProcessingParameterEnum(self.GALLERY, "GPS gallery", options=self.GALLERIES, defaultValue=0)
+        gallery.setHelp("Regional: rank against a grid of points over the raster extent (zoom the map to a city "
+                        "and use the canvas extent); answers and rasters get the grid's resolution.")
+        self.addParameter(gallery)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.GALLERY_SPACING, "Regional gallery spacing (degrees; 0 = the raster cell size)",
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0, maxValue=10.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.DENSITY, "Write probability density per km² instead of mass per cell", defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -159,8 +177,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
     def load_tower(self, model) -> None:
         model.load_backbone()
 
-    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled):
-        return model.iter_predict(items, top_k=top_k, batch_size=batch, progress=progress, is_canceled=is_canceled)
+    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled, gallery):
+        return model.iter_predict(items, top_k=top_k, batch_size=batch, progress=progress, is_canceled=is_canceled,
+                                  gallery=gallery)
 
     # ------------------------------------------------------------------ inputs -> plain data
     def inputs(self, parameters, context, feedback) -> list[str]:
@@ -224,6 +243,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         out_root = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         feedback.pushInfo(f"{len(paths)} {self.NOUN}(s) to geolocate; outputs under {out_root}")
 
+        regional = self._regional_gallery(parameters, context, feedback)
         model = self.load_model(parameters, context, feedback)
         from model_utils.errors import Canceled, GeoClipError
 
@@ -231,7 +251,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         work = out_root / f".{run_name}.part"
         work.mkdir(parents=True)
         try:
-            result = self._run(model, paths, top_k, spec, bandwidth, density, batch, work, feedback)
+            result = self._run(model, paths, top_k, spec, bandwidth, density, batch, work, feedback, regional)
             final = out_root / run_name
             os.replace(work, final)
         except Canceled as exc:
@@ -245,22 +265,58 @@ class GeolocatePhotos(GeoClipAlgorithm):
             raise
         return self._outputs(result, final, run_name, context, feedback)
 
-    def _run(self, model, paths, top_k, spec, bandwidth, density, batch, work: Path, feedback) -> dict:
+    def _regional_gallery(self, parameters, context, feedback):
+        """The dense grid gallery over the raster extent, or None for GeoCLIP's worldwide gallery."""
+        if self.parameterAsEnum(parameters, self.GALLERY, context) != 1:
+            return None
+        if parameters.get(self.EXTENT) in (None, ""):
+            raise QgsProcessingException(
+                "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
+                "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
+        spacing = self.parameterAsDouble(parameters, self.GALLERY_SPACING, context) or \
+            self.parameterAsDouble(parameters, self.CELL_SIZE, context)
+        spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE)  # the raster's snapped extent
+        from model_utils.errors import GeoClipError
+        from model_utils.gallery import Gallery
+        from model_utils.geo import geodesic_km
+
+        try:
+            gallery = Gallery.grid(spacing, (spec.xmin, spec.ymin, spec.xmax, spec.ymax),
+                                   name=f"regional-{spacing:g}deg")
+        except GeoClipError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        feedback.pushInfo(
+            f"Regional gallery: {len(gallery):,} points every {spacing:g}° over {spec.xmin:g}, {spec.ymin:g} – "
+            f"{spec.xmax:g}, {spec.ymax:g}. Probabilities are conditional on the place being inside this extent.")
+        mid = (spec.ymin + spec.ymax) / 2
+        width_km = min(float(geodesic_km(spec.ymin, spec.xmin, spec.ymax, spec.xmin)),
+                       float(geodesic_km(mid, spec.xmin, mid, spec.xmax)))
+        bandwidth = self.parameterAsDouble(parameters, self.BANDWIDTH, context)
+        if bandwidth > width_km / 4:
+            feedback.reportError(
+                f"Kernel bandwidth {bandwidth:g} km is wide for an extent about {width_km:.0f} km across: much of "
+                f"the probability spreads outside the raster. For city scale use a bandwidth near the gallery "
+                f"spacing (about {float(geodesic_km(mid, spec.xmin, mid, spec.xmin + spacing)):.1f} km here), "
+                "or 0.", False)
+        return gallery
+
+    def _run(self, model, paths, top_k, spec, bandwidth, density, batch, work: Path, feedback,
+             regional=None) -> dict:
         from model_utils.geo import geodesic_km
         from model_utils.heatmap import probability_grid
 
         gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
         self.load_tower(model)
-        model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled)
+        model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=regional)
         predict_progress, _ = progress_callbacks(feedback, 10, 95)
-        gallery = model.gallery.latlon
+        gallery = (regional or model.gallery).latlon
         writer, fields, points_path = _points_writer(work / "predictions.gpkg", self.SOURCE_FIELDS)
         raster_dir = work / "rasters"
         raster_dir.mkdir()
         rasters, errors, truth_rows, n_ok = [], [], [], 0
         used_names: set[str] = set()
         try:
-            for pred in self.predictions(model, paths, top_k, batch, predict_progress, is_canceled):
+            for pred in self.predictions(model, paths, top_k, batch, predict_progress, is_canceled, regional):
                 if pred.error:
                     errors.append(pred.error)
                     feedback.reportError(pred.error, False)

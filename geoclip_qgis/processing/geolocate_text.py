@@ -47,7 +47,9 @@ class GeolocateText(GeolocatePhotos):
             "ignored. CLIP reads at most 77 tokens (about 50 words); longer queries are cut there.\n\n"
             "Outputs, in a new subfolder of the output folder (never overwriting earlier runs): one probability "
             "raster per query (GeoTIFF, EPSG:4326; see 'Geolocate photos' for the kernel and density options) "
-            "and predictions.gpkg with the top-k guesses of every query (query, label, rank, prob, lat, lon).\n\n"
+            "and predictions.gpkg with the top-k guesses of every query (query, label, rank, prob, lat, lon). "
+            "'GPS gallery' = Regional ranks against a dense grid over the raster extent for city-scale zoom "
+            "(see 'Geolocate photos').\n\n"
             "Needs the CLIP ViT-L/14 text tower (the same backbone as for photos: downloaded once, or a local "
             "folder in Advanced parameters or the GeoCLIP panel's Setup tab)."
         )
@@ -74,9 +76,9 @@ class GeolocateText(GeolocatePhotos):
     def load_tower(self, model) -> None:
         model.load_text_tower()
 
-    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled):
+    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled, gallery):
         return model.iter_predict_text(items, top_k=top_k, batch_size=batch, progress=progress,
-                                       is_canceled=is_canceled)
+                                       is_canceled=is_canceled, gallery=gallery)
 
     def inputs(self, parameters, context, feedback) -> list[str]:
         lines = (self.parameterAsString(parameters, self.QUERIES, context) or "").splitlines()

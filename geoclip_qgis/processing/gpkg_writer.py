@@ -103,7 +103,7 @@ class GpkgWriter(_Writer):
         self.next_fid = 1
         self.triggers: list[str] = []
         self.bounds = [math.inf, math.inf, -math.inf, -math.inf]  # min x, min y, max x, max y
-        names = [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]
+        names = [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]  # the table's columns
         # an integer 'fid' of the input (every GeoPackage source has one) becomes the output's key, as in OGR
         self.key_index = next((i for i, n in enumerate(in_fields.names()) if n.lower() == "fid"), None)
         self._create_empty(in_fields, columns, context)
@@ -118,11 +118,12 @@ class GpkgWriter(_Writer):
         except BaseException:
             self.release()
             raise
-        if self.key_index is None:
-            names = ["fid", *names]
-        column_list = ", ".join(_quote(n) for n in [self.geometry_column, *names])
+        # values first: each row's list of values is extended in place with the rest (no 517-item copy)
+        rest = [self.geometry_column, *(["fid"] if self.key_index is None else []), *in_fields.names(),
+                columns.fid, columns.lat, columns.lon]
+        column_list = ", ".join(_quote(n) for n in [*columns.values, *rest])
         self.sql = (f"INSERT INTO {_quote(self.table)} ({column_list}) "
-                    f"VALUES ({', '.join('?' * (len(names) + 1))})")
+                    f"VALUES ({', '.join('?' * (len(columns.values) + len(rest)))})")
         self.rtree_sql = f"INSERT INTO {_quote(self.rtree)} VALUES (?, ?, ?, ?, ?)"
 
     def _create_empty(self, in_fields: QgsFields, columns: Columns, context: QgsProcessingContext) -> None:
@@ -179,16 +180,19 @@ class GpkgWriter(_Writer):
         lats, lons = latlon[:, 0].tolist(), latlon[:, 1].tolist()
         if self.packed:
             packed = np.ascontiguousarray(values, dtype=PACKED_DTYPE)
-            rows = [(row.tobytes(),) for row in packed]
+            rows = [[row.tobytes()] for row in packed]
         else:
             rows = np.asarray(values).tolist()  # Python floats: float32 -> double is exact
         attributes = ([[sqlite_value(v) for v in row] for row in batch.attributes] if self.n_attributes
                       else [[] for _ in range(n)])
         keys = self._keys(attributes, n)
-        if self.key_index is None:
-            records = ((geoms[k], keys[k], *attributes[k], src[k], *rows[k], lats[k], lons[k]) for k in range(n))
-        else:
-            records = ((geoms[k], *attributes[k], src[k], *rows[k], lats[k], lons[k]) for k in range(n))
+        for k, row in enumerate(rows):  # same order as the INSERT's column list
+            row.append(geoms[k])
+            if self.key_index is None:
+                row.append(keys[k])
+            row.extend(attributes[k])
+            row.extend((src[k], lats[k], lons[k]))
+        records = rows
         try:
             self.db.execute("BEGIN")
             self.db.executemany(self.sql, records)
