@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .dependencies import check_dependencies, install_hint
+from .panel_installer import InstallerControls
 
 
 class SetupTab(QWidget):
@@ -68,6 +69,9 @@ class SetupTab(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(self.status.textInteractionFlags())
         deps_layout.addWidget(self.status)
+        self.installer = InstallerControls()
+        self.installer.finished.connect(self.refresh_status)
+        deps_layout.addWidget(self.installer)
         layout.addWidget(deps_box)
         layout.addStretch(1)
         self.refresh_status()
@@ -88,10 +92,12 @@ class SetupTab(QWidget):
             rows.append(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>")
         missing = [d for d in deps if not d.found]
         if missing:
-            rows.append(f"<br>Install the missing ones in QGIS's Python:<br><code>{install_hint(missing)}</code>")
+            rows.append("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
+                        f"<br><code>{install_hint(missing)}</code>")
         else:
             rows.append("<br>All dependencies found.")
         self.status.setText("<br>".join(rows))
+        self.installer.set_missing(missing)
 
 
 class GeoClipDock(QgsDockWidget):

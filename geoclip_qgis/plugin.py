@@ -21,6 +21,9 @@ class GeoClipPlugin:
         self.dock = None
         self.provider = None
         ensure_model_utils_importable()
+        from .installer import add_deps_to_path
+
+        add_deps_to_path()  # packages the Setup tab installed earlier
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
         """Register the Processing provider (QGIS calls this also for qgis_process)."""

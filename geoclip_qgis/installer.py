@@ -1,0 +1,152 @@
+"""Install missing Python packages from inside QGIS, into a folder of the plugin's own.
+
+Why a folder of our own (``<QGIS profile>/python/geoclip_deps``) and not QGIS's site-packages: it
+needs no admin rights, it can be deleted to undo everything, and it goes at the *end* of
+``sys.path``, so packages QGIS ships (numpy, GDAL's bindings, pyproj) always win over any copy pip
+brings along as a dependency. pip installs into a staging folder first; only a finished install is
+moved in, so a failed or canceled run leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .dependencies import DependencyStatus
+
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # CPU wheels: ~200 MB instead of several GB
+PIP_EXTRA_ENV = "GEOCLIP_PIP_ARGS"  # extra pip arguments, e.g. "--no-index --find-links /wheels" offline
+
+
+def deps_folder() -> Path:
+    """Where installed packages live: ``$GEOCLIP_DEPS_DIR``, else ``<QGIS profile>/python/geoclip_deps``."""
+    env = os.environ.get("GEOCLIP_DEPS_DIR")
+    if env:
+        return Path(env).expanduser()
+    from qgis.core import QgsApplication
+
+    return Path(QgsApplication.qgisSettingsDirPath()) / "python" / "geoclip_deps"
+
+
+def add_deps_to_path() -> None:
+    """Append the folder to ``sys.path`` (last: QGIS's own packages keep priority)."""
+    folder = str(deps_folder())
+    if folder not in sys.path and Path(folder).is_dir():
+        sys.path.append(folder)
+        import importlib
+
+        importlib.invalidate_caches()
+
+
+def python_executable() -> str:
+    """The Python interpreter QGIS embeds (``sys.executable`` is often the QGIS binary itself)."""
+    candidates = [Path(sys.executable)]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for base in {Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix)}:
+        candidates += [base / "bin" / f"python{version}", base / "bin" / "python3", base / "python.exe",
+                       base / "python3.exe"]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK) and path.name.lower().startswith("python"):
+            return str(path)
+    found = shutil.which(f"python{version}") or shutil.which("python3")
+    if not found:
+        raise RuntimeError(f"Could not find the Python {version} interpreter that QGIS uses; install the "
+                           "packages by hand (see the command above).")
+    return found
+
+
+def requirements(missing: list[DependencyStatus]) -> list[str]:
+    """pip requirement strings for what is missing (the GeoCLIP wheel pinned, as the weights need)."""
+    return ["geoclip==1.3.0" if d.distribution == "geoclip" else d.distribution for d in missing]
+
+
+def pip_commands(packages: list[str], staging: Path) -> list[list[str]]:
+    """The pip calls, into ``staging``: CPU torch wheels; ``$GEOCLIP_PIP_ARGS`` appended; the GeoCLIP
+    wheel separately with ``--no-deps`` (its own requirements would pull a second torch stack)."""
+    base = [python_executable(), "-m", "pip", "install", "--target", str(staging), "--no-input",
+            "--disable-pip-version-check", "--progress-bar", "off"]
+    if "torch" in packages:
+        base += ["--extra-index-url", TORCH_CPU_INDEX]
+    base += shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
+    plain = [p for p in packages if not p.startswith("geoclip==")]
+    weights = [p for p in packages if p.startswith("geoclip==")]
+    commands = [[*base, *plain]] if plain else []
+    if weights:
+        commands.append([*base, "--no-deps", *weights])
+    return commands
+
+
+class Installation:
+    """One pip run, in a thread-safe shape a QgsTask can drive: ``run()`` blocks, ``cancel()`` stops it."""
+
+    def __init__(self, packages: list[str], log: Callable[[str], None]) -> None:
+        self.packages = packages
+        self.log = log
+        self.target = deps_folder()
+        self.staging = self.target.with_name(f".{self.target.name}.staging-{os.getpid()}")
+        self._process: subprocess.Popen | None = None
+        self._canceled = threading.Event()
+
+    def cancel(self) -> None:
+        self._canceled.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    @property
+    def canceled(self) -> bool:
+        return self._canceled.is_set()
+
+    def run(self) -> bool:
+        """Install, then move the result in; False (with the reason logged) on failure or cancel."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        try:
+            for command in pip_commands(self.packages, self.staging):
+                if self.canceled or not self._run_step(command):
+                    return False
+            self._merge()
+            return True
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _run_step(self, command: list[str]) -> bool:
+        self.log("$ " + " ".join(shlex.quote(c) for c in command))
+        tail: list[str] = []
+        try:
+            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True, errors="replace")
+        except OSError as exc:
+            self.log(f"Could not start pip: {exc}")
+            return False
+        for line in self._process.stdout:
+            line = line.rstrip()
+            if line:
+                self.log(line)
+                tail = (tail + [line])[-8:]
+        code = self._process.wait()
+        if self.canceled:
+            self.log("Canceled: nothing was installed.")
+            return False
+        if code != 0:
+            self.log(f"pip failed (exit {code}); nothing was installed. Last lines:\n" + "\n".join(tail))
+            return False
+        return True
+
+    def _merge(self) -> None:
+        """Move every top-level entry of the staging folder into the target (replacing same names)."""
+        self.target.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(self.staging.iterdir()):
+            destination = self.target / entry.name
+            if destination.is_dir() and not destination.is_symlink():
+                shutil.rmtree(destination)
+            elif destination.exists() or destination.is_symlink():
+                destination.unlink()
+            os.replace(entry, destination)
+        self.log(f"Installed into {self.target}")

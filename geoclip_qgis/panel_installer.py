@@ -1,0 +1,110 @@
+"""Setup tab: install the missing Python packages in a background task, with a log and Cancel."""
+
+from __future__ import annotations
+
+from qgis.core import QgsApplication, QgsTask
+from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtWidgets import QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from .dependencies import DependencyStatus
+from .installer import Installation, add_deps_to_path, deps_folder, requirements
+
+
+class _Relay(QObject):
+    """Carries pip's output lines from the task's thread to the widget (queued signal)."""
+
+    line = pyqtSignal(str)
+
+
+class InstallTask(QgsTask):
+    """Runs one :class:`Installation`; Cancel stops pip and keeps nothing."""
+
+    def __init__(self, packages: list[str]) -> None:
+        super().__init__("GeoCLIP: installing Python packages", QgsTask.CanCancel)
+        self.relay = _Relay()
+        self.installation = Installation(packages, self.relay.line.emit)
+        self.succeeded = False
+
+    def run(self) -> bool:  # worker thread
+        self.succeeded = self.installation.run()
+        return self.succeeded
+
+    def cancel(self) -> None:
+        self.installation.cancel()
+        super().cancel()
+
+
+class InstallerControls(QWidget):
+    """Install button, Cancel, a busy bar and pip's log; ``finished`` fires when a run ends."""
+
+    finished = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.task: InstallTask | None = None
+        self.packages: list[str] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        self.install_button = QPushButton("Install missing packages")
+        self.install_button.setToolTip(
+            f"Runs pip in the background into {deps_folder()} (no admin rights needed; delete that folder to "
+            "undo). torch comes as the CPU build (~200 MB download). QGIS's own packages keep priority.")
+        self.install_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop pip; nothing is installed")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.install_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setToolTip("Busy while pip runs")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumHeight(140)
+        self.log.setPlaceholderText("pip's output appears here.")
+        self.log.setToolTip("What pip did; on failure, its last lines say why")
+        layout.addWidget(self.log)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def set_missing(self, missing: list[DependencyStatus]) -> None:
+        self.packages = requirements(missing)
+        self.install_button.setEnabled(bool(self.packages) and not self.running)
+
+    def start(self) -> None:
+        if self.running or not self.packages:
+            return
+        self.log.clear()
+        self.log.appendPlainText("Installing: " + ", ".join(self.packages))
+        task = InstallTask(self.packages)
+        task.relay.line.connect(self.log.appendPlainText)
+        task.taskCompleted.connect(lambda: self._done(True))
+        task.taskTerminated.connect(lambda: self._done(False))
+        self.task = task
+        self.install_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy: pip gives no overall fraction
+        QgsApplication.taskManager().addTask(task)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _done(self, ok: bool) -> None:
+        self.task = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if ok else 0)
+        self.cancel_button.setEnabled(False)
+        if ok:
+            add_deps_to_path()
+            self.log.appendPlainText("Done: the packages are ready (no restart needed for new runs).")
+        else:
+            self.log.appendPlainText("Not installed. The log above says why; nothing was changed.")
+        self.finished.emit()

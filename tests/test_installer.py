@@ -1,0 +1,140 @@
+"""The Setup tab's dependency installer, offline: real pip on a wheel built here, into a temp folder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+DIST, MODULE = "geoclip-dummy-pkg", "geoclip_dummy_pkg"
+
+
+def build_wheel(folder: Path, version: str = "0.1") -> Path:
+    """A minimal pure-Python wheel (module, METADATA, WHEEL, RECORD with hashes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{MODULE}-{version}.dist-info"
+    files = {
+        f"{MODULE}/__init__.py": f"VALUE = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: geoclip-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    path = folder / f"{MODULE}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path
+
+
+@pytest.fixture()
+def offline_pip(tmp_path, monkeypatch):
+    """pip sees only ``tmp_path/wheels``; installs go to ``tmp_path/deps``."""
+    build_wheel(tmp_path / "wheels")
+    monkeypatch.setenv("GEOCLIP_PIP_ARGS", f"--no-index --find-links {tmp_path / 'wheels'}")
+    monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    yield tmp_path / "deps"
+    deps = str(tmp_path / "deps")
+    if deps in sys.path:
+        sys.path.remove(deps)
+    sys.modules.pop(MODULE, None)
+    importlib.invalidate_caches()
+
+
+def test_install_into_the_folder_and_import(offline_pip):
+    from geoclip_qgis.installer import Installation, add_deps_to_path
+
+    lines: list[str] = []
+    assert Installation([DIST], lines.append).run(), "\n".join(lines)
+    assert (offline_pip / MODULE / "__init__.py").is_file()
+    assert [p.name for p in offline_pip.parent.iterdir() if "staging" in p.name] == []
+    add_deps_to_path()
+    assert sys.path[-1] == str(offline_pip)  # last: QGIS's own packages keep priority
+    assert importlib.import_module(MODULE).VALUE == "0.1"
+    assert any(line.startswith("$ ") and "--target" in line for line in lines)
+
+
+def test_failure_says_why_and_changes_nothing(offline_pip):
+    from geoclip_qgis.installer import Installation
+
+    assert Installation([DIST], lambda _l: None).run()
+    before = sorted(p.name for p in offline_pip.iterdir())
+    lines: list[str] = []
+    assert not Installation(["geoclip-no-such-package"], lines.append).run()
+    text = "\n".join(lines)
+    assert "pip failed" in text and "geoclip-no-such-package" in text
+    assert sorted(p.name for p in offline_pip.iterdir()) == before
+    assert [p.name for p in offline_pip.parent.iterdir() if "staging" in p.name] == []
+
+
+def test_cancel_stops_pip_and_keeps_nothing(offline_pip):
+    from geoclip_qgis.installer import Installation
+
+    lines: list[str] = []
+    installation = Installation([DIST], lines.append)
+
+    def cancel_when_started():
+        deadline = time.monotonic() + 30
+        while installation._process is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        installation.cancel()
+
+    canceller = threading.Thread(target=cancel_when_started)
+    canceller.start()
+    assert not installation.run()
+    canceller.join()
+    assert "Canceled: nothing was installed." in lines
+    assert not offline_pip.exists() or not any(offline_pip.iterdir())
+    assert [p.name for p in offline_pip.parent.iterdir() if "staging" in p.name] == []
+
+
+def test_pip_commands_keep_the_weights_wheel_apart(tmp_path, monkeypatch):
+    from geoclip_qgis.installer import pip_commands
+
+    monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
+    commands = pip_commands(["torch", "transformers", "geoclip==1.3.0"], tmp_path)
+    assert len(commands) == 2
+    assert commands[0][-2:] == ["torch", "transformers"] and "--extra-index-url" in commands[0]
+    assert commands[1][-2:] == ["--no-deps", "geoclip==1.3.0"]
+    assert all(c[1:4] == ["-m", "pip", "install"] and str(tmp_path) in c for c in commands)
+
+
+def test_setup_tab_installs_in_a_task(loaded_plugin, offline_pip, monkeypatch, artifacts_dir):
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis import dependencies
+
+    monkeypatch.setattr(dependencies, "REQUIRED", (*dependencies.REQUIRED, (MODULE, DIST, "test package")))
+    setup = loaded_plugin.dock.setup_tab
+    setup.refresh_status()
+    controls = setup.installer
+    assert controls.install_button.isEnabled() and DIST in controls.packages
+    assert "geoclip_dummy_pkg" not in sys.modules
+    for widget in (controls.install_button, controls.cancel_button, controls.progress, controls.log):
+        assert widget.toolTip()
+    controls.start()
+    assert controls.running and controls.cancel_button.isEnabled()
+    deadline = time.monotonic() + 120
+    while controls.running and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    log = controls.log.toPlainText()
+    assert not controls.running and "Done: the packages are ready" in log, log
+    assert f"✔ <b>{DIST}</b> 0.1" in setup.status.text()
+    assert not controls.install_button.isEnabled() or DIST not in controls.packages
+    tabs = loaded_plugin.dock.tabs
+    tabs.setCurrentIndex(tabs.indexOf(setup))
+    loaded_plugin.dock.resize(460, 820)
+    assert loaded_plugin.dock.grab().save(str(artifacts_dir / "dock_setup_installer.png"))
