@@ -33,6 +33,7 @@ def run(alg: str, params: dict, feedback=None) -> dict:
 
 
 def test_predictions_come_from_the_regional_grid_and_leave_the_default_alone(model):
+    model.gallery_embeddings()  # the default gallery loaded first, as in a QGIS session after a worldwide run
     grid = Gallery.grid(0.01, (2.2, 48.8, 2.5, 48.95), name="paris")
     assert len(grid) == 30 * 15
     regional = model.predict_text(["Eiffel Tower"], top_k=5, gallery=grid)[0]
