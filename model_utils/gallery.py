@@ -34,9 +34,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "geoclip-qgis"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Gallery:
-    """Candidate GPS locations, (N, 2) float32 degrees [lat, lon]."""
+    """Candidate GPS locations, (N, 2) float32 degrees [lat, lon]; equal when their coordinates are."""
 
     latlon: np.ndarray
     name: str = "custom"
@@ -51,6 +51,12 @@ class Gallery:
 
     def __len__(self) -> int:
         return len(self.latlon)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Gallery) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, name: str | None = None,

@@ -115,7 +115,7 @@ class GeoCLIP:
         regional grid) also stay in memory, so a run that warms them up pays once.
         """
         with self._lock:
-            if gallery is not None and (self._gallery is None or gallery.digest != self._gallery.digest):
+            if gallery is not None and gallery != self._gallery:
                 if self._other_emb is None or self._other_emb[0] != gallery.digest:
                     emb = self.embed_gallery(gallery, progress=progress, is_canceled=is_canceled)
                     self._other_emb = (gallery.digest, torch.from_numpy(np.ascontiguousarray(emb)).to(self.device))

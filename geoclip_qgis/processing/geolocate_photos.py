@@ -7,20 +7,13 @@ succeeds, so a cancel or failure leaves no partial files and earlier runs are ne
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from pathlib import Path
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransformContext,
-    QgsFeature,
     QgsFeatureRequest,
-    QgsField,
-    QgsFields,
-    QgsGeometry,
-    QgsPointXY,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFolder,
@@ -39,14 +32,12 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
-    QgsVectorFileWriter,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import ensure_writable_folder, write_geotiff
+from .prediction_outputs import accuracy_report, new_run_name, points_writer, unique_stem, write_points
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -247,7 +238,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         model = self.load_model(parameters, context, feedback)
         from model_utils.errors import Canceled, GeoClipError
 
-        run_name = _run_name(out_root)
+        run_name = new_run_name(out_root)
         work = out_root / f".{run_name}.part"
         work.mkdir(parents=True)
         try:
@@ -310,7 +301,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=regional)
         predict_progress, _ = progress_callbacks(feedback, 10, 95)
         gallery = (regional or model.gallery).latlon
-        writer, fields, points_path = _points_writer(work / "predictions.gpkg", self.SOURCE_FIELDS)
+        writer, fields, points_path = points_writer(work / "predictions.gpkg", self.SOURCE_FIELDS)
         raster_dir = work / "rasters"
         raster_dir.mkdir()
         rasters, errors, truth_rows, n_ok = [], [], [], 0
@@ -328,11 +319,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
                     truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]),
                                            pred_lon=float(pred.lon[0]), true_lat=pred.gps[0],
                                            true_lon=pred.gps[1], error_km=err_km, prob=float(pred.prob[0])))
-                _write_points(writer, fields, pred, self.label(pred.source))
+                write_points(writer, fields, pred, self.label(pred.source))
                 if spec is not None:
                     grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, spec,
                                             bandwidth_km=bandwidth, density=density)
-                    stem = _unique_stem(self.stem(pred.source), used_names)
+                    stem = unique_stem(self.stem(pred.source), used_names)
                     raster = write_geotiff(
                         grid.values, spec.geotransform, raster_dir / f"{stem}.tif",
                         description="probability per km2" if density else "probability mass per cell",
@@ -350,7 +341,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 f"None of the {len(paths)} {self.NOUN}(s) could be geolocated:\n" + "\n".join(errors[:20]))
         report = None
         if truth_rows:
-            report = _accuracy_report(truth_rows, work / "report", feedback)
+            report = accuracy_report(truth_rows, work / "report", feedback)
         return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report)
 
     def _outputs(self, result: dict, final: Path, run_name: str, context, feedback) -> dict:
@@ -380,64 +371,3 @@ def _layer_folder(layer) -> Path | None:
     path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
     folder = Path(path).parent if path else None
     return folder if folder is not None and folder.is_dir() else None
-
-
-def _run_name(root: Path) -> str:
-    stamp = dt.datetime.now().strftime("geoclip_%Y%m%d_%H%M%S")
-    name, i = stamp, 2
-    while (root / name).exists() or (root / f".{name}.part").exists():
-        name, i = f"{stamp}_{i}", i + 1
-    return name
-
-
-def _unique_stem(stem: str, used: set[str]) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
-    name, i = safe, 2
-    while name.lower() in used:
-        name, i = f"{safe}_{i}", i + 1
-    used.add(name.lower())
-    return name
-
-
-POINT_FIELDS = [("rank", QVariant.Int), ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
-                ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
-
-
-def _points_writer(path: Path, source_fields: tuple[str, str]):
-    fields = QgsFields()
-    for name, kind in [(source_fields[0], QVariant.String), (source_fields[1], QVariant.String), *POINT_FIELDS]:
-        fields.append(QgsField(name, kind))
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    options.layerName = "predictions"
-    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point, WGS84,
-                                        QgsCoordinateTransformContext(), options)
-    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
-        raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")
-    return writer, fields, path
-
-
-def _write_points(writer, fields: QgsFields, pred, label: str) -> None:
-    """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
-    from model_utils.geo import geodesic_km
-
-    truth = pred.gps
-    errors = geodesic_km(truth[0], truth[1], pred.lat, pred.lon) if truth else [None] * len(pred.lat)
-    for rank, (lat, lon, prob, err) in enumerate(zip(pred.lat, pred.lon, pred.prob, errors), start=1):
-        feature = QgsFeature(fields)
-        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
-        feature.setAttributes([
-            pred.source, label, rank, float(prob), float(lat), float(lon),
-            truth[0] if truth else None, truth[1] if truth else None, None if err is None else float(err),
-        ])
-        if not writer.addFeature(feature):
-            raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
-
-
-def _accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
-    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
-    from model_utils.report import write_accuracy_report
-
-    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
-    feedback.pushInfo(f"{len(rows)} photo(s) with EXIF GPS: accuracy report written")
-    return Path(paths.html).name

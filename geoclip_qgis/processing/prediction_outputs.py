@@ -1,0 +1,86 @@
+"""What every geolocation run writes besides rasters: run folder names, the top-k points layer, the report.
+
+Shared by ``geoclip:geolocatephotos`` and ``geoclip:geolocatetext`` so both produce the same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransformContext,
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsVectorFileWriter,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def new_run_name(root: Path) -> str:
+    stamp = dt.datetime.now().strftime("geoclip_%Y%m%d_%H%M%S")
+    name, i = stamp, 2
+    while (root / name).exists() or (root / f".{name}.part").exists():
+        name, i = f"{stamp}_{i}", i + 1
+    return name
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
+    name, i = safe, 2
+    while name.lower() in used:
+        name, i = f"{safe}_{i}", i + 1
+    used.add(name.lower())
+    return name
+
+
+POINT_FIELDS = [("rank", QVariant.Int), ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
+                ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
+
+
+def points_writer(path: Path, source_fields: tuple[str, str]):
+    fields = QgsFields()
+    for name, kind in [(source_fields[0], QVariant.String), (source_fields[1], QVariant.String), *POINT_FIELDS]:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "predictions"
+    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point, WGS84,
+                                        QgsCoordinateTransformContext(), options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")
+    return writer, fields, path
+
+
+def write_points(writer, fields: QgsFields, pred, label: str) -> None:
+    """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
+    from model_utils.geo import geodesic_km
+
+    truth = pred.gps
+    errors = geodesic_km(truth[0], truth[1], pred.lat, pred.lon) if truth else [None] * len(pred.lat)
+    for rank, (lat, lon, prob, err) in enumerate(zip(pred.lat, pred.lon, pred.prob, errors), start=1):
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
+        feature.setAttributes([
+            pred.source, label, rank, float(prob), float(lat), float(lon),
+            truth[0] if truth else None, truth[1] if truth else None, None if err is None else float(err),
+        ])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
+
+
+def accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
+    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
+    from model_utils.report import write_accuracy_report
+
+    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
+    feedback.pushInfo(f"{len(rows)} photo(s) with EXIF GPS: accuracy report written")
+    return Path(paths.html).name
