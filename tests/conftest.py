@@ -29,6 +29,21 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_clip(tmp_path_factory.mktemp("tiny-clip"), size="tiny", seed=0)
 
 
+@pytest.fixture()
+def clip_env(tiny_clip, monkeypatch) -> Path:
+    """Algorithms run in this test resolve their backbone to the tiny CLIP (as a user's env var would)."""
+    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
+    return tiny_clip
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_clip):
+    """A GeoCLIP on the tiny CLIP, loaded once per session through the user's loader."""
+    from model_utils import GeoCLIP
+
+    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Embedding caches go to a per-session folder, never the user's cache."""

@@ -11,12 +11,6 @@ from tests.official import kauai_png
 from tests.photos import write_gps_photo, write_photos
 
 
-@pytest.fixture()
-def clip_env(tiny_clip, monkeypatch):
-    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
-    return tiny_clip
-
-
 def run(params):
     import processing
 

@@ -22,14 +22,9 @@ QUERIES = ["Pyramids of Giza", "Eiffel Tower at night", "a snowy mountain villag
 
 
 @pytest.fixture(scope="module")
-def model(tiny_clip):
-    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+def model(tiny_model):
+    return tiny_model
 
-
-@pytest.fixture()
-def clip_env(tiny_clip, monkeypatch):
-    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
-    return tiny_clip
 
 
 def run(params, feedback=None):

@@ -7,7 +7,6 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
-from model_utils import GeoCLIP
 from model_utils.errors import GeoClipError
 from model_utils.gallery import Gallery
 from tests.embedding_helpers import LogFeedback
@@ -17,13 +16,9 @@ PARIS = "2.2,2.5,48.8,48.95 [EPSG:4326]"  # xmin, xmax, ymin, ymax
 
 
 @pytest.fixture(scope="module")
-def model(tiny_clip):
-    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+def model(tiny_model):
+    return tiny_model
 
-
-@pytest.fixture()
-def clip_env(tiny_clip, monkeypatch):
-    monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
 
 
 def run(alg: str, params: dict, feedback=None) -> dict:
