@@ -259,7 +259,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
         if parameters.get(self.PREDICTIONS) not in (None, ""):
             outputs[self.PREDICTIONS] = self._write_predictions(result, frozen["fids"], source, parameters,
                                                                 context, feedback)
-        from model_utils.downstream import write_reports
+        from model_utils.downstream_report import write_reports
 
         try:
             paths = write_reports(result, out_dir)
