@@ -61,9 +61,16 @@ def python_executable() -> str:
     return found
 
 
+PLATFORM_ONLY = {"pyproj": "pip's pyproj wheel carries a second PROJ library that clashes with QGIS's own: "
+                            "install your platform's package (Debian/Ubuntu: sudo apt-get install python3-pyproj; "
+                            "Windows: OSGeo4W's python3-pyproj)"}
+
+
 def requirements(missing: list[DependencyStatus]) -> list[str]:
-    """pip requirement strings for what is missing (the GeoCLIP wheel pinned, as the weights need)."""
-    return ["geoclip==1.3.0" if d.distribution == "geoclip" else d.distribution for d in missing]
+    """pip requirement strings for what is missing (the GeoCLIP wheel pinned, as the weights need);
+    packages that must come from the platform (``PLATFORM_ONLY``) are left out."""
+    return ["geoclip==1.3.0" if d.distribution == "geoclip" else d.distribution for d in missing
+            if d.distribution not in PLATFORM_ONLY]
 
 
 def pip_commands(packages: list[str], staging: Path) -> list[list[str]]:

@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .dependencies import check_dependencies, install_hint
+from .installer import PLATFORM_ONLY
 from .panel_installer import InstallerControls
 
 
@@ -94,6 +95,8 @@ class SetupTab(QWidget):
         if missing:
             rows.append("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
                         f"<br><code>{install_hint(missing)}</code>")
+            rows += [f"<br><b>{d.distribution}</b>: {PLATFORM_ONLY[d.distribution]}." for d in missing
+                     if d.distribution in PLATFORM_ONLY]
         else:
             rows.append("<br>All dependencies found.")
         self.status.setText("<br>".join(rows))

@@ -100,6 +100,15 @@ def test_cancel_stops_pip_and_keeps_nothing(offline_pip):
     assert [p.name for p in offline_pip.parent.iterdir() if "staging" in p.name] == []
 
 
+def test_pyproj_is_left_to_the_platform():
+    from geoclip_qgis.dependencies import DependencyStatus
+    from geoclip_qgis.installer import requirements
+
+    missing = [DependencyStatus(m, d, "", False, None) for m, d in
+               (("torch", "torch"), ("pyproj", "pyproj"), ("geoclip", "geoclip"))]
+    assert requirements(missing) == ["torch", "geoclip==1.3.0"]
+
+
 def test_pip_commands_keep_the_weights_wheel_apart(tmp_path, monkeypatch):
     from geoclip_qgis.installer import pip_commands
 
