@@ -126,11 +126,16 @@ class GeoCLIP:
             return self._gallery_emb
 
     def embed_gallery(self, gallery: Gallery, progress: Progress | None = None,
-                      is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
-        """Unit-length embeddings of any gallery (e.g. a grid), through the same disk cache."""
+                      is_canceled: Callable[[], bool] | None = None,
+                      encode: Callable[[np.ndarray], np.ndarray] | None = None, variant: str = "") -> np.ndarray:
+        """Embeddings of any gallery (e.g. a grid), through the same disk cache.
+
+        Default: unit-length embeddings of the points. ``encode`` (named by ``variant`` in the cache
+        key) computes something else per point, e.g. a cell's mean embedding.
+        """
         return gallery_embeddings(
-            gallery, lambda chunk: self.encode_locations(chunk, normalize=True),
-            self._fingerprint, self.cache_dir or default_cache_dir(),
+            gallery, encode or (lambda chunk: self.encode_locations(chunk, normalize=True)),
+            self._fingerprint + (f"|{variant}" if variant else ""), self.cache_dir or default_cache_dir(),
             progress=progress, is_canceled=is_canceled)
 
     # ------------------------------------------------------------------ images
