@@ -13,12 +13,10 @@ Pure Python (PIL + numpy): no Qt, no qgis.
 from __future__ import annotations
 
 import io
-import math
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from numbers import Real
 from pathlib import Path
 from typing import Any, BinaryIO, Union
 
@@ -26,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import GeoClipError
+from .exif import gps_from_exif, safe_exif, taken_from_exif
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -77,10 +76,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(ext for exts in _FORMATS.values() f
 _FORMAT_NAMES = ", ".join(_OPEN_FORMATS)
 
 # EXIF tag numbers (EXIF 2.32 / TIFF 6.0).
-_TAG_EXIF_IFD = 0x8769
-_TAG_GPS_IFD = 0x8825
-_TAG_DATETIME_ORIGINAL = 0x9003
-_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _WHITE = (255, 255, 255)
@@ -125,12 +120,12 @@ def read_exif_gps(src: PhotoSource) -> tuple[float, float] | None:
     :class:`PhotoError` like :func:`load_photo`; bad EXIF never raises.
     """
     if isinstance(src, Image.Image):
-        return _gps_from_exif(_safe_exif(src))
+        return gps_from_exif(safe_exif(src))
     source = _source_label(src, 0)
     with _open_file(source) as fp:
         with _open_image(fp, source) as im:
             _check_size(im, source, DEFAULT_MAX_PIXELS)
-            return _gps_from_exif(_safe_exif(im))
+            return gps_from_exif(safe_exif(im))
 
 
 def find_photos(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
@@ -286,7 +281,7 @@ def _decode(im: Image.Image, source: str, max_pixels: int) -> Photo:
             f"Photo '{source}' is truncated or damaged ({_describe(exc)}). "
             "Copy or download it again, or re-export it."
         ) from None
-    exif = _safe_exif(im)
+    exif = safe_exif(im)
     try:
         oriented = ImageOps.exif_transpose(im)
     except Exception:  # broken orientation tag: keep the pixels as stored
@@ -298,7 +293,7 @@ def _decode(im: Image.Image, source: str, max_pixels: int) -> Photo:
             f"Photo '{source}' uses colour mode {im.mode!r}, which cannot be converted to RGB "
             f"({_describe(exc)}). Re-export it as an 8-bit RGB JPEG or PNG."
         ) from None
-    return Photo(source=source, image=rgb, gps=_gps_from_exif(exif), taken=_taken_from_exif(exif))
+    return Photo(source=source, image=rgb, gps=gps_from_exif(exif), taken=taken_from_exif(exif))
 
 
 def _describe(exc: BaseException) -> str:
@@ -389,110 +384,6 @@ def _stretch_to_8bit(values: np.ndarray) -> np.ndarray:
 
 def _grey_to_rgb(grey: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(grey)).convert("RGB")
-
-
-# --------------------------------------------------------------------------------------------
-# EXIF
-
-
-def _safe_exif(im: Image.Image) -> Image.Exif | None:
-    """The image's EXIF, or None when it is absent or too broken to parse."""
-    try:
-        return im.getexif()
-    except Exception:  # malformed EXIF must not cost us the photo
-        return None
-
-
-def _sub_ifd(exif: Image.Exif | None, tag: int) -> dict:
-    if exif is None:
-        return {}
-    try:
-        ifd = exif.get_ifd(tag)
-    except Exception:
-        return {}
-    return ifd if isinstance(ifd, dict) else {}
-
-
-def _taken_from_exif(exif: Image.Exif | None) -> str | None:
-    value = _sub_ifd(exif, _TAG_EXIF_IFD).get(_TAG_DATETIME_ORIGINAL)
-    if value is None and exif is not None:
-        try:
-            value = exif.get(_TAG_DATETIME_ORIGINAL)  # a few writers put it in IFD0
-        except Exception:
-            value = None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    if not isinstance(value, str):
-        return None
-    value = value.strip("\x00 ")
-    return value or None
-
-
-def _gps_from_exif(exif: Image.Exif | None) -> tuple[float, float] | None:
-    """GPS IFD -> (lat, lon), or None unless every part is present and makes sense.
-
-    A missing hemisphere ref gives None rather than a guess: a wrong sign moves a photo to the
-    other side of the planet. Exactly (0, 0) is treated as the "no fix" placeholder that many
-    devices write, not as a position.
-    """
-    gps = _sub_ifd(exif, _TAG_GPS_IFD)
-    if not gps:
-        return None
-    lat = _signed_degrees(gps.get(_GPS_LAT), gps.get(_GPS_LAT_REF), "N", "S", 90.0)
-    lon = _signed_degrees(gps.get(_GPS_LON), gps.get(_GPS_LON_REF), "E", "W", 180.0)
-    if lat is None or lon is None or (lat == 0.0 and lon == 0.0):
-        return None
-    return lat, lon
-
-
-def _signed_degrees(value: Any, ref: Any, positive: str, negative: str, limit: float) -> float | None:
-    ref = _ref_letter(ref)
-    if ref not in (positive, negative):
-        return None
-    degrees = _dms_to_degrees(value)
-    if degrees is None or degrees > limit:
-        return None
-    return -degrees if ref == negative else degrees
-
-
-def _ref_letter(ref: Any) -> str | None:
-    if isinstance(ref, bytes):
-        ref = ref.decode("ascii", errors="replace")
-    if not isinstance(ref, str):
-        return None
-    ref = ref.strip("\x00 ").upper()
-    return ref or None
-
-
-def _dms_to_degrees(value: Any) -> float | None:
-    """(deg, min, sec), (deg, min), (deg,) or a lone number -> degrees >= 0; None if malformed."""
-    if isinstance(value, (list, tuple)):
-        parts = [_number(part) for part in value]
-    else:
-        parts = [_number(value)]
-    if not 1 <= len(parts) <= 3 or any(part is None for part in parts):
-        return None
-    degrees, minutes, seconds = (parts + [0.0, 0.0])[:3]
-    if degrees < 0 or not 0 <= minutes <= 60 or not 0 <= seconds <= 60:
-        return None
-    return degrees + minutes / 60.0 + seconds / 3600.0
-
-
-def _number(value: Any) -> float | None:
-    """A finite float from an EXIF rational, a (num, den) pair or a plain number."""
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        num, den = _number(value[0]), _number(value[1])
-        if num is None or den is None or den == 0:
-            return None
-        result = num / den
-    elif isinstance(value, Real) and not isinstance(value, bool):
-        try:
-            result = float(value)  # IFDRational with a zero denominator gives NaN
-        except (ValueError, ZeroDivisionError, OverflowError):
-            return None
-    else:
-        return None
-    return result if math.isfinite(result) else None
 
 
 # --------------------------------------------------------------------------------------------
