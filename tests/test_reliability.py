@@ -74,3 +74,18 @@ def test_existing_geopackage_is_never_overwritten_in_any_layout(geoclip_provider
         with pytest.raises(QgsProcessingException, match="already exists"):
             run({"INPUT": point_layer(random_latlon(3)), "LAYOUT": layout, "OUTPUT": str(target)}, feedback)
     assert target.read_bytes() == b"precious" and folder_files(tmp_path) == ["taken.gpkg"]
+
+
+def test_point_layer_with_null_and_empty_points(geoclip_provider, tmp_path):
+    from qgis.core import QgsGeometry
+
+    from tests.embedding_helpers import add_features, memory_layer
+
+    layer = memory_layer()
+    fids = add_features(layer, ["POINT(10 20)", None, QgsGeometry.fromWkt("POINT EMPTY"), "POINT(-30 -40)"])
+    feedback = LogFeedback()
+    out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "p.gpkg")}, feedback)
+    assert out["FEATURE_COUNT"] == 2 and out["SKIPPED_COUNT"] == 2
+    assert f"2 feature(s) of 'input' skipped: NULL or empty geometry (feature id {fids[1]}, {fids[2]})" in feedback.text
+    written = QgsVectorLayer(out["OUTPUT"], "p", "ogr")
+    assert sorted((round(f["lat"], 6), round(f["lon"], 6)) for f in written.getFeatures()) == [(-40, -30), (20, 10)]

@@ -8,6 +8,7 @@ handle, are skipped with a reason so callers can count them in the log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 SKIP_NULL = "NULL or empty geometry"
 SKIP_TRANSFORM = "could not be transformed to WGS84"
+CANCEL_CHECK_EVERY = 256  # features between cancel checks: each check is a call into QGIS
 
 
 def representative_point(geometry: QgsGeometry) -> QgsGeometry | None:
@@ -70,14 +72,26 @@ def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFe
         features = source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
     else:
         features = source.getFeatures(request)
-    for feature in features:
-        if feedback is not None and feedback.isCanceled():
+    single_point = QgsWkbTypes.flatType(source.wkbType()) == QgsWkbTypes.Point
+    for i, feature in enumerate(features):
+        if feedback is not None and i % CANCEL_CHECK_EVERY == 0 and feedback.isCanceled():
             return
-        point = representative_point(feature.geometry())
-        if point is None:
-            yield feature, None, SKIP_NULL
-            continue
-        xy = point.asPoint()
+        xy = None
+        if single_point:  # the common case, with fewer calls into QGIS per feature
+            geometry = feature.geometry()
+            try:
+                xy = None if geometry.isNull() else geometry.asPoint()
+            except TypeError:  # not a single point after all (a provider that does not enforce its type)
+                xy = None
+            if xy is not None and math.isnan(xy.x()):  # an empty point
+                yield feature, None, SKIP_NULL
+                continue
+        if xy is None:
+            point = representative_point(feature.geometry())
+            if point is None:
+                yield feature, None, SKIP_NULL
+                continue
+            xy = point.asPoint()
         if transform is not None:
             try:
                 xy = transform.transform(xy)
