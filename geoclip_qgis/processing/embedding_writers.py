@@ -307,6 +307,8 @@ def _arrow_type(pa, kind: QVariant.Type):
 
 def _python_value(value, kind, pa):
     """A QGIS attribute value as the plain Python value pyarrow expects for ``kind``."""
+    if type(value) in (int, float) or (type(value) is str and kind == pa.string()):
+        return value  # the common case first: this runs for every attribute of every feature
     if value is None or (isinstance(value, QVariant) and value.isNull()) or value == NULL:
         return None
     for method in ("toPyDateTime", "toPyDate", "toPyTime"):
