@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingException,
@@ -40,7 +39,6 @@ from .outputs import ensure_writable_folder, write_geotiff
 from .prediction_outputs import accuracy_report, new_run_name, points_writer, unique_stem, write_points
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 
 class GeolocatePhotos(GeoClipAlgorithm):
