@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .downstream import FEATURE_NAMES, ProbeResult, join_names
+from .downstream import ProbeResult, join_names
+from .downstream_features import FEATURE_NAMES
 
 
 # ----------------------------------------------------------------------------------- reports

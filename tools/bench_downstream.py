@@ -58,7 +58,8 @@ def bench_geonames(out: dict, extra_c: tuple[float, ...] = ()) -> None:
 
     ``extra_c``: more regularisation strengths to try on countries (slow for lat/lon at large C).
     """
-    from model_utils.downstream import ProbeConfig, build_features, train_probe
+    from model_utils.downstream import ProbeConfig, train_probe
+    from model_utils.downstream_features import build_features
     from model_utils.geoclip import GeoCLIP
 
     latlon, country, continent, source = geonames_cities()

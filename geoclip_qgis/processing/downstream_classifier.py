@@ -277,7 +277,8 @@ class DownstreamClassifier(GeoClipAlgorithm):
         return outputs
 
     def _compute(self, config, frozen: dict, parameters, context, feedback, layer_name: str):
-        from model_utils.downstream import check_photo_paths, run_probe
+        from model_utils.downstream import run_probe
+        from model_utils.downstream_features import check_photo_paths
         from model_utils.errors import Canceled, GeoClipError
 
         try:
