@@ -43,3 +43,18 @@ def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: i
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, exif=exif, quality=90)
     return path
+
+
+def rgb_at(photo, x: int, y: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.asarray(photo.image)[y, x])
+
+
+def assert_close(actual, expected, tol: int) -> None:
+    diff = np.abs(np.asarray(actual, dtype=int) - np.asarray(expected, dtype=int))
+    assert diff.max() <= tol, f"{actual} is not within {tol} of {expected}"
+
+
+def noisy_rgb(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:
+    """Random pixels compress badly, so a truncated file really misses image data."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
