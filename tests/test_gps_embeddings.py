@@ -11,13 +11,11 @@ compare them at 1e-9 (the observed error is below 1e-15).
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from qgis.core import (
-    QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsField,
@@ -349,105 +347,3 @@ def test_cancel_after_first_batch_leaves_nothing(geoclip_provider, tmp_path, fmt
             feedback)
     assert feedback.isCanceled()
     assert folder_files(tmp_path) == []
-
-
-# ---------------------------------------------------------------------------- dock tab
-@pytest.fixture()
-def plugin(loaded_plugin):
-    return loaded_plugin
-
-
-def embeddings_tab(plugin):
-    from geoclip_qgis.panel_embeddings import EmbeddingsTab
-
-    tabs = plugin.dock.tabs
-    for i in range(tabs.count()):
-        if isinstance(tabs.widget(i), EmbeddingsTab):
-            assert tabs.tabText(i) == "GPS embeddings"
-            return tabs.widget(i), i
-    raise AssertionError("no GPS embeddings tab in the dock")
-
-
-def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_path, artifacts_dir):
-    tab, index = embeddings_tab(plugin)
-    latlon = random_latlon(60, seed=12)
-    layer = point_layer(latlon)
-    layer.setName("sample points")
-    QgsProject.instance().addMapLayer(layer)
-    chosen = [f.id() for f in layer.getFeatures()][:25]
-    layer.selectByIds(chosen)
-    tab.layer.setLayer(layer)
-    tab.selected_only.setChecked(True)
-    tab.normalize.setChecked(True)
-    tab.pca.setValue(0)
-    tab.format.setCurrentIndex(FMT["gpkg"])
-    tab.output.setFilePath(str(tmp_path / "dock_export.csv"))
-    tab.format.setCurrentIndex(FMT["shp"])
-    assert tab.output.filePath() == str(tmp_path / "dock_export.shp")  # the extension follows the format
-    tab.format.setCurrentIndex(FMT["gpkg"])
-    assert tab.output.filePath() == str(tmp_path / "dock_export.gpkg")
-    for widget in (tab.layer, tab.selected_only, tab.normalize, tab.pca, tab.format, tab.packed, tab.output,
-                   tab.controls.run_button, tab.controls.cancel_button, tab.controls.progress, tab.controls.log):
-        assert widget.toolTip()
-    tab.run()
-    assert tab.controls.running and tab.controls.task is not None
-    deadline = time.monotonic() + 120
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    log = tab.controls.log.toPlainText()
-    assert not tab.controls.running, log
-    assert tab.controls.results.get("FEATURE_COUNT") == 25, log
-    assert tab.controls.progress.value() == 100
-    added = QgsProject.instance().mapLayersByName("dock_export")
-    assert len(added) == 1 and added[0].featureCount() == 25
-    feats = list(added[0].getFeatures())
-    assert sorted(int(f["src_fid"]) for f in feats) == sorted(chosen)
-    got = values_of(feats, E_NAMES)
-    assert np.abs(got - expected_values(model, feats, normalize=True)).max() <= 1e-6
-    assert "Exported 25 feature(s)" in log
-
-    from qgis.core import QgsSettings
-
-    assert QgsSettings().value("geoclip/embeddings/output") == str(tmp_path / "dock_export.gpkg")
-    assert QgsSettings().value("geoclip/embeddings/normalize", type=bool) is True
-
-    plugin.dock.tabs.setCurrentIndex(index)
-    plugin.dock.resize(460, 720)
-    plugin.dock.show()
-    QgsApplication.processEvents()
-    png = artifacts_dir / "dock_gps_embeddings.png"
-    assert plugin.dock.grab().save(str(png))
-    assert png.stat().st_size > 5000
-
-    tab.run()  # same file again: refused, and the log says why
-    deadline = time.monotonic() + 60
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert "already exists" in tab.controls.log.toPlainText()
-
-
-def test_dock_cancel_keeps_nothing(plugin, tmp_path):
-    tab, _ = embeddings_tab(plugin)
-    layer = point_layer(random_latlon(4096 * 4, seed=13))
-    QgsProject.instance().addMapLayer(layer)
-    tab.layer.setLayer(layer)
-    tab.selected_only.setChecked(False)
-    tab.pca.setValue(0)
-    tab.format.setCurrentIndex(FMT["shp"])
-    tab.output.setFilePath(str(tmp_path / "canceled.shp"))
-    tab.run()
-    assert tab.controls.running
-    deadline = time.monotonic() + 120
-    while tab.controls.running and tab.controls.progress.value() == 0 and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.01)
-    tab.cancel_running()  # what the dock calls when the plugin unloads
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not tab.controls.running
-    assert "Canceled" in tab.controls.log.toPlainText()
-    assert folder_files(tmp_path) == []
-    assert not QgsProject.instance().mapLayersByName("canceled")
