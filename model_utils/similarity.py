@@ -15,7 +15,7 @@ import numpy as np
 
 from .gallery import Gallery
 from .geo import validate_latlon
-from .heatmap import GridSpec
+from .grid import GridSpec
 
 Progress = Callable[[float, str], None]
 

@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-from model_utils.heatmap import GridSpec
+from model_utils.grid import GridSpec
 from model_utils.similarity import similarity_grid
 from tests.embedding_helpers import add_features, folder_files, memory_layer
 

@@ -77,7 +77,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
     def grid_spec(self, parameters, context, extent_name: str, cell_name: str):
         """A ``GridSpec`` in EPSG:4326 from an optional extent (any CRS; empty = world) and a cell size."""
         ensure_model_utils_importable()
-        from model_utils.heatmap import GridSpec
+        from model_utils.grid import GridSpec
 
         cell = self.parameterAsDouble(parameters, cell_name, context)
         if parameters.get(extent_name) in (None, ""):
