@@ -74,7 +74,6 @@ def iter_predictions(
 ) -> Iterator[Prediction]:
     """Yield one Prediction per item, in input order, batch by batch."""
     n = len(items)
-    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
     starts = list(range(0, n, batch_size))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoclip-decode") as pool:
         pending = pool.submit(_prepare, items[0:batch_size], 0, processor, max_pixels) if starts else None
@@ -102,7 +101,9 @@ def iter_predictions(
 
 def rank(feats: torch.Tensor, sources: Sequence[str], gallery_latlon: np.ndarray, gallery_emb: torch.Tensor,
          logit_scale: float, top_k: int, gps: Sequence | None = None) -> list[Prediction]:
-    """Unit-length query embeddings (B, 512) -> one Prediction each: softmax over the gallery, top-k."""
+    """Unit-length query embeddings (B, 512) -> one Prediction each: softmax over the gallery, top-k
+    (``top_k`` clamped to 1..gallery size)."""
+    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
     with torch.inference_mode():
         probs = (logit_scale * (feats @ gallery_emb.T)).float().softmax(dim=-1)
         top = torch.topk(probs, top_k, dim=1)
@@ -129,7 +130,6 @@ def iter_text_predictions(
 ) -> Iterator[Prediction]:
     """Yield one Prediction per text query, in input order; an empty query gets ``error`` set."""
     n = len(texts)
-    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
     for start in range(0, n, batch_size):
         if is_canceled is not None and is_canceled():
             raise Canceled("Canceled by the user between batches")
