@@ -49,8 +49,9 @@ test: $(STAMP)  ## run the whole suite in headless QGIS (offline)
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
 	$(QGIS_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff + the Qt6-readiness rules (tools/qt6_check.py)
 	$(VENV)/bin/ruff check geoclip_qgis model_utils tests tools
+	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) $(PY) tools/qt6_check.py
 
 bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)

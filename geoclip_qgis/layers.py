@@ -13,12 +13,13 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingUtils,
     QgsProject,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
 )
 
+from .compat import BAND_STAT_MAX
+from .guard import guarded
 from .paths import resource
 
 PROBABILITY_STYLE = "styles/probability_raster.qml"
@@ -48,7 +49,7 @@ def _stretch_ramp(layer: QgsRasterLayer, low: float, top: float) -> None:
 
 def style_probability_raster(layer: QgsRasterLayer) -> None:
     """Probability rasters: the ramp from 0 to this raster's maximum, lowest values transparent."""
-    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Stats.Max)
+    stats = layer.dataProvider().bandStatistics(1, BAND_STAT_MAX)
     _stretch_ramp(layer, 0.0, stats.maximumValue)
 
 
@@ -100,6 +101,7 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
         self.style = style
         GroupAndStyle._alive.append(self)
 
+    @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
         STYLERS[self.style](layer)
         project = context.project() or QgsProject.instance()

@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .dependencies import check_dependencies, install_hint
+from .guard import guarded
 from .installer import PLATFORM_ONLY
 from .panel_installer import InstallerControls
 
@@ -77,12 +78,18 @@ class SetupTab(QWidget):
         layout.addStretch(1)
         self.refresh_status()
 
+    def show_error(self, text: str) -> None:
+        """Where ``@guarded`` shows an unexpected error of this tab's slots."""
+        self.installer.log.appendPlainText(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+
+    @guarded
     def save(self) -> None:
         """Persist the model choices (QgsSettings) and export them to the environment."""
         settings.put("clip_model", self.clip_model.text().strip())
         settings.put("weights", self.weights.filePath().strip())
         settings.put("cache_dir", self.cache_dir.filePath().strip())
 
+    @guarded
     def refresh_status(self) -> None:
         """Show found/missing dependencies without importing any of them."""
         deps = check_dependencies()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsMapLayerProxyModel, QgsProcessingFeatureSourceDefinition, QgsSettings
+from qgis.core import QgsProcessingFeatureSourceDefinition, QgsSettings
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -22,6 +22,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from .compat import LAYER_FILTER_HAS_GEOMETRY
+from .guard import guarded
 from .processing.embedding_writers import EMBED_DIM, FORMATS, KNOWN_EXTENSIONS
 from .task_runner import RunControls
 
@@ -45,7 +47,7 @@ class EmbeddingsTab(QWidget):
         box = QGroupBox("Input")
         form = QFormLayout(box)
         self.layer = QgsMapLayerComboBox()
-        self.layer.setFilters(QgsMapLayerProxyModel.Filter.HasGeometry)
+        self.layer.setFilters(LAYER_FILTER_HAS_GEOMETRY)
         self.layer.setToolTip("Any point, line or polygon layer, in any CRS. Lines use their centroid, "
                               "polygons a point on their surface; NULL geometries are skipped and counted.")
         self.selected_only = QCheckBox("Selected features only")
@@ -105,6 +107,7 @@ class EmbeddingsTab(QWidget):
         self.controls.run_button.clicked.connect(self.run)
         layout.addWidget(self.controls, 1)
 
+    @guarded
     def _format_changed(self) -> None:
         """Keep the file name's extension and the save dialog's filter in step with the format."""
         fmt = FORMATS[self.format.currentIndex()]
@@ -139,6 +142,7 @@ class EmbeddingsTab(QWidget):
         s.setValue(KEY + "packed", self.packed.currentIndex() == 1)
         s.setValue(KEY + "output", self.output.filePath().strip())
 
+    @guarded
     def run(self) -> None:
         if self.layer.currentLayer() is None:
             self.controls.append("ERROR: choose a layer first.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsMapLayerProxyModel, QgsSettings
+from qgis.core import QgsSettings
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -12,6 +12,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from .compat import LAYER_FILTER_VECTOR
+from .guard import guarded
 from .panel_results import ResultsOptions
 from .task_runner import RunControls
 
@@ -42,7 +44,7 @@ class GeolocateTab(QWidget):
         self.recursive.setChecked(s.value(KEY + "recursive", False, type=bool))
         self.recursive.setToolTip("Also geolocate photos in the folder's subfolders")
         self.layer = QgsMapLayerComboBox()
-        self.layer.setFilters(QgsMapLayerProxyModel.Filter.VectorLayer)
+        self.layer.setFilters(LAYER_FILTER_VECTOR)
         self.layer.setAllowEmptyLayer(True)
         self.layer.setLayer(None)
         self.layer.setToolTip("A layer with a field of photo paths, e.g. from 'Import geotagged photos'")
@@ -91,6 +93,7 @@ class GeolocateTab(QWidget):
         s.setValue(KEY + "recursive", self.recursive.isChecked())
         self.results.remember()
 
+    @guarded
     def run(self) -> None:
         self.remember()
         self.controls.start(self.parameters())

@@ -7,6 +7,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from .dependencies import DependencyStatus
+from .guard import guarded
 from .installer import Installation, add_deps_to_path, deps_folder, requirements
 
 
@@ -20,15 +21,17 @@ class InstallTask(QgsTask):
     """Runs one :class:`Installation`; Cancel stops pip and keeps nothing."""
 
     def __init__(self, packages: list[str]) -> None:
-        super().__init__("GeoCLIP: installing Python packages", QgsTask.CanCancel)
+        super().__init__("GeoCLIP: installing Python packages", QgsTask.Flag.CanCancel)
         self.relay = _Relay()
         self.installation = Installation(packages, self.relay.line.emit)
         self.succeeded = False
 
+    @guarded(default=False)
     def run(self) -> bool:  # worker thread
         self.succeeded = self.installation.run()
         return self.succeeded
 
+    @guarded
     def cancel(self) -> None:
         self.installation.cancel()
         super().cancel()
@@ -78,6 +81,11 @@ class InstallerControls(QWidget):
         self.packages = requirements(missing)
         self.install_button.setEnabled(bool(self.packages) and not self.running)
 
+    def show_error(self, text: str) -> None:
+        """Where ``@guarded`` shows an unexpected error of this widget's slots."""
+        self.log.appendPlainText(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+
+    @guarded
     def start(self) -> None:
         if self.running or not self.packages:
             return
@@ -85,17 +93,26 @@ class InstallerControls(QWidget):
         self.log.appendPlainText("Installing: " + ", ".join(self.packages))
         task = InstallTask(self.packages)
         task.relay.line.connect(self.log.appendPlainText)
-        task.taskCompleted.connect(lambda: self._done(True))
-        task.taskTerminated.connect(lambda: self._done(False))
+        task.taskCompleted.connect(self._completed)
+        task.taskTerminated.connect(self._terminated)
         self.task = task
         self.install_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)  # busy: pip gives no overall fraction
         QgsApplication.taskManager().addTask(task)
 
+    @guarded
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    @guarded
+    def _completed(self) -> None:
+        self._done(True)
+
+    @guarded
+    def _terminated(self) -> None:
+        self._done(False)
 
     def _done(self, ok: bool) -> None:
         self.task = None

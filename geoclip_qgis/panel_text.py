@@ -6,6 +6,7 @@ from qgis.core import QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPlainTextEdit, QVBoxLayout, QWidget
 
+from .guard import guarded
 from .panel_results import ResultsOptions
 from .task_runner import RunControls
 
@@ -57,6 +58,7 @@ class TextTab(QWidget):
         QgsSettings().setValue(KEY + "queries", self.queries.toPlainText())
         self.results.remember()
 
+    @guarded
     def run(self) -> None:
         if not self.queries.toPlainText().strip() and not self.query_file.filePath().strip():
             self.controls.append("ERROR: type at least one query (one per line), or choose a query file.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
 
+from .compat import QAction
 from .paths import ensure_model_utils_importable, resource
 
 MENU = "&GeoCLIP"

@@ -8,8 +8,6 @@ when the algorithm runs from the toolbox.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from qgis.core import (
     QgsApplication,
     QgsProcessingAlgRunnerTask,
@@ -27,25 +25,30 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from .compat import handle_algorithm_results
+from .guard import guarded
+
 
 class PanelFeedback(QgsProcessingFeedback):
-    """Feedback that forwards log lines to the panel (progress comes through the task)."""
+    """Feedback that sends log lines to the panel as a signal.
 
-    def __init__(self, log: Callable[[str], None]) -> None:
-        super().__init__()
-        self._log = log
+    The algorithm calls it on the task's thread; the signal reaches the log widget through a queued
+    connection on the main thread, the only thread allowed to touch widgets.
+    """
+
+    line = pyqtSignal(str)
 
     def pushInfo(self, info: str) -> None:  # noqa: N802
         super().pushInfo(info)
-        self._log(info)
+        self.line.emit(info)
 
     def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
         super().reportError(error, fatalError)
-        self._log(("ERROR: " if fatalError else "⚠ ") + error)
+        self.line.emit(("ERROR: " if fatalError else "⚠ ") + error)
 
     def setProgressText(self, text: str) -> None:  # noqa: N802
         super().setProgressText(text)
-        self._log(text)
+        self.line.emit(text)
 
 
 class RunControls(QWidget):
@@ -91,6 +94,11 @@ class RunControls(QWidget):
     def append(self, text: str) -> None:
         self.log.appendPlainText(text)
 
+    def show_error(self, text: str) -> None:
+        """Where ``@guarded`` shows an unexpected error of this widget's slots."""
+        self.append(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+
+    @guarded(default=False)
     def start(self, parameters: dict) -> bool:
         """Run the algorithm with ``parameters``; False (and a log line) if it cannot start."""
         if self.running:
@@ -101,14 +109,15 @@ class RunControls(QWidget):
             return False
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
-        self.feedback = PanelFeedback(self.append)
+        self.feedback = PanelFeedback()
+        self.feedback.line.connect(self.append)
         ok, message = algorithm.checkParameterValues(parameters, self.context)
         if not ok:
             self.append(f"ERROR: {message}")
             return False
         self.algorithm, self.parameters, self.results = algorithm, parameters, {}
         self.task = QgsProcessingAlgRunnerTask(algorithm, parameters, self.context, self.feedback)
-        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.task.progressChanged.connect(self._progress)
         self.task.executed.connect(self._executed)
         self.progress.setValue(0)
         self.run_button.setEnabled(False)
@@ -117,6 +126,11 @@ class RunControls(QWidget):
         QgsApplication.taskManager().addTask(self.task)
         return True
 
+    @guarded
+    def _progress(self, value: float) -> None:
+        self.progress.setValue(int(value))
+
+    @guarded
     def cancel(self) -> None:
         """Ask the running task to stop between batches."""
         if self.task is not None:
@@ -124,20 +138,30 @@ class RunControls(QWidget):
             self.feedback.cancel()
             self.task.cancel()
 
+    @guarded
     def _executed(self, success: bool, results: dict) -> None:
-        """Main thread: load result layers through Processing's handler, then reset the controls."""
-        canceled = self.feedback.isCanceled()
-        if success and not canceled:
-            from processing.gui.Postprocessing import handleAlgorithmResults
+        """Main thread: load result layers through Processing's handler, then reset the controls.
 
-            handleAlgorithmResults(self.algorithm, self.context, self.feedback, False, self.parameters)
-            self.progress.setValue(100)
-            self.append("✔ Done")
-        else:
-            self.append("■ Canceled: nothing was kept." if canceled else "✘ Failed: see the messages above.")
+        The controls are reset and ``finished`` is emitted even when loading the layers fails, so
+        the dock never stays stuck in "running".
+        """
+        canceled = self.feedback.isCanceled()
+        ok = bool(success and not canceled)
+        try:
+            if ok:
+                handle_algorithm_results(self.algorithm, self.context, self.feedback, self.parameters)
+                self.progress.setValue(100)
+                self.append("✔ Done")
+            else:
+                self.append("■ Canceled: nothing was kept." if canceled else "✘ Failed: see the messages above.")
+                self.progress.setValue(0)
+        except Exception:
+            ok = False
             self.progress.setValue(0)
-        self.results = dict(results or {})
-        self.task = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.finished.emit(bool(success and not canceled), self.results)
+            raise  # @guarded logs it and shows it in the log box
+        finally:
+            self.results = dict(results or {})
+            self.task = None
+            self.run_button.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+            self.finished.emit(ok, self.results)

@@ -13,7 +13,8 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
+
+from geoclip_qgis.compat import FieldType
 
 ALG = "geoclip:gpsembeddings"
 FMT = {"gpkg": 0, "shp": 1, "csv": 2, "npz": 3, "parquet": 4}
@@ -61,7 +62,7 @@ def memory_layer(geometry: str = "Point", crs: str = "EPSG:4326", fields: list[Q
     uri = geometry if geometry == "None" else f"{geometry}?crs={crs}"
     layer = QgsVectorLayer(uri, name, "memory")
     assert layer.isValid()
-    fields = fields if fields is not None else [QgsField("name", QVariant.String), QgsField("value", QVariant.Int)]
+    fields = fields if fields is not None else [QgsField("name", FieldType.STRING), QgsField("value", FieldType.INT)]
     layer.dataProvider().addAttributes(fields)
     layer.updateFields()
     return layer

@@ -28,8 +28,8 @@ from qgis.core import (
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from geoclip_qgis.compat import FieldType
 from tests.photos import write_photos
 
 ALG = "geoclip:downstreamclassifier"
@@ -65,9 +65,9 @@ def sample_cities(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-FIELDS = [("name", QVariant.String), ("country", QVariant.String), ("continent", QVariant.String),
-          ("population", QVariant.Int), ("tags", QVariant.String), ("label", QVariant.String),
-          ("photo", QVariant.String)]
+FIELDS = [("name", FieldType.STRING), ("country", FieldType.STRING), ("continent", FieldType.STRING),
+          ("population", FieldType.INT), ("tags", FieldType.STRING), ("label", FieldType.STRING),
+          ("photo", FieldType.STRING)]
 
 
 def city_layer(rows: list[dict], crs: str = "EPSG:4326", name: str = "cities") -> QgsVectorLayer:
@@ -97,7 +97,7 @@ def to_gpkg(layer: QgsVectorLayer, path: Path) -> QgsVectorLayer:
     options.driverName = "GPKG"
     err = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(path), QgsProject.instance().transformContext(),
                                                     options)
-    assert err[0] == QgsVectorFileWriter.NoError, err
+    assert err[0] == QgsVectorFileWriter.WriterError.NoError, err
     out = QgsVectorLayer(str(path), path.stem, "ogr")
     assert out.isValid()
     return out

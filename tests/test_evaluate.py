@@ -24,10 +24,9 @@ from qgis.core import (
     QgsProject,
     QgsRectangle,
     QgsVectorFileWriter,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from geoclip_qgis.compat import WKB_POINT, WKB_POLYGON, FieldType
 from model_utils.geo import geodesic_km
 from model_utils.report import PhotoResult, write_accuracy_report
 
@@ -211,9 +210,9 @@ def test_report_without_ground_truth_raises_and_writes_nothing(tmp_path):
 PARIS, LONDON = (48.8566, 2.3522), (51.5072, -0.1276)
 SYDNEY, NEW_YORK = (-33.8568, 151.2153), (40.7128, -74.0060)
 
-PREDICTION_FIELDS = [("photo", QVariant.String), ("photo_name", QVariant.String), ("rank", QVariant.Int),
-                     ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
-                     ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
+PREDICTION_FIELDS = [("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("rank", FieldType.INT),
+                     ("prob", FieldType.DOUBLE), ("lat", FieldType.DOUBLE), ("lon", FieldType.DOUBLE),
+                     ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE), ("error_km", FieldType.DOUBLE)]
 
 
 def prediction_rows() -> list[dict]:
@@ -249,7 +248,7 @@ def write_layer(path: Path, rows: list[dict], fields_spec=PREDICTION_FIELDS, crs
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = "predictions"
-    wkb = QgsWkbTypes.Type.Point if geometry == "point" else QgsWkbTypes.Type.Polygon
+    wkb = WKB_POINT if geometry == "point" else WKB_POLYGON
     writer = QgsVectorFileWriter.create(str(path), fields, wkb, target, QgsCoordinateTransformContext(), options)
     assert writer.hasError() == QgsVectorFileWriter.WriterError.NoError, writer.errorMessage()
     for row in rows:
@@ -337,7 +336,7 @@ def test_evaluate_in_web_mercator_gives_the_same_numbers(geoclip_provider, tmp_p
 
 
 def test_evaluate_any_point_layer_with_chosen_truth_fields(geoclip_provider, tmp_path):
-    spec = [("label", QVariant.String), ("gt_lat", QVariant.String), ("gt_lon", QVariant.Double)]
+    spec = [("label", FieldType.STRING), ("gt_lat", FieldType.STRING), ("gt_lon", FieldType.DOUBLE)]
     rows = [dict(label="paris", plat=LONDON[0], plon=LONDON[1], gt_lat=str(PARIS[0]), gt_lon=PARIS[1]),
             dict(label="zero", plat=0.0, plon=0.1, gt_lat="0", gt_lon=0.0),
             dict(label="unknown", plat=10.0, plon=10.0, gt_lat=None, gt_lon=None)]
@@ -360,7 +359,7 @@ def test_evaluate_without_ground_truth_fails_clearly(geoclip_provider, tmp_path)
 
 
 def test_evaluate_missing_fields_are_named(geoclip_provider, tmp_path):
-    spec = [("photo", QVariant.String), ("rank", QVariant.Int)]
+    spec = [("photo", FieldType.STRING), ("rank", FieldType.INT)]
     layer = write_layer(tmp_path / "bare.gpkg", [dict(photo="/p/a.jpg", rank=1, lat=1.0, lon=2.0)], fields_spec=spec)
     with pytest.raises(QgsProcessingException) as info:
         evaluate({"INPUT": layer, "OUTPUT_FOLDER": str(tmp_path / "report")})

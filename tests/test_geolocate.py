@@ -7,6 +7,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProject, QgsVectorLayer
 
+from geoclip_qgis.compat import WKB_POINT, FieldType
 from tests.official import kauai_png
 from tests.photos import write_gps_photo, write_photos
 
@@ -113,11 +114,10 @@ def test_second_run_never_overwrites_the_first(geoclip_provider, clip_env, tmp_p
 
 def test_photo_layer_paths_and_selection(geoclip_provider, clip_env, tmp_path):
     from qgis.core import QgsFeature, QgsField, QgsProcessingFeatureSourceDefinition
-    from qgis.PyQt.QtCore import QVariant
 
     photos = write_photos(tmp_path / "in", n=3)
     layer = QgsVectorLayer("Point?crs=EPSG:4326", "photos", "memory")
-    layer.dataProvider().addAttributes([QgsField("photo", QVariant.String)])
+    layer.dataProvider().addAttributes([QgsField("photo", FieldType.STRING)])
     layer.updateFields()
     for path in [*photos, tmp_path / "gone.jpg"]:
         f = QgsFeature(layer.fields())
@@ -179,17 +179,15 @@ def test_relative_photo_paths_resolve_against_the_layer_folder(geoclip_provider,
         QgsField,
         QgsFields,
         QgsVectorFileWriter,
-        QgsWkbTypes,
     )
-    from qgis.PyQt.QtCore import QVariant
 
     write_photos(tmp_path / "data" / "pics", n=2)
     fields = QgsFields()
-    fields.append(QgsField("photo", QVariant.String))
+    fields.append(QgsField("photo", FieldType.STRING))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     gpkg = tmp_path / "data" / "photos.gpkg"
-    writer = QgsVectorFileWriter.create(str(gpkg), fields, QgsWkbTypes.Type.Point,
+    writer = QgsVectorFileWriter.create(str(gpkg), fields, WKB_POINT,
                                         QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateTransformContext(),
                                         options)
     for name in ("pics/photo_00.jpg", "pics/photo_01.jpg"):

@@ -20,8 +20,9 @@ from qgis.core import (
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime, QVariant
+from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime
 
+from geoclip_qgis.compat import FieldType
 from tests.embedding_helpers import (
     FMT,
     LogFeedback,
@@ -45,17 +46,17 @@ def model():
 
 
 def typed_layer() -> QgsVectorLayer:
-    fields = [QgsField("i", QVariant.Int), QgsField("big", QVariant.LongLong), QgsField("d", QVariant.Double),
-              QgsField("s", QVariant.String), QgsField("flag", QVariant.Bool), QgsField("day", QVariant.Date),
-              QgsField("stamp", QVariant.DateTime), QgsField("clock", QVariant.Time),
-              QgsField("raw", QVariant.ByteArray)]
+    fields = [QgsField("i", FieldType.INT), QgsField("big", FieldType.LONG), QgsField("d", FieldType.DOUBLE),
+              QgsField("s", FieldType.STRING), QgsField("flag", FieldType.BOOL), QgsField("day", FieldType.DATE),
+              QgsField("stamp", FieldType.DATETIME), QgsField("clock", FieldType.TIME),
+              QgsField("raw", FieldType.BYTES)]
     layer = memory_layer(fields=fields)
     rows = [
         [1, 2**40, 1.5, "Zürich 'quoted' \"double\"", True, QDate(2020, 1, 2),
          QDateTime(QDate(2020, 1, 2), QTime(3, 4, 5, 678)), QTime(3, 4, 5), QByteArray(b"\x00ab")],
         [None] * 9,
         [-7, -(2**40), -0.25, "", False, QDate(1999, 12, 31),
-         QDateTime(QDate(2021, 6, 30), QTime(23, 59, 59, 0), Qt.UTC), QTime(0, 0, 1), QByteArray(b"")],
+         QDateTime(QDate(2021, 6, 30), QTime(23, 59, 59, 0), Qt.TimeSpec.UTC), QTime(0, 0, 1), QByteArray(b"")],
     ]
     add_features(layer, ["POINT(8.5 47.4)", "POINT(-70 -33)", "POINT(151.2 -33.9)"], rows)
     return layer
@@ -66,7 +67,7 @@ def ogr_reference(layer: QgsVectorLayer, path) -> dict[str, list]:
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     error = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(path), QgsCoordinateTransformContext(), options)
-    assert error[0] == QgsVectorFileWriter.NoError, error
+    assert error[0] == QgsVectorFileWriter.WriterError.NoError, error
     written = QgsVectorLayer(str(path), "ref", "ogr")
     return {name: [f[name] for f in written.getFeatures()] for name in layer.fields().names()}
 
@@ -90,7 +91,7 @@ def test_every_attribute_type_reads_back_as_ogr_writes_it(geoclip_provider, tmp_
     ogr_kinds = {f.name(): f.type() for f in QgsVectorLayer(str(tmp_path / "ref.gpkg"), "ref", "ogr").fields()}
     kinds = {f.name(): f.type() for f in QgsVectorLayer(out["OUTPUT"], "typed", "ogr").fields()}
     assert all(kinds[name] == ogr_kinds[name] for name in layer.fields().names()), (kinds, ogr_kinds)
-    assert kinds["day"] == QVariant.Date and kinds["stamp"] == QVariant.DateTime and kinds["raw"] == QVariant.ByteArray
+    assert kinds["day"] == FieldType.DATE and kinds["stamp"] == FieldType.DATETIME and kinds["raw"] == FieldType.BYTES
     assert ours[0]["s"] == "Zürich 'quoted' \"double\"" and ours[0]["big"] == 2**40
 
 
@@ -247,7 +248,7 @@ def test_geopackage_input_keeps_its_feature_ids(geoclip_provider, tmp_path):
 
 
 def test_duplicate_integer_fid_field_is_a_clear_error(geoclip_provider, tmp_path):
-    layer = memory_layer(fields=[QgsField("fid", QVariant.Int)])
+    layer = memory_layer(fields=[QgsField("fid", FieldType.INT)])
     add_features(layer, ["POINT(1 2)", "POINT(3 4)"], [[7], [7]])
     with pytest.raises(QgsProcessingException, match="field 'fid' becomes the GeoPackage feature id"):
         run({"INPUT": layer, "OUTPUT": str(tmp_path / "dup.gpkg")})

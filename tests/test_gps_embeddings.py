@@ -26,8 +26,9 @@ from qgis.core import (
     QgsProject,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QDate, QVariant
+from qgis.PyQt.QtCore import QDate
 
+from geoclip_qgis.compat import FieldType
 from tests.embedding_helpers import (
     E_NAMES,
     FMT,
@@ -61,7 +62,7 @@ def test_geopackage_equals_encode_locations(geoclip_provider, model, tmp_path):
     names, by_fid = read_layer(out["OUTPUT"])
     assert names[-515:] == ["src_fid", *E_NAMES, "lat", "lon"] and "name" in names and "value" in names
     out_layer = QgsVectorLayer(out["OUTPUT"], "o", "ogr")
-    assert out_layer.crs().authid() == "EPSG:4326" and out_layer.fields().field("e000").type() == QVariant.Double
+    assert out_layer.crs().authid() == "EPSG:4326" and out_layer.fields().field("e000").type() == FieldType.DOUBLE
     fids = [f.id() for f in layer.getFeatures()]
     assert sorted(by_fid) == sorted(fids)
     feats = [by_fid[fid] for fid in fids]
@@ -247,7 +248,7 @@ def test_npz_contents(geoclip_provider, model, tmp_path):
 def test_parquet_contents(geoclip_provider, model, tmp_path):
     import pyarrow.parquet as pq
 
-    fields = [QgsField("name", QVariant.String), QgsField("count", QVariant.Int), QgsField("when", QVariant.Date)]
+    fields = [QgsField("name", FieldType.STRING), QgsField("count", FieldType.INT), QgsField("when", FieldType.DATE)]
     layer = memory_layer(fields=fields)
     latlon = random_latlon(25, seed=9)
     attributes = [[f"n{i}", None if i == 3 else i * 10, QDate(2020, 1, 1 + i)] for i in range(25)]
@@ -265,7 +266,7 @@ def test_parquet_contents(geoclip_provider, model, tmp_path):
 
 
 def test_field_name_clash_is_resolved_and_logged(geoclip_provider, model, tmp_path):
-    fields = [QgsField("lat", QVariant.String), QgsField("E005", QVariant.Int), QgsField("src_fid", QVariant.Int)]
+    fields = [QgsField("lat", FieldType.STRING), QgsField("E005", FieldType.INT), QgsField("src_fid", FieldType.INT)]
     layer = memory_layer(fields=fields)
     latlon = random_latlon(5, seed=10)
     add_features(layer, [QgsGeometry.fromPointXY(QgsPointXY(lon, lat)) for lat, lon in latlon.tolist()],
@@ -288,7 +289,7 @@ def test_field_name_clash_is_resolved_and_logged(geoclip_provider, model, tmp_pa
 
 
 def test_text_fid_field_survives_geopackage(geoclip_provider, tmp_path):
-    layer = memory_layer(fields=[QgsField("fid", QVariant.String)])
+    layer = memory_layer(fields=[QgsField("fid", FieldType.STRING)])
     add_features(layer, ["POINT(1 2)", "POINT(3 4)"], [["a"], ["b"]])
     feedback = LogFeedback()
     out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "fid.gpkg")}, feedback)

@@ -8,9 +8,9 @@ import textwrap
 
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QEvent
-from qgis.PyQt.QtWidgets import QAction
 
 import geoclip_qgis
+from geoclip_qgis.compat import QAction
 
 
 def _plugin_actions(iface):

@@ -16,6 +16,8 @@ import textwrap
 import traceback
 from pathlib import Path
 
+from geoclip_qgis.compat import WKB_POINT, FieldType
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -45,16 +47,14 @@ def sample_layer(folder: Path):
         QgsPointXY,
         QgsVectorFileWriter,
         QgsVectorLayer,
-        QgsWkbTypes,
     )
-    from qgis.PyQt.QtCore import QVariant
 
     fields = QgsFields()
-    fields.append(QgsField("name", QVariant.String))
+    fields.append(QgsField("name", FieldType.STRING))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     path = folder / "sample_places.gpkg"
-    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point,
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_POINT,
                                         QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateTransformContext(),
                                         options)
     for name, lat, lon in SAMPLE_PLACES:

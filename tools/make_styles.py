@@ -30,6 +30,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from geoclip_qgis.compat import LABEL_OVER_POINT, SHADER_INTERPOLATED
+
 STYLES = Path(__file__).resolve().parents[1] / "resources" / "styles"
 
 # (fraction of the raster maximum, colour, alpha): transparent at zero so the basemap shows.
@@ -54,7 +56,7 @@ def probability_raster_style(tmp: Path) -> None:
     ds = None
     layer = QgsRasterLayer(str(path), "p")
     fcn = QgsColorRampShader(0.0, 1.0)
-    fcn.setColorRampType(QgsColorRampShader.Type.Interpolated)
+    fcn.setColorRampType(SHADER_INTERPOLATED)
     items = []
     for value, colour, alpha in RAMP:
         c = QColor(colour)
@@ -97,7 +99,7 @@ def prediction_points_style() -> None:
     layer.setRenderer(renderer)
     label = QgsPalLayerSettings()
     label.fieldName = "rank"
-    label.placement = QgsPalLayerSettings.Placement.OverPoint
+    label.placement = LABEL_OVER_POINT
     label.yOffset = -3.0
     fmt = QgsTextFormat()
     fmt.setSize(8)

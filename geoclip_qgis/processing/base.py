@@ -13,12 +13,12 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ..compat import FLAG_ADVANCED
 from ..paths import ensure_model_utils_importable, resource
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -60,7 +60,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             params.append(QgsProcessingParameterEnum(
                 self.PRECISION, "Precision (auto: fp16 on GPU, fp32 on CPU)", options=PRECISIONS, defaultValue=0))
         for param in params:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            param.setFlags(param.flags() | FLAG_ADVANCED)
             self.addParameter(param)
 
     def model_choices(self, parameters, context) -> dict:

@@ -17,11 +17,9 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -33,6 +31,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..compat import FIELD_STRING, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_ANY, FieldType
 from .base import GeoClipAlgorithm, progress_callbacks
 from .geometry import iter_latlon
 from .outputs import ensure_writable_folder
@@ -115,7 +114,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Input layer", [QgsProcessing.TypeVectorAnyGeometry]))
+            self.INPUT, "Input layer", [SOURCE_VECTOR_ANY]))
         self.addParameter(QgsProcessingParameterField(
             self.LABEL_FIELD, "Label field", parentLayerParameterName=self.INPUT))
         separator = QgsProcessingParameterString(
@@ -126,21 +125,21 @@ class DownstreamClassifier(GeoClipAlgorithm):
             self.FEATURES, "Features", options=[label for _, label in FEATURE_CHOICES], defaultValue=0))
         self.addParameter(QgsProcessingParameterField(
             self.PHOTO_FIELD, "Photo path field (for image features)", parentLayerParameterName=self.INPUT,
-            type=QgsProcessingParameterField.String, optional=True))
+            type=FIELD_STRING, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.TEST_FRACTION, "Test fraction", QgsProcessingParameterNumber.Double,
+            self.TEST_FRACTION, "Test fraction", NUMBER_DOUBLE,
             defaultValue=0.3, minValue=0.05, maxValue=0.95))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+            self.SEED, "Random seed", NUMBER_INTEGER, defaultValue=0, minValue=0))
         c = QgsProcessingParameterNumber(
-            self.C, "Inverse regularisation strength C", QgsProcessingParameterNumber.Double,
+            self.C, "Inverse regularisation strength C", NUMBER_DOUBLE,
             defaultValue=10.0, minValue=1e-6)
-        c.setFlags(c.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        c.setFlags(c.flags() | FLAG_ADVANCED)
         self.addParameter(c)
         self.add_model_parameters(image_side=True)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output report folder"))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.PREDICTIONS, "Predictions", QgsProcessing.TypeVectorAnyGeometry, optional=True,
+            self.PREDICTIONS, "Predictions", SOURCE_VECTOR_ANY, optional=True,
             createByDefault=False))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Report (HTML)"))
         self.addOutput(QgsProcessingOutputFile("CLASSES_CSV", "Per-class scores (CSV)"))
@@ -318,7 +317,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
         fields = QgsFields(source.fields())
         taken = {n.lower() for n in fields.names()}
         new_names = [_free_name(n, taken) for n in ("pred_label", "pred_top", "pred_prob", "split")]
-        for name, kind in zip(new_names, (QVariant.String, QVariant.String, QVariant.Double, QVariant.String)):
+        for name, kind in zip(new_names, (FieldType.STRING, FieldType.STRING, FieldType.DOUBLE, FieldType.STRING)):
             fields.append(QgsField(name, kind))
         sink, dest = self.parameterAsSink(parameters, self.PREDICTIONS, context, fields, source.wkbType(),
                                           source.sourceCrs())
@@ -336,7 +335,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
             out.setGeometry(feature.geometry())
             label, top, prob, split = values
             out.setAttributes(list(feature.attributes()) + [label or None, top, prob, split])
-            if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+            if not sink.addFeature(out, QgsFeatureSink.Flag.FastInsert):
                 raise QgsProcessingException(f"Could not write feature {feature.id()} to the prediction layer: "
                                              f"{sink.lastError()}")
         feedback.pushInfo(f"Prediction layer: {len(by_fid)} feature(s) with {', '.join(new_names)}")

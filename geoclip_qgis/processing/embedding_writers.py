@@ -22,10 +22,10 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsVectorFileWriter,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..compat import WKB_NO_GEOMETRY, WKB_POINT, FieldType, field_type_code
 from .geometry import PointBatch
 from .outputs import temp_sibling
 
@@ -101,7 +101,7 @@ def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: boo
     return Columns(fid, values, free("lat"), free("lon"), renamed)
 
 
-INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
+INTEGER_TYPES = {int(t) for t in (FieldType.INT, FieldType.UINT, FieldType.LONG, FieldType.ULONG)}
 
 
 def gpkg_safe_fields(in_fields: QgsFields, columns: Columns) -> QgsFields:
@@ -110,7 +110,7 @@ def gpkg_safe_fields(in_fields: QgsFields, columns: Columns) -> QgsFields:
     taken = {n.lower() for n in [*in_fields.names(), columns.fid, *columns.values, columns.lat, columns.lon]}
     for original in in_fields:
         out = QgsField(original)
-        if out.name().lower() == "fid" and out.type() not in INTEGER_TYPES:
+        if out.name().lower() == "fid" and field_type_code(out) not in INTEGER_TYPES:
             name, i = f"{out.name()}_2", 3
             while name.lower() in taken:
                 name, i = f"{out.name()}_{i}", i + 1
@@ -167,16 +167,16 @@ class VectorWriter(_Writer):
         shapefile = fmt.key == "shp"
         width, decimals = (SHP_WIDTH, SHP_DECIMALS) if shapefile else (0, 0)  # CSV: shortest exact text
         fields = QgsFields(in_fields)
-        fields.append(QgsField(columns.fid, QVariant.LongLong))
+        fields.append(QgsField(columns.fid, FieldType.LONG))
         for name in [*columns.values, columns.lat, columns.lon]:
-            fields.append(QgsField(name, QVariant.Double, "double", width, decimals))
+            fields.append(QgsField(name, FieldType.DOUBLE, "double", width, decimals))
         options = QgsVectorFileWriter.SaveVectorOptions()
         options.driverName = fmt.driver
         options.fileEncoding = "UTF-8"
         options.layerName = final.stem
         if fmt.key == "csv":
             options.layerOptions = ["SEPARATOR=COMMA", "STRING_QUOTING=IF_NEEDED"]
-        geometry = QgsWkbTypes.Point if fmt.geometry else QgsWkbTypes.NoGeometry
+        geometry = WKB_POINT if fmt.geometry else WKB_NO_GEOMETRY
         self.writer = QgsVectorFileWriter.create(str(self.tmp), fields, geometry, WGS84,
                                                  context.transformContext(), options)
         if self.writer.hasError():
@@ -297,12 +297,14 @@ class ParquetWriter(_Writer):
             self.writer = None
 
 
-def _arrow_type(pa, kind: QVariant.Type):
+def _arrow_type(pa, kind) -> object:
+    """The Arrow type for a QGIS field type (QVariant or QMetaType code, by number)."""
     return {
-        QVariant.Int: pa.int64(), QVariant.UInt: pa.int64(), QVariant.LongLong: pa.int64(),
-        QVariant.ULongLong: pa.uint64(), QVariant.Double: pa.float64(), QVariant.Bool: pa.bool_(),
-        QVariant.Date: pa.date32(), QVariant.DateTime: pa.timestamp("ms"), QVariant.Time: pa.time64("us"),
-    }.get(kind, pa.string())
+        int(FieldType.INT): pa.int64(), int(FieldType.UINT): pa.int64(), int(FieldType.LONG): pa.int64(),
+        int(FieldType.ULONG): pa.uint64(), int(FieldType.DOUBLE): pa.float64(), int(FieldType.BOOL): pa.bool_(),
+        int(FieldType.DATE): pa.date32(), int(FieldType.DATETIME): pa.timestamp("ms"),
+        int(FieldType.TIME): pa.time64("us"),
+    }.get(field_type_code(kind), pa.string())
 
 
 def _python_value(value, kind, pa):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputHtml,
@@ -24,6 +23,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from ..compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT
 from ..paths import ensure_model_utils_importable
 from .base import GeoClipAlgorithm
 from .geometry import iter_latlon
@@ -90,7 +90,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.INPUT, "Predictions (point layer; geometry = predicted position)",
-            [QgsProcessing.SourceType.TypeVectorPoint]))
+            [SOURCE_VECTOR_POINT]))
         self.addParameter(QgsProcessingParameterField(
             self.TRUE_LAT_FIELD, "True latitude field (degrees)", defaultValue="true_lat",
             parentLayerParameterName=self.INPUT, optional=True))
@@ -169,7 +169,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
         layer_name = source.sourceName() or "input layer"
         geometry_type = QgsWkbTypes.geometryType(source.wkbType())
-        if geometry_type != QgsWkbTypes.GeometryType.PointGeometry:
+        if geometry_type != GEOMETRY_POINT:
             kind = QgsWkbTypes.displayString(source.wkbType()) or "no geometry"
             raise QgsProcessingException(
                 f"'{layer_name}' is not a point layer (its geometry type is {kind}). Give the prediction "

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFolder,
     QgsProcessingOutputHtml,
@@ -22,7 +21,6 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -33,6 +31,16 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..compat import (
+    FILE_FOLDER,
+    FLAG_ADVANCED,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    REQUEST_NO_GEOMETRY,
+    SOURCE_FILE,
+    SOURCE_VECTOR,
+    SOURCE_VECTOR_POINT,
+)
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import ensure_writable_folder, write_geotiff
@@ -98,16 +106,16 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         files = QgsProcessingParameterMultipleLayers(
-            self.PHOTOS, "Photo files", layerType=QgsProcessing.SourceType.TypeFile, optional=True)
+            self.PHOTOS, "Photo files", layerType=SOURCE_FILE, optional=True)
         files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, …)")
         self.addParameter(files)
         self.addParameter(QgsProcessingParameterFile(
-            self.FOLDER, "Folder of photos", behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))
+            self.FOLDER, "Folder of photos", behavior=FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             self.RECURSIVE, "Include subfolders of the folder", defaultValue=False))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.PHOTO_LAYER, "Layer of photos (a field holds each photo's path)",
-            [QgsProcessing.SourceType.TypeVector], optional=True))
+            [SOURCE_VECTOR], optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.PATH_FIELD, "Photo path field (empty: guess 'photo', 'path', …)",
             parentLayerParameterName=self.PHOTO_LAYER, optional=True))
@@ -116,14 +124,14 @@ class GeolocatePhotos(GeoClipAlgorithm):
     def add_output_parameters(self) -> None:
         """Top-k, raster grid, backbone and output folder: shared by every 'geolocate …' algorithm."""
         self.addParameter(QgsProcessingParameterNumber(
-            self.TOP_K, f"Top-k predictions per {self.NOUN}", QgsProcessingParameterNumber.Type.Integer,
+            self.TOP_K, f"Top-k predictions per {self.NOUN}", NUMBER_INTEGER,
             defaultValue=5, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterNumber(
-            self.CELL_SIZE, "Raster cell size (degrees)", QgsProcessingParameterNumber.Type.Double,
+            self.CELL_SIZE, "Raster cell size (degrees)", NUMBER_DOUBLE,
             defaultValue=0.25, minValue=0.001, maxValue=10.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.BANDWIDTH, "Kernel bandwidth (km, standard deviation on the sphere)",
-            QgsProcessingParameterNumber.Type.Double, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
+            NUMBER_DOUBLE, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
         self.addParameter(QgsProcessingParameterExtent(
             self.EXTENT, "Raster extent (empty: the whole world; any CRS)", optional=True))
         gallery = QgsProcessingParameterEnum(self.GALLERY, "GPS gallery", options=self.GALLERIES, defaultValue=0)
@@ -132,22 +140,22 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(gallery)
         self.addParameter(QgsProcessingParameterNumber(
             self.GALLERY_SPACING, "Regional gallery spacing (degrees; 0 = the raster cell size)",
-            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0, maxValue=10.0))
+            NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=10.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.DENSITY, "Write probability density per km² instead of mass per cell", defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
             self.RASTERS, f"Write a probability raster per {self.NOUN}", defaultValue=True))
         batch = QgsProcessingParameterNumber(
-            self.BATCH, f"{self.NOUN.capitalize()}s per batch", QgsProcessingParameterNumber.Type.Integer,
+            self.BATCH, f"{self.NOUN.capitalize()}s per batch", NUMBER_INTEGER,
             defaultValue=self.DEFAULT_BATCH, minValue=1, maxValue=256)
-        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        batch.setFlags(batch.flags() | FLAG_ADVANCED)
         self.addParameter(batch)
         self.add_model_parameters(image_side=True)
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, "Output folder (a new subfolder is made for each run)"))
         self.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", "Run folder"))
         self.addOutput(QgsProcessingOutputVectorLayer("POINTS", "Top-k predictions",
-                                                      QgsProcessing.SourceType.TypeVectorPoint))
+                                                      SOURCE_VECTOR_POINT))
         self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", "Probability rasters"))
         self.addOutput(QgsProcessingOutputHtml("REPORT_HTML", "Accuracy report (HTML)"))
         self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", f"{self.NOUN.capitalize()}s geolocated"))
@@ -205,7 +213,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
                 f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
         base = _layer_folder(self.parameterAsVectorLayer(parameters, self.PHOTO_LAYER, context))
-        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry)
+        request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0
         for feature in source.getFeatures(request):

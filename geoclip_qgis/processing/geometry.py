@@ -27,6 +27,8 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from ..compat import GEOMETRY_POINT, GEOMETRY_POLYGON, SKIP_GEOMETRY_CHECKS, WKB_POINT
+
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 SKIP_NULL = "NULL or empty geometry"
@@ -39,9 +41,9 @@ def representative_point(geometry: QgsGeometry) -> QgsGeometry | None:
     if geometry is None or geometry.isNull() or geometry.isEmpty():
         return None
     kind = geometry.type()
-    if kind == QgsWkbTypes.PointGeometry and not geometry.isMultipart():
+    if kind == GEOMETRY_POINT and not geometry.isMultipart():
         point = geometry
-    elif kind == QgsWkbTypes.PolygonGeometry:
+    elif kind == GEOMETRY_POLYGON:
         point = geometry.pointOnSurface()
     else:
         point = geometry.centroid()
@@ -69,10 +71,10 @@ def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFe
     if only_selected and hasattr(source, "getSelectedFeatures"):
         features = source.getSelectedFeatures(request)
     elif skip_validity_checks and isinstance(source, QgsProcessingFeatureSource):
-        features = source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        features = source.getFeatures(request, SKIP_GEOMETRY_CHECKS)
     else:
         features = source.getFeatures(request)
-    single_point = QgsWkbTypes.flatType(source.wkbType()) == QgsWkbTypes.Point
+    single_point = QgsWkbTypes.flatType(source.wkbType()) == WKB_POINT
     for i, feature in enumerate(features):
         if feedback is not None and i % CANCEL_CHECK_EVERY == 0 and feedback.isCanceled():
             return

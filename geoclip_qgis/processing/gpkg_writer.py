@@ -27,10 +27,10 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsVectorFileWriter,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime, QVariant
 
+from ..compat import WKB_POINT, FieldType
 from .embedding_writers import Columns, _Writer
 from .geometry import PointBatch
 
@@ -62,7 +62,7 @@ def _datetime_text(value: QDateTime) -> str | None:
     if not value.isValid():
         return None
     text = value.toString("yyyy-MM-ddTHH:mm:ss.zzz")
-    return text + "Z" if value.timeSpec() == Qt.UTC else text
+    return text + "Z" if value.timeSpec() == Qt.TimeSpec.UTC else text
 
 
 _PLAIN = (int, float, str, bytes)
@@ -129,19 +129,19 @@ class GpkgWriter(_Writer):
     def _create_empty(self, in_fields: QgsFields, columns: Columns, context: QgsProcessingContext) -> None:
         """OGR writes the GeoPackage scaffolding: tables, SRS, contents, R-tree, triggers."""
         fields = QgsFields(in_fields)
-        fields.append(QgsField(columns.fid, QVariant.LongLong))
+        fields.append(QgsField(columns.fid, FieldType.LONG))
         if self.packed:
-            fields.append(QgsField(columns.values[0], QVariant.ByteArray, "binary"))
+            fields.append(QgsField(columns.values[0], FieldType.BYTES, "binary"))
         else:
             for name in columns.values:
-                fields.append(QgsField(name, QVariant.Double, "double"))
+                fields.append(QgsField(name, FieldType.DOUBLE, "double"))
         for name in (columns.lat, columns.lon):
-            fields.append(QgsField(name, QVariant.Double, "double"))
+            fields.append(QgsField(name, FieldType.DOUBLE, "double"))
         options = QgsVectorFileWriter.SaveVectorOptions()
         options.driverName = "GPKG"
         options.fileEncoding = "UTF-8"
         options.layerName = self.table
-        writer = QgsVectorFileWriter.create(str(self.tmp), fields, QgsWkbTypes.Point, WGS84,
+        writer = QgsVectorFileWriter.create(str(self.tmp), fields, WKB_POINT, WGS84,
                                             context.transformContext(), options)
         error = writer.errorMessage() if writer.hasError() else ""
         del writer  # closes the dataset

@@ -16,21 +16,19 @@ from pathlib import Path
 import numpy as np
 from qgis.core import (
     QgsFields,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
-    QgsWkbTypes,
 )
 
+from ..compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
 from .base import GeoClipAlgorithm
 from .embedding_export import BATCH_SIZE, ExportRun, commit
 from .embedding_writers import (
@@ -102,12 +100,12 @@ class GpsEmbeddings(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Input layer", [QgsProcessing.TypeVectorAnyGeometry]))
+            self.INPUT, "Input layer", [SOURCE_VECTOR_ANY]))
         normalize = QgsProcessingParameterBoolean(self.NORMALIZE, "L2-normalise embeddings", defaultValue=False)
         normalize.setHelp("Off: the raw embedding, as the reference GeoCLIP outputs it. On: unit length.")
         self.addParameter(normalize)
         pca = QgsProcessingParameterNumber(
-            self.PCA_COMPONENTS, "PCA components (0 = keep all 512 values)", QgsProcessingParameterNumber.Integer,
+            self.PCA_COMPONENTS, "PCA components (0 = keep all 512 values)", NUMBER_INTEGER,
             defaultValue=0, minValue=0, maxValue=EMBED_DIM)
         pca.setHelp("N > 0: reduce to N principal components; the fit is saved as <output>.pca.npz.")
         self.addParameter(pca)
@@ -115,7 +113,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
             self.FORMAT, "Output format", options=[f.label for f in FORMATS], defaultValue=0))
         layout = QgsProcessingParameterEnum(self.LAYOUT, "Embedding fields", options=self.LAYOUTS, defaultValue=0)
         layout.setHelp("Number fields work everywhere in QGIS; the binary field is compact and fast (GeoPackage).")
-        layout.setFlags(layout.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        layout.setFlags(layout.flags() | FLAG_ADVANCED)
         self.addParameter(layout)
         self.add_model_parameters(image_side=False)
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -166,7 +164,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
     # ------------------------------------------------------------------ worker thread: compute + write
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         source, name = self.source, self.source.sourceName()
-        if source.wkbType() == QgsWkbTypes.NoGeometry:
+        if source.wkbType() == WKB_NO_GEOMETRY:
             raise QgsProcessingException(
                 f"Layer '{name}' has no geometry (it is a table): GPS embeddings need point, line or polygon "
                 "features.")

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -21,6 +20,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from ..compat import GEOMETRY_POLYGON, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import refuse_existing, write_geotiff
@@ -61,14 +61,14 @@ class PlacesLikeHere(GeoClipAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterPoint(self.POINT, "Query point (any CRS)", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.LAYER, "…or the first (selected) feature of a layer", [QgsProcessing.SourceType.TypeVector],
+            self.LAYER, "…or the first (selected) feature of a layer", [SOURCE_VECTOR],
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.CELL_SIZE, "Cell size (degrees)", QgsProcessingParameterNumber.Type.Double,
+            self.CELL_SIZE, "Cell size (degrees)", NUMBER_DOUBLE,
             defaultValue=1.0, minValue=0.01, maxValue=10.0))
         samples = QgsProcessingParameterNumber(
             self.SAMPLES, "Samples per cell side (n x n points averaged per cell)",
-            QgsProcessingParameterNumber.Type.Integer, defaultValue=2, minValue=1, maxValue=4)
+            NUMBER_INTEGER, defaultValue=2, minValue=1, maxValue=4)
         samples.setHelp("1: the cell centre only (fast, speckled at coarse cells); 2 or more: the mean over n x n "
                         "points in the cell, n² times the encoding on the first query at a cell size.")
         self.addParameter(samples)
@@ -89,7 +89,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
             geom = feature.geometry()
             if geom is None or geom.isEmpty():
                 continue
-            geom = geom.pointOnSurface() if geom.type() == 2 else geom.centroid()
+            geom = geom.pointOnSurface() if geom.type() == GEOMETRY_POLYGON else geom.centroid()
             geom.transform(transform)
             point = geom.asPoint()
             return point.y(), point.x()

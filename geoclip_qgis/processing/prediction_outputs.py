@@ -18,9 +18,9 @@ from qgis.core import (
     QgsPointXY,
     QgsProcessingException,
     QgsVectorFileWriter,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
+
+from ..compat import WKB_POINT, FieldType
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -42,18 +42,19 @@ def unique_stem(stem: str, used: set[str]) -> str:
     return name
 
 
-POINT_FIELDS = [("rank", QVariant.Int), ("prob", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
-                ("true_lat", QVariant.Double), ("true_lon", QVariant.Double), ("error_km", QVariant.Double)]
+POINT_FIELDS = [("rank", FieldType.INT), ("prob", FieldType.DOUBLE), ("lat", FieldType.DOUBLE),
+                ("lon", FieldType.DOUBLE), ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE),
+                ("error_km", FieldType.DOUBLE)]
 
 
 def points_writer(path: Path, source_fields: tuple[str, str]):
     fields = QgsFields()
-    for name, kind in [(source_fields[0], QVariant.String), (source_fields[1], QVariant.String), *POINT_FIELDS]:
+    for name, kind in [(source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), *POINT_FIELDS]:
         fields.append(QgsField(name, kind))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = "predictions"
-    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.Type.Point, WGS84,
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_POINT, WGS84,
                                         QgsCoordinateTransformContext(), options)
     if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")

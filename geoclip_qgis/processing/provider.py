@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..guard import guarded
 from ..paths import resource
 
 
@@ -35,6 +36,7 @@ class GeoClipProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(resource("icon.svg"))
 
+    @guarded
     def loadAlgorithms(self) -> None:  # noqa: N802
         for cls in algorithm_classes():
             self.addAlgorithm(cls())

@@ -1,0 +1,156 @@
+"""Version safety: no exception escapes into Qt, version-dependent APIs in one module, no Qt5-only idioms.
+
+An exception raised inside a Qt slot aborts the interpreter on current PyQt builds, so the first
+test would kill the whole pytest run without ``@guarded``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from qgis.core import Qgis, QgsApplication, QgsField, QgsProject
+from qgis.PyQt.QtCore import QObject, pyqtSignal
+
+from geoclip_qgis.compat import FieldType, field_type_code
+from geoclip_qgis.guard import LOG_TAG, guarded
+from tests.embedding_helpers import FMT, point_layer, random_latlon
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def message_log():
+    """Messages QGIS's message log receives during the test: (text, tag, level)."""
+    received: list[tuple[str, str, int]] = []
+
+    def collect(message, tag, level):
+        received.append((message, tag, int(level)))
+
+    QgsApplication.messageLog().messageReceived.connect(collect)
+    yield received
+    QgsApplication.messageLog().messageReceived.disconnect(collect)
+
+
+def _wait(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert predicate(), "timed out"
+
+
+class _Emitter(QObject):
+    clicked = pyqtSignal(bool)
+
+
+class _Widget:
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.calls = 0
+
+    def show_error(self, text: str) -> None:
+        self.shown.append(text)
+
+    @guarded
+    def slot(self) -> None:  # takes no argument although the signal sends one
+        self.calls += 1
+        raise RuntimeError("boom in a slot")
+
+
+def test_exception_in_a_slot_is_logged_and_shown_not_raised(qgis_app, message_log):  # noqa: ARG001
+    widget, emitter = _Widget(), _Emitter()
+    emitter.clicked.connect(widget.slot)
+    emitter.clicked.emit(True)  # unguarded, this aborts the interpreter
+    QgsApplication.processEvents()
+    assert widget.calls == 1  # the extra signal argument was dropped, as PyQt does for plain slots
+    assert widget.shown == ["_Widget.slot failed: RuntimeError: boom in a slot"]
+    ours = [m for m in message_log if m[1] == LOG_TAG]
+    assert len(ours) == 1 and ours[0][2] == int(Qgis.MessageLevel.Critical)
+    assert "Traceback" in ours[0][0] and "boom in a slot" in ours[0][0]
+
+
+def test_guarded_returns_its_default_after_an_exception(qgis_app):  # noqa: ARG001
+    @guarded(default=False)
+    def run() -> bool:
+        raise ValueError("worker failed")
+
+    assert run() is False
+
+
+def test_dock_survives_a_failing_result_loader(loaded_plugin, tmp_path, monkeypatch, message_log):
+    """A failure while loading results (any QGIS API change there) leaves the dock usable and says so."""
+    import geoclip_qgis.task_runner as task_runner
+    from geoclip_qgis.panel_embeddings import EmbeddingsTab
+
+    def broken_loader(*args, **kwargs):
+        raise TypeError("handleAlgorithmResults() takes from 2 to 4 positional arguments but 5 were given")
+
+    monkeypatch.setattr(task_runner, "handle_algorithm_results", broken_loader)
+    tab = next(loaded_plugin.dock.tabs.widget(i) for i in range(loaded_plugin.dock.tabs.count())
+               if isinstance(loaded_plugin.dock.tabs.widget(i), EmbeddingsTab))
+    layer = point_layer(random_latlon(5, seed=3))
+    QgsProject.instance().addMapLayer(layer)
+    tab.layer.setLayer(layer)
+    tab.format.setCurrentIndex(FMT["gpkg"])
+    tab.output.setFilePath(str(tmp_path / "out.gpkg"))
+    finished: list[bool] = []
+    tab.controls.finished.connect(lambda ok, _results: finished.append(ok))
+    tab.controls.run_button.click()
+    _wait(lambda: bool(finished))
+    assert finished == [False]
+    assert not tab.controls.running and tab.controls.run_button.isEnabled()
+    assert not tab.controls.cancel_button.isEnabled()
+    log = tab.controls.log.toPlainText()
+    assert "RunControls._executed failed: TypeError" in log and "message log" in log
+    assert any(m[1] == LOG_TAG and "Traceback" in m[0] for m in message_log)
+
+
+def test_result_loader_is_called_with_keywords_this_qgis_accepts():
+    """Processing's handler changed its positional arguments after 3.22; keywords bind on every release."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+
+    signature = inspect.signature(handleAlgorithmResults)
+    signature.bind(object(), object(), feedback=None, parameters={})  # raises TypeError if not accepted
+
+
+def test_field_types_build_fields_without_deprecation(qgis_app):  # noqa: ARG001
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        fields = {name: QgsField(name, kind) for name, kind in [
+            ("i", FieldType.INT), ("big", FieldType.LONG), ("d", FieldType.DOUBLE), ("s", FieldType.STRING),
+            ("b", FieldType.BOOL), ("day", FieldType.DATE), ("t", FieldType.DATETIME), ("raw", FieldType.BYTES)]}
+    codes = {name: field_type_code(field) for name, field in fields.items()}
+    # Qt's type codes, identical in QVariant::Type and QMetaType::Type
+    assert codes == {"i": 2, "big": 4, "d": 6, "s": 10, "b": 1, "day": 14, "t": 16, "raw": 12}
+
+
+def test_qt6_check_flags_each_qt5_idiom(tmp_path):
+    from tools.qt6_check import check_file
+
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from qgis.PyQt.QtWidgets import QAction\n"
+        "from qgis.PyQt.QtCore import Qt, QVariant\n"
+        "from qgis.core import QgsProcessing\n"
+        "from PyQt5.QtCore import QTimer\n"
+        "a = Qt.UTC\n"
+        "b = QVariant.Int\n"
+        "c = QgsProcessing.TypeVectorAnyGeometry\n"
+        "d = Qt.TimeSpec.UTC\n"  # fine
+        "dialog.exec_()\n",
+        encoding="utf-8",
+    )
+    rules = sorted((f.line, f.rule) for f in check_file(sample))
+    assert rules == [(1, "QT6002"), (4, "QT6001"), (5, "QT6004"), (6, "QT6003"), (7, "QT6004"), (9, "QT6005")]
+
+
+def test_the_code_base_has_no_qt5_only_idioms():
+    from tools.qt6_check import DEFAULT_PATHS, check_file, check_metadata, python_files
+
+    findings = [f for p in python_files([ROOT / d for d in DEFAULT_PATHS]) for f in check_file(p)]
+    findings += check_metadata(ROOT / "metadata.txt")
+    assert findings == [], "\n".join(map(str, findings))
