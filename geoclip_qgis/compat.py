@@ -22,7 +22,6 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
-    QgsRasterBandStats,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QMetaType, QVariant
@@ -70,7 +69,6 @@ REQUEST_NO_GEOMETRY = _pick("FeatureRequestFlag.NoGeometry", QgsFeatureRequest, 
 # Layers, rendering and labels.
 LAYER_FILTER_VECTOR = _pick("LayerFilter.VectorLayer", QgsMapLayerProxyModel, "VectorLayer")
 LAYER_FILTER_HAS_GEOMETRY = _pick("LayerFilter.HasGeometry", QgsMapLayerProxyModel, "HasGeometry")
-BAND_STAT_MAX = _pick("RasterBandStatistic.Max", QgsRasterBandStats, "Max")
 SHADER_INTERPOLATED = _pick("ShaderInterpolationMethod.Linear", QgsColorRampShader, "Interpolated")
 LABEL_OVER_POINT = _pick("LabelPlacement.OverPoint", QgsPalLayerSettings, "OverPoint")
 

@@ -18,7 +18,6 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from .compat import BAND_STAT_MAX
 from .guard import guarded
 from .paths import resource
 
@@ -49,7 +48,7 @@ def _stretch_ramp(layer: QgsRasterLayer, low: float, top: float) -> None:
 
 def style_probability_raster(layer: QgsRasterLayer) -> None:
     """Probability rasters: the ramp from 0 to this raster's maximum, lowest values transparent."""
-    stats = layer.dataProvider().bandStatistics(1, BAND_STAT_MAX)
+    stats = layer.dataProvider().bandStatistics(1)  # with a stats argument: deprecated since 3.40
     _stretch_ramp(layer, 0.0, stats.maximumValue)
 
 
