@@ -5,10 +5,11 @@ from __future__ import annotations
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtWidgets import (
     QFormLayout,
+    QFrame,
     QGroupBox,
     QLabel,
     QLineEdit,
-    QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -40,7 +41,7 @@ class SetupTab(QWidget):
         self.clip_folder = QgsFileWidget()
         self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.clip_folder.setToolTip("Pick a local CLIP folder instead of typing a repo id")
-        self.clip_folder.fileChanged.connect(self.clip_model.setText)
+        self.clip_folder.fileChanged.connect(self._folder_picked)
         self.weights = QgsFileWidget()
         self.weights.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.weights.setFilePath(settings.get("weights"))
@@ -59,10 +60,13 @@ class SetupTab(QWidget):
         form.addRow("…or local folder", self.clip_folder)
         form.addRow("GeoCLIP weights", self.weights)
         form.addRow("Embedding cache", self.cache_dir)
-        self.save_button = QPushButton("Remember these choices")
-        self.save_button.setToolTip("Store them in your QGIS profile; they apply to the next run")
-        self.save_button.clicked.connect(self.save)
-        form.addRow(self.save_button)
+        saved_note = QLabel("Choices apply to the next run and are remembered in your QGIS profile "
+                            "(also for the Processing toolbox and qgis_process).")
+        saved_note.setWordWrap(True)
+        form.addRow(saved_note)
+        self.clip_model.editingFinished.connect(self.save)
+        self.weights.fileChanged.connect(self.save)
+        self.cache_dir.fileChanged.connect(self.save)
         layout.addWidget(model_box)
 
         deps_box = QGroupBox("Python dependencies")
@@ -83,11 +87,21 @@ class SetupTab(QWidget):
         self.installer.log.appendPlainText(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
 
     @guarded
+    def _folder_picked(self, path: str) -> None:
+        self.clip_model.setText(path)
+        self.save()
+
+    @guarded
     def save(self) -> None:
-        """Persist the model choices (QgsSettings) and export them to the environment."""
-        settings.put("clip_model", self.clip_model.text().strip())
-        settings.put("weights", self.weights.filePath().strip())
-        settings.put("cache_dir", self.cache_dir.filePath().strip())
+        """Remember the model choices as shown (QgsSettings); every later run resolves through them."""
+        settings.put("clip_model", self.clip_model.text())
+        settings.put("weights", self.weights.filePath())
+        settings.put("cache_dir", self.cache_dir.filePath())
+
+    def model_parameters(self) -> dict:
+        """The choices as shown, as algorithm parameters: the dock runs what the user sees."""
+        return {"CLIP_MODEL": self.clip_model.text().strip() or None,
+                "WEIGHTS": self.weights.filePath().strip() or None}
 
     @guarded
     def refresh_status(self) -> None:
@@ -110,33 +124,47 @@ class SetupTab(QWidget):
         self.installer.set_missing(missing)
 
 
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a scroll area: a tab never forces the dock (and QGIS's window) taller than the screen."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
 class GeoClipDock(QgsDockWidget):
-    """Dock widget hosting the plugin's tabs."""
+    """Dock widget hosting the plugin's tabs, each in a scroll area so the dock fits a laptop screen."""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__("GeoCLIP", parent)
         self.iface = iface
-        settings.apply_to_environment()
         self.tabs = QTabWidget()
+        from .panel_embeddings import EmbeddingsTab
         from .panel_geolocate import GeolocateTab
-
-        self.geolocate_tab = GeolocateTab(iface)
-        self.tabs.addTab(self.geolocate_tab, "Geolocate photos")
         from .panel_text import TextTab
 
+        self.geolocate_tab = GeolocateTab(iface)
         self.text_tab = TextTab(iface)
-        self.tabs.addTab(self.text_tab, "Text query")
-        from .panel_embeddings import EmbeddingsTab
-
-        self.tabs.addTab(EmbeddingsTab(iface), "GPS embeddings")
+        self.embeddings_tab = EmbeddingsTab(iface)
         self.setup_tab = SetupTab()
-        self.tabs.addTab(self.setup_tab, "Setup")
+        for tab, title in ((self.geolocate_tab, "Geolocate photos"), (self.text_tab, "Text query"),
+                           (self.embeddings_tab, "GPS embeddings"), (self.setup_tab, "Setup")):
+            self.tabs.addTab(scrolling(tab), title)
+        for tab in self.task_tabs():
+            tab.controls.model_parameters = self.setup_tab.model_parameters
         self.setWidget(self.tabs)
 
+    def index_of(self, tab: QWidget) -> int:
+        """The tab index of ``tab`` (each tab sits inside a scroll area); -1 if it is not one."""
+        return next((i for i in range(self.tabs.count()) if self.tabs.widget(i).widget() is tab), -1)
+
+    def task_tabs(self) -> list[QWidget]:
+        """The tabs that run Processing tasks (each has ``controls``)."""
+        return [self.geolocate_tab, self.text_tab, self.embeddings_tab]
+
     def shutdown(self) -> None:
-        """Cancel running work before the plugin unloads (tabs with tasks override this)."""
-        for index in range(self.tabs.count()):
-            tab = self.tabs.widget(index)
-            cancel = getattr(tab, "cancel_running", None)
-            if cancel is not None:
-                cancel()
+        """Before the plugin unloads: stop every running task and detach it from the widgets about to go."""
+        for tab in self.task_tabs():
+            tab.controls.shutdown()
+        self.setup_tab.installer.shutdown()

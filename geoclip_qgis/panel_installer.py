@@ -106,6 +106,21 @@ class InstallerControls(QWidget):
         if self.task is not None:
             self.task.cancel()
 
+    def shutdown(self) -> None:
+        """Unload mid-install: stop pip (and its children) and forget the task's widgets."""
+        task = self.task
+        if task is None:
+            return
+        for signal, slot in ((task.relay.line, self.log.appendPlainText), (task.taskCompleted, self._completed),
+                             (task.taskTerminated, self._terminated)):
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):
+                pass
+        task.cancel()
+        task.waitForFinished(10_000)
+        self.task = None
+
     @guarded
     def _completed(self) -> None:
         self._done(True)

@@ -1,22 +1,19 @@
-"""User choices remembered between QGIS sessions (QgsSettings), mirrored to the model's env vars.
+"""User choices remembered between QGIS sessions (QgsSettings) and how a model choice is resolved.
 
-The Processing algorithms and ``model_utils`` read ``GEOCLIP_CLIP_MODEL``, ``GEOCLIP_WEIGHTS`` and
-``GEOCLIP_CACHE_DIR``; the panel stores the user's choice and exports it so both see one value.
+One order everywhere, dock, toolbox and ``qgis_process`` alike (``qgis_process`` never builds the
+dock, so nothing may depend on the dock having run): the algorithm's parameter, then the saved
+setting, then the environment variable (``GEOCLIP_CLIP_MODEL``, ``GEOCLIP_WEIGHTS``,
+``GEOCLIP_CACHE_DIR``, read by ``model_utils``), then the default. Nothing here writes to
+``os.environ``: the QGIS interpreter is shared with every other plugin.
 """
 
 from __future__ import annotations
-
-import os
 
 from qgis.core import QgsSettings
 
 PREFIX = "geoclip/"
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
-ENV_KEYS = {
-    "clip_model": "GEOCLIP_CLIP_MODEL",
-    "weights": "GEOCLIP_WEIGHTS",
-    "cache_dir": "GEOCLIP_CACHE_DIR",
-}
+MODEL_KEYS = ("clip_model", "weights", "cache_dir")
 
 
 def get(key: str, default: str = "") -> str:
@@ -26,19 +23,13 @@ def get(key: str, default: str = "") -> str:
 
 
 def put(key: str, value: str) -> None:
-    """Remember ``value`` and export it to the environment variable the model reads."""
-    QgsSettings().setValue(PREFIX + key, value)
-    env = ENV_KEYS.get(key)
-    if env:
-        if value:
-            os.environ[env] = value
-        else:
-            os.environ.pop(env, None)
+    """Remember ``value`` (an empty string forgets it)."""
+    QgsSettings().setValue(PREFIX + key, value.strip())
 
 
-def apply_to_environment() -> None:
-    """Export remembered model choices at plugin start, unless the environment already sets them."""
-    for key, env in ENV_KEYS.items():
-        value = get(key)
-        if value and not os.environ.get(env):
-            os.environ[env] = value
+def resolve(key: str, given: str | None = None) -> str | None:
+    """The parameter if given, else the saved setting, else None (``model_utils`` then reads the
+    environment variable, then its default)."""
+    if key not in MODEL_KEYS:
+        raise KeyError(key)
+    return (given or "").strip() or get(key).strip() or None

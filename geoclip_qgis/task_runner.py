@@ -8,6 +8,8 @@ when the algorithm runs from the toolbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from qgis.core import (
     QgsApplication,
     QgsProcessingAlgRunnerTask,
@@ -51,6 +53,12 @@ class PanelFeedback(QgsProcessingFeedback):
         self.line.emit(text)
 
 
+# Tasks whose widgets went away (plugin unloaded mid-run): Python keeps them, their feedback and context
+# alive until QGIS reports them finished, so nothing a running task holds is deleted under it.
+_DETACHED: set = set()
+SHUTDOWN_WAIT_MS = 10_000  # how long unloading waits for a canceled task to stop
+
+
 class RunControls(QWidget):
     """Run / Cancel buttons, a progress bar and a log, driving one algorithm at a time."""
 
@@ -65,6 +73,7 @@ class RunControls(QWidget):
         self.algorithm = None
         self.parameters: dict = {}
         self.results: dict = {}
+        self.model_parameters: Callable[[], dict] | None = None  # the Setup tab's choices, set by the dock
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
@@ -107,6 +116,8 @@ class RunControls(QWidget):
         if algorithm is None:
             self.append(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)")
             return False
+        if self.model_parameters is not None:
+            parameters = {**self.model_parameters(), **parameters}
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
         self.feedback = PanelFeedback()
@@ -125,6 +136,27 @@ class RunControls(QWidget):
         self.append(f"▶ {algorithm.displayName()} started")
         QgsApplication.taskManager().addTask(self.task)
         return True
+
+    def shutdown(self, wait_ms: int = SHUTDOWN_WAIT_MS) -> None:
+        """Unload mid-run: cancel, disconnect the task from these widgets, wait (bounded) for it to stop."""
+        task, feedback = self.task, self.feedback
+        if task is None:
+            return
+        feedback.cancel()
+        task.cancel()
+        for signal, slot in ((feedback.line, self.append), (task.executed, self._executed),
+                             (task.progressChanged, self._progress)):
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):  # already disconnected
+                pass
+        held = (task, feedback, self.context, self.algorithm)
+        _DETACHED.add(held)
+        release = guarded(lambda *_: _DETACHED.discard(held))
+        task.taskCompleted.connect(release)
+        task.taskTerminated.connect(release)
+        task.waitForFinished(wait_ms)
+        self.task = None
 
     @guarded
     def _progress(self, value: float) -> None:

@@ -222,11 +222,17 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_model(clip_model: str | None = None, weights: str | None = None, device: str = "auto",
-                 precision: str = "auto") -> GeoCLIP:
-    """One GeoCLIP per (backbone, weights, device, precision) per process, reused across runs."""
+                 precision: str = "auto", cache_dir: str | os.PathLike | None = None) -> GeoCLIP:
+    """The process's one GeoCLIP, reused across runs while the choices stay the same.
+
+    Another backbone, weights, device, precision or cache replaces it (a ViT-L/14 holds ~1.2 GB:
+    keeping every one ever used would grow without bound in a long QGIS session).
+    """
     dev = pick_device(device)
-    key = (backbone.clip_source(clip_model), str(find_weights(weights).folder), dev, str(pick_dtype(dev, precision)))
+    key = (backbone.clip_source(clip_model), str(find_weights(weights).folder), dev,
+           str(pick_dtype(dev, precision)), str(Path(cache_dir).expanduser()) if cache_dir else "")
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = GeoCLIP.from_pretrained(clip_model, weights, device, precision)
+            _SHARED.clear()  # release the previous model before loading the next
+            _SHARED[key] = GeoCLIP.from_pretrained(clip_model, weights, device, precision, cache_dir=cache_dir)
         return _SHARED[key]

@@ -155,7 +155,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
 
     tab = loaded_plugin.dock.text_tab
     tabs = loaded_plugin.dock.tabs
-    assert tabs.tabText(tabs.indexOf(tab)) == "Text query"
+    assert tabs.tabText(loaded_plugin.dock.index_of(tab)) == "Text query"
     for widget in (tab.queries, tab.query_file, tab.results.top_k, tab.results.cell, tab.results.output,
                    tab.controls.run_button):
         assert widget.toolTip()

@@ -204,10 +204,7 @@ def test_geometry_blobs_match_ogr(tmp_path):
 def test_dock_offers_the_packed_field_for_geopackage_only(loaded_plugin, tmp_path):
     from qgis.core import QgsProject, QgsSettings
 
-    from geoclip_qgis.panel_embeddings import EmbeddingsTab
-
-    tabs = loaded_plugin.dock.tabs
-    tab = next(tabs.widget(i) for i in range(tabs.count()) if isinstance(tabs.widget(i), EmbeddingsTab))
+    tab = loaded_plugin.dock.embeddings_tab
     layer = point_layer(random_latlon(3))
     QgsProject.instance().addMapLayer(layer)
     tab.layer.setLayer(layer)

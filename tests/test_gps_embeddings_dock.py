@@ -28,14 +28,9 @@ def plugin(loaded_plugin):
 
 
 def embeddings_tab(plugin):
-    from geoclip_qgis.panel_embeddings import EmbeddingsTab
-
-    tabs = plugin.dock.tabs
-    for i in range(tabs.count()):
-        if isinstance(tabs.widget(i), EmbeddingsTab):
-            assert tabs.tabText(i) == "GPS embeddings"
-            return tabs.widget(i), i
-    raise AssertionError("no GPS embeddings tab in the dock")
+    index = plugin.dock.index_of(plugin.dock.embeddings_tab)
+    assert plugin.dock.tabs.tabText(index) == "GPS embeddings"
+    return plugin.dock.embeddings_tab, index
 
 
 def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_path, artifacts_dir):

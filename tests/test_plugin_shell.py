@@ -61,10 +61,13 @@ def test_settings_are_remembered(qgis_iface, tmp_path, monkeypatch):
     try:
         tab = plugin.dock.setup_tab
         tab.clip_model.setText(str(tmp_path))
-        tab.save()
+        tab.clip_model.editingFinished.emit()  # what leaving the field does: saved at once, no button
         import os
 
-        assert os.environ["GEOCLIP_CLIP_MODEL"] == str(tmp_path)
+        from geoclip_qgis import settings
+
+        assert settings.resolve("clip_model") == str(tmp_path)  # what every run uses, dock or not
+        assert "GEOCLIP_CLIP_MODEL" not in os.environ  # nothing leaks into QGIS's shared environment
     finally:
         plugin.unload()
     plugin = geoclip_qgis.classFactory(qgis_iface)

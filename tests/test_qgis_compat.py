@@ -84,14 +84,11 @@ def test_guarded_returns_its_default_after_an_exception(qgis_app):  # noqa: ARG0
 def test_dock_survives_a_failing_result_loader(loaded_plugin, tmp_path, monkeypatch, message_log):
     """A failure while loading results (any QGIS API change there) leaves the dock usable and says so."""
     import geoclip_qgis.task_runner as task_runner
-    from geoclip_qgis.panel_embeddings import EmbeddingsTab
-
     def broken_loader(*args, **kwargs):
         raise TypeError("handleAlgorithmResults() takes from 2 to 4 positional arguments but 5 were given")
 
     monkeypatch.setattr(task_runner, "handle_algorithm_results", broken_loader)
-    tab = next(loaded_plugin.dock.tabs.widget(i) for i in range(loaded_plugin.dock.tabs.count())
-               if isinstance(loaded_plugin.dock.tabs.widget(i), EmbeddingsTab))
+    tab = loaded_plugin.dock.embeddings_tab
     layer = point_layer(random_latlon(5, seed=3))
     QgsProject.instance().addMapLayer(layer)
     tab.layer.setLayer(layer)

@@ -64,13 +64,18 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(param)
 
     def model_choices(self, parameters, context) -> dict:
-        """Plain-data model options for ``model_utils.geoclip.shared_model``."""
+        """Plain-data model options for ``model_utils.geoclip.shared_model``: each resolved by
+        ``settings.resolve`` (parameter, saved setting, then model_utils' environment variable/default)."""
+        from .. import settings
+
         choices = {
-            "weights": self.parameterAsString(parameters, self.WEIGHTS, context) or None,
+            "weights": settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context)),
             "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            "cache_dir": settings.resolve("cache_dir"),
         }
         if self.parameterDefinition(self.CLIP_MODEL) is not None:
-            choices["clip_model"] = self.parameterAsString(parameters, self.CLIP_MODEL, context) or None
+            choices["clip_model"] = settings.resolve(
+                "clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
             choices["precision"] = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         return choices
 
