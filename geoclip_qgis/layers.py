@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from qgis.core import (
+    QgsColorRampLegendNodeSettings,
+    QgsLayerTreeGroup,
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingUtils,
@@ -41,6 +43,10 @@ def _stretch_ramp(layer: QgsRasterLayer, low: float, top: float) -> None:
     fcn.setMinimumValue(low)
     fcn.setMaximumValue(top)
     fcn.setClip(True)  # below the ramp: not drawn, so the basemap shows
+    legend = QgsColorRampLegendNodeSettings(fcn.legendSettings())
+    legend.setMinimumLabel(f"{low:.3g}")  # the legend states the data's own range, never the file's 0..1
+    legend.setMaximumLabel(f"{top:.3g}")
+    fcn.setLegendSettings(legend)
     renderer.setClassificationMin(low)
     renderer.setClassificationMax(top)
     layer.triggerRepaint()
@@ -71,40 +77,75 @@ STYLERS = {"probability": style_probability_raster, "similarity": style_similari
            "points": style_prediction_points}
 
 
+RUN_GROUP_PREFIX = "GeoCLIP "
+
+
 def run_group(project: QgsProject, name: str):
-    """The layer-tree group for one run (created at the top of the tree if missing)."""
+    """The layer-tree group for one run, created at the top of the tree if missing.
+
+    A new run's group is the one an analyst looks at: earlier GeoCLIP run groups are collapsed and
+    switched off, so rasters of different runs never stack on each other.
+    """
     root = project.layerTreeRoot()
-    return root.findGroup(name) or root.insertGroup(0, name)
+    group = root.findGroup(name)
+    if group is not None:
+        return group
+    for other in root.children():
+        if isinstance(other, QgsLayerTreeGroup) and other.name().startswith(RUN_GROUP_PREFIX):
+            other.setExpanded(False)
+            other.setItemVisibilityChecked(False)
+    return root.insertGroup(0, name)
 
 
 def move_into_group(project: QgsProject, layer, group_name: str) -> None:
-    """Move ``layer``'s tree node into the run's group, keeping the layer itself."""
+    """Move ``layer``'s tree node into the run's group, keeping the layer itself.
+
+    Points go to the top of the group (above every raster); of the rasters only the first one is
+    switched on, the others stay in the group, off, one click away.
+    """
     root = project.layerTreeRoot()
     node = root.findLayer(layer.id())
     group = run_group(project, group_name)
-    if node is not None and node.parent() is group:
-        return
-    group.addLayer(layer)
-    if node is not None:
-        node.parent().removeChildNode(node)
+    if node is None or node.parent() is not group:
+        vector = isinstance(layer, QgsVectorLayer)
+        new_node = group.insertLayer(0, layer) if vector else group.addLayer(layer)
+        if node is not None:
+            node.parent().removeChildNode(node)
+        node = new_node
+    if isinstance(layer, QgsRasterLayer):
+        rasters_on = [n for n in group.findLayers() if isinstance(n.layer(), QgsRasterLayer)
+                      and n.isVisible() and n is not node]
+        node.setItemVisibilityChecked(not rasters_on)
+
+
+def refresh_legend(layer) -> None:
+    """Tell the layer tree that the symbology changed: a renderer edited in place is not announced,
+    and the legend would keep showing the style file's 0..1 ramp."""
+    layer.triggerRepaint()
+    layer.emitStyleChanged()
+    layer.legendChanged.emit()
 
 
 class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
     """Post-processor: put a result layer into its run group and apply its shipped style."""
 
-    _alive: list[GroupAndStyle] = []  # QGIS keeps only a C++ pointer; Python must keep the object
+    _alive: set[GroupAndStyle] = set()  # QGIS keeps only a C++ pointer; Python keeps the object until used
 
     def __init__(self, group_name: str, style: str) -> None:
         super().__init__()
         self.group_name = group_name
         self.style = style
-        GroupAndStyle._alive.append(self)
+        GroupAndStyle._alive.add(self)
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        STYLERS[self.style](layer)
-        project = context.project() or QgsProject.instance()
-        move_into_group(project, layer, self.group_name)
+        try:
+            STYLERS[self.style](layer)
+            project = context.project() or QgsProject.instance()
+            move_into_group(project, layer, self.group_name)
+            refresh_legend(layer)
+        finally:
+            GroupAndStyle._alive.discard(self)  # called once per layer: release it
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,

@@ -60,9 +60,7 @@ class TextTab(QWidget):
 
     @guarded
     def run(self) -> None:
-        if not self.queries.toPlainText().strip() and not self.query_file.filePath().strip():
-            self.controls.append("ERROR: type at least one query (one per line), or choose a query file.")
-            return
+        """Empty input is refused by the algorithm's checkParameterValues before any task starts."""
         self.remember()
         self.controls.start(self.parameters())
 

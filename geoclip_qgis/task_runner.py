@@ -46,6 +46,8 @@ class PanelFeedback(QgsProcessingFeedback):
 
     def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
         super().reportError(error, fatalError)
+        if fatalError and self.isCanceled():
+            return  # the algorithm's "Canceled: …" exception; the dock reports a cancel once, itself
         self.line.emit(("ERROR: " if fatalError else "⚠ ") + error)
 
     def setProgressText(self, text: str) -> None:  # noqa: N802
@@ -101,7 +103,10 @@ class RunControls(QWidget):
         return self.task is not None
 
     def append(self, text: str) -> None:
+        """Main thread only (worker lines arrive through ``PanelFeedback.line``); keeps the last line in view."""
         self.log.appendPlainText(text)
+        bar = self.log.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""

@@ -75,6 +75,7 @@ def iter_predictions(
     """Yield one Prediction per item, in input order, batch by batch."""
     n = len(items)
     starts = list(range(0, n, batch_size))
+    failed = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoclip-decode") as pool:
         pending = pool.submit(_prepare, items[0:batch_size], 0, processor, max_pixels) if starts else None
         for i, start in enumerate(starts):
@@ -94,9 +95,17 @@ def iter_predictions(
                 results.update(zip([index for index, _, _ in good], ranked))
             for index in sorted(results):
                 yield results[index]
+            failed += len(bad)
             if progress is not None:
                 done = min(start + batch_size, n)
-                progress(done / n, f"Geolocated {done}/{n} photos")
+                progress(done / n, progress_message(done, n, failed, "photo"))
+
+
+def progress_message(done: int, total: int, failed: int, noun: str) -> str:
+    """'12/40 photos done: 11 geolocated, 1 skipped': counts that never call a failure a success."""
+    plural = "queries" if noun == "query" else f"{noun}s"
+    text = f"{done}/{total} {plural} done: {done - failed} geolocated"
+    return text + (f", {failed} skipped" if failed else "")
 
 
 def rank(feats: torch.Tensor, sources: Sequence[str], gallery_latlon: np.ndarray, gallery_emb: torch.Tensor,
@@ -130,6 +139,7 @@ def iter_text_predictions(
 ) -> Iterator[Prediction]:
     """Yield one Prediction per text query, in input order; an empty query gets ``error`` set."""
     n = len(texts)
+    failed = 0
     for start in range(0, n, batch_size):
         if is_canceled is not None and is_canceled():
             raise Canceled("Canceled by the user between batches")
@@ -140,9 +150,10 @@ def iter_text_predictions(
         for i, text in enumerate(chunk):
             yield ranked.get(i) or Prediction(source=text, error=f"Query {start + i + 1} is empty: type a place, "
                                                                  "landmark or scene description.")
+        failed += len(chunk) - len(good)
         if progress is not None:
             done = min(start + batch_size, n)
-            progress(done / n, f"Geolocated {done}/{n} queries")
+            progress(done / n, progress_message(done, n, failed, "query"))
 
 
 def as_list(images: Iterable | str) -> list:

@@ -88,7 +88,23 @@ def geoclip_provider(qgis_processing):  # noqa: ARG001 - initialises Processing
 
 
 @pytest.fixture()
-def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project):  # noqa: ARG001 - set up QGIS
+def layer_tree_view(qgis_iface):
+    """A real layer panel for pytest-qgis's stand-in iface, whose ``layerTreeView()`` is a MagicMock:
+    Processing's result loader in QGIS >= 3.44 hands that view to C++, which refuses a mock."""
+    from qgis.core import QgsApplication, QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))  # the view owns its model
+    qgis_iface.layerTreeView = lambda: view
+    yield view
+    del qgis_iface.layerTreeView
+    view.deleteLater()  # with its model and header timers, before the next event loop turn
+    QgsApplication.processEvents()
+
+
+@pytest.fixture()
+def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project, layer_tree_view):  # noqa: ARG001 - set up QGIS
     """The plugin as QGIS loads it (initGui registers its provider); unloaded and the project cleared after."""
     from qgis.core import QgsApplication, QgsProject
 

@@ -161,7 +161,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
         assert widget.toolTip()
     tab.queries.setPlainText("")
     tab.run()
-    assert not tab.controls.running and "type at least one query" in tab.controls.log.toPlainText()
+    assert not tab.controls.running and "No text queries given" in tab.controls.log.toPlainText()
     tab.queries.setPlainText("Pyramids of Giza\nEiffel Tower at night")
     tab.results.top_k.setValue(3)
     tab.results.cell.setValue(1.0)

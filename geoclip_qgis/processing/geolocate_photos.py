@@ -162,6 +162,20 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("N_FAILED", f"{self.NOUN.capitalize()}s that failed"))
         self.addOutput(QgsProcessingOutputString("ERRORS", f"Per-{self.NOUN} errors"))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        """Refuse a run with no input at all before a task starts (the dock and the toolbox both ask)."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok and not self.has_input(parameters, context):
+            return False, self.NO_INPUT
+        return ok, message
+
+    NO_INPUT = "No photos given: choose photo files, a folder of photos, or a layer with a photo path field."
+
+    def has_input(self, parameters, context) -> bool:
+        return bool(any(str(p).strip() for p in self.parameterAsFileList(parameters, self.PHOTOS, context))
+                    or self.parameterAsFile(parameters, self.FOLDER, context)
+                    or parameters.get(self.PHOTO_LAYER) not in (None, ""))
+
     # ------------------------------------------------------------------ what varies between photos and text
     def label(self, source: str) -> str:
         """Short name of one input for logs, layer names and the points' name field."""
@@ -197,8 +211,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         if source is not None:
             paths.extend(self._layer_paths(source, parameters, context, feedback))
         if not paths:
-            raise QgsProcessingException(
-                "No photos given: choose photo files, a folder of photos, or a layer with a photo path field.")
+            raise QgsProcessingException(self.NO_INPUT)
         return paths
 
     def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
@@ -322,9 +335,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 err_km = None
                 if pred.gps is not None:
                     err_km = float(geodesic_km(pred.gps[0], pred.gps[1], pred.lat[0], pred.lon[0]))
-                    truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]),
-                                           pred_lon=float(pred.lon[0]), true_lat=pred.gps[0],
-                                           true_lon=pred.gps[1], error_km=err_km, prob=float(pred.prob[0])))
+                # every geolocated photo is a report row: those without GPS are counted as left out
+                truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
+                                       true_lat=None if pred.gps is None else pred.gps[0],
+                                       true_lon=None if pred.gps is None else pred.gps[1],
+                                       error_km=err_km, prob=float(pred.prob[0])))
                 write_points(writer, fields, pred, self.label(pred.source))
                 if spec is not None:
                     grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, spec,
@@ -343,10 +358,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
         finally:
             del writer  # closes the GeoPackage
         if n_ok == 0:
-            raise QgsProcessingException(
-                f"None of the {len(paths)} {self.NOUN}(s) could be geolocated:\n" + "\n".join(errors[:20]))
+            raise QgsProcessingException(  # each reason was reported once above, as it happened
+                f"None of the {len(paths)} {self.NOUN}(s) could be geolocated (the reasons are listed above).")
+        feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
         report = None
-        if truth_rows:
+        if any(row["true_lat"] is not None for row in truth_rows):
             report = accuracy_report(truth_rows, work / "report", feedback)
         return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report)
 

@@ -80,6 +80,13 @@ class GeolocateText(GeolocatePhotos):
         return model.iter_predict_text(items, top_k=top_k, batch_size=batch, progress=progress,
                                        is_canceled=is_canceled, gallery=gallery)
 
+    NO_INPUT = ("No text queries given: type one or more queries (one per line, e.g. 'Pyramids of Giza'), or "
+                "choose a text file with one query per line.")
+
+    def has_input(self, parameters, context) -> bool:
+        return bool((self.parameterAsString(parameters, self.QUERIES, context) or "").strip()
+                    or self.parameterAsFile(parameters, self.QUERY_FILE, context))
+
     def inputs(self, parameters, context, feedback) -> list[str]:
         lines = (self.parameterAsString(parameters, self.QUERIES, context) or "").splitlines()
         path = self.parameterAsFile(parameters, self.QUERY_FILE, context)
@@ -87,9 +94,7 @@ class GeolocateText(GeolocatePhotos):
             lines += _read_query_file(Path(path))
         queries = [" ".join(line.split()) for line in lines if line.strip()]
         if not queries:
-            raise QgsProcessingException(
-                "No text queries given: type one or more queries (one per line, e.g. 'Pyramids of Giza'), or "
-                "choose a text file with one query per line.")
+            raise QgsProcessingException(self.NO_INPUT)
         if len(queries) > MAX_QUERIES:
             raise QgsProcessingException(
                 f"{len(queries)} queries is more than one run takes ({MAX_QUERIES}); split them into several runs.")

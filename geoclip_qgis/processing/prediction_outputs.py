@@ -83,5 +83,7 @@ def accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
     from model_utils.report import write_accuracy_report
 
     paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
-    feedback.pushInfo(f"{len(rows)} photo(s) with EXIF GPS: accuracy report written")
+    with_truth = sum(row.get("true_lat") is not None for row in rows)
+    feedback.pushInfo(f"Accuracy report written: {with_truth} photo(s) with EXIF GPS, "
+                      f"{len(rows) - with_truth} without (left out of the figures)")
     return Path(paths.html).name
