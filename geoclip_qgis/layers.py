@@ -87,14 +87,14 @@ def run_group(project: QgsProject, name: str):
     switched off, so rasters of different runs never stack on each other.
     """
     root = project.layerTreeRoot()
-    group = root.findGroup(name)
-    if group is not None:
-        return group
+    group = root.findGroup(name) or root.insertGroup(0, name)
     for other in root.children():
-        if isinstance(other, QgsLayerTreeGroup) and other.name().startswith(RUN_GROUP_PREFIX):
+        # every time, not only at creation: the desktop's layer panel re-expands a group that QGIS
+        # inserts a result into (it inserts at the selected layer, often in the previous run's group)
+        if other is not group and isinstance(other, QgsLayerTreeGroup) and other.name().startswith(RUN_GROUP_PREFIX):
             other.setExpanded(False)
             other.setItemVisibilityChecked(False)
-    return root.insertGroup(0, name)
+    return group
 
 
 def move_into_group(project: QgsProject, layer, group_name: str) -> None:
@@ -106,9 +106,12 @@ def move_into_group(project: QgsProject, layer, group_name: str) -> None:
     root = project.layerTreeRoot()
     node = root.findLayer(layer.id())
     group = run_group(project, group_name)
-    if node is None or node.parent() is not group:
-        vector = isinstance(layer, QgsVectorLayer)
-        new_node = group.insertLayer(0, layer) if vector else group.addLayer(layer)
+    # Where QGIS put the node depends on the release and on what the layer panel has selected (the
+    # desktop inserts at the selection), so the position is set here, not assumed.
+    index = 0 if isinstance(layer, QgsVectorLayer) else len(group.children())
+    if node is None or node.parent() is not group or group.children().index(node) != min(
+            index, len(group.children()) - 1):
+        new_node = group.insertLayer(index, layer)
         if node is not None:
             node.parent().removeChildNode(node)
         node = new_node

@@ -153,6 +153,7 @@ class GeoClipDock(QgsDockWidget):
             self.tabs.addTab(scrolling(tab), title)
         for tab in self.task_tabs():
             tab.controls.model_parameters = self.setup_tab.model_parameters
+            tab.controls.iface = iface
         self.setWidget(self.tabs)
 
     def index_of(self, tab: QWidget) -> int:

@@ -40,14 +40,21 @@ class PanelFeedback(QgsProcessingFeedback):
 
     line = pyqtSignal(str)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_error = ""
+
     def pushInfo(self, info: str) -> None:  # noqa: N802
         super().pushInfo(info)
         self.line.emit(info)
 
     def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
-        super().reportError(error, fatalError)
         if fatalError and self.isCanceled():
-            return  # the algorithm's "Canceled: …" exception; the dock reports a cancel once, itself
+            return  # the algorithm's "Canceled: …" exception: a cancel is no error; the dock reports it once
+        if error == self._last_error:
+            return  # Processing passes an algorithm's exception on more than once: log it once
+        self._last_error = error
+        super().reportError(error, fatalError)
         self.line.emit(("ERROR: " if fatalError else "⚠ ") + error)
 
     def setProgressText(self, text: str) -> None:  # noqa: N802
@@ -76,6 +83,7 @@ class RunControls(QWidget):
         self.parameters: dict = {}
         self.results: dict = {}
         self.model_parameters: Callable[[], dict] | None = None  # the Setup tab's choices, set by the dock
+        self.iface = None  # set by the dock: the map canvas zooms to each run's results
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
@@ -142,6 +150,31 @@ class RunControls(QWidget):
         QgsApplication.taskManager().addTask(self.task)
         return True
 
+    def result_layers(self) -> list:
+        """The project's layers that this run loaded (matched by file source)."""
+        if self.context is None:
+            return []
+        sources = {str(path) for path in self.context.layersToLoadOnCompletion().keys()}
+        return [layer for layer in QgsProject.instance().mapLayers().values()
+                if layer.source().split("|")[0] in sources]
+
+    def zoom_to_results(self) -> None:
+        """Show the run: the canvas zooms to the union of its layers' extents."""
+        canvas = self.iface.mapCanvas() if self.iface is not None else None
+        layers = self.result_layers()
+        if canvas is None or not layers:
+            return
+        from qgis.core import QgsCoordinateTransform, QgsRectangle
+
+        target = canvas.mapSettings().destinationCrs()
+        extent = QgsRectangle()
+        for layer in layers:
+            transform = QgsCoordinateTransform(layer.crs(), target, QgsProject.instance())
+            extent.combineExtentWith(transform.transformBoundingBox(layer.extent()))
+        if not extent.isEmpty():
+            canvas.setExtent(extent)
+            canvas.refresh()
+
     def shutdown(self, wait_ms: int = SHUTDOWN_WAIT_MS) -> None:
         """Unload mid-run: cancel, disconnect the task from these widgets, wait (bounded) for it to stop."""
         task, feedback = self.task, self.feedback
@@ -187,6 +220,7 @@ class RunControls(QWidget):
         try:
             if ok:
                 handle_algorithm_results(self.algorithm, self.context, self.feedback, self.parameters)
+                self.zoom_to_results()
                 self.progress.setValue(100)
                 self.append("✔ Done")
             else:

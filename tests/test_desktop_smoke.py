@@ -1,0 +1,135 @@
+"""The real QGIS desktop on a virtual screen: the plugin installed from its ZIP, used as a new user would.
+
+Starts Xvfb (1366x768, a laptop screen) and ``qgis`` with a fresh profile holding only this plugin,
+installed from the ZIP that ``make package`` builds. ``tests/desktop_session.py`` drives the dock
+inside QGIS; screenshots land in ``tests/_artifacts/desktop/``. What a headless test cannot see is
+checked here: Qt's warnings on stderr, the message log, the layer panel's legends, the window size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.photos import write_gps_photo, write_photos
+from tools.package import build
+
+SESSION = Path(__file__).with_name("desktop_session.py")
+SCREEN = (1366, 768)
+
+
+def _start_xvfb() -> tuple[subprocess.Popen, str]:
+    """Xvfb on a display it picks itself (no clash with other runs)."""
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is missing: `make install` installs Debian's xvfb package")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def _profile(root: Path, plugin_zip: Path) -> Path:
+    """A fresh QGIS profile with the plugin unpacked from the ZIP and enabled, as Install from ZIP leaves it."""
+    profile = root / "profiles" / "default"
+    plugins = profile / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(plugins)
+    ini = profile / "QGIS" / "QGIS3.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text("[PythonPlugins]\ngeoclip_qgis=true\n\n[qgis]\ncheckVersion=false\nshowTips=false\n"
+                   "allowCrashReporting=false\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def desktop_session(tmp_path_factory, tiny_clip, geoclip_cache_dir):
+    """Run the scripted session once; yield (record, stderr, screenshot folder)."""
+    work = tmp_path_factory.mktemp("desktop")
+    out = Path(__file__).parent / "_artifacts" / "desktop"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    photos, many = work / "photos", work / "many"
+    write_photos(photos, n=2)
+    write_gps_photo(photos / "paris.jpg", 48.8584, 2.2945)
+    write_photos(many, n=32, seed=3)  # widths shrink per photo: 32 keeps them positive
+    profiles = _profile(work / "qgis", build(work / "geoclip_qgis.zip"))
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "PYTHONPATH")}
+    xvfb, display = _start_xvfb()
+    env.update(DISPLAY=display, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GEOCLIP_CLIP_MODEL=str(tiny_clip),
+               GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), SMOKE_OUT=str(out), SMOKE_PHOTOS=str(photos),
+               SMOKE_MANY_PHOTOS=str(many),
+               # torch & co. as a user installs them for QGIS's Python (here: this venv's packages)
+               PYTHONPATH=sysconfig.get_paths()["purelib"])
+    try:
+        done = subprocess.run(
+            [shutil.which("qgis") or "qgis", "--profiles-path", str(profiles), "--profile", "default", "--nologo",
+             "--noversioncheck", "--nocustomization", "--code", str(SESSION)],
+            env=env, capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        xvfb.kill()
+        xvfb.wait()
+    (out / "qgis_stderr.txt").write_text(done.stderr, encoding="utf-8")
+    assert done.returncode == 0 and "died on signal" not in done.stderr, done.stderr[-3000:]  # a clean exit
+    session = out / "session.json"
+    assert session.is_file(), f"QGIS exited ({done.returncode}) without finishing the session:\n{done.stderr[-3000:]}"
+    yield json.loads(session.read_text(encoding="utf-8")), done.stderr, out
+
+
+def test_the_session_ran_every_step_without_python_errors(desktop_session):
+    record, _stderr, out = desktop_session
+    assert record["errors"] == []
+    assert record.get("done")
+    problems = [m for m in record["messages"]
+                if m["tag"] in ("Python error", "Python warning") or (m["tag"] == "GeoCLIP" and m["level"] >= 2)]
+    assert problems == []
+    shots = sorted(p.name for p in out.glob("*.png"))
+    assert shots == ["01_dock_open.png", "02_geolocated.png", "03_text_query.png", "04_canceled.png",
+                     "05_unloaded_mid_run.png"]
+    assert all((out / name).stat().st_size > 20_000 for name in shots)  # real pictures, not blank frames
+
+
+def test_no_widget_is_touched_from_a_worker_thread(desktop_session):
+    _record, stderr, _out = desktop_session
+    bad = [line for line in stderr.splitlines() if "Cannot queue arguments" in line or "QObject::" in line]
+    assert bad == []
+
+
+def test_the_window_fits_a_laptop_screen_with_the_dock_and_toolbox(desktop_session):
+    window = desktop_session[0]["window"]
+    assert window["toolbox_visible"]
+    assert window["min_hint_height"] <= SCREEN[1] and window["height"] <= SCREEN[1], window
+
+
+def test_first_run_results_are_styled_and_stacked_right(desktop_session):
+    record = desktop_session[0]
+    assert record["geolocate_results"]["N_PHOTOS"] == "3", record["geolocate_log"]
+    for state in (record["tree_after_first_run"], record["tree_after_text"]):
+        newest = state[0]
+        assert newest["layers"][0]["kind"] == "vector"  # points above the rasters
+        rasters = [layer for layer in newest["layers"] if layer["kind"] == "raster"]
+        assert rasters and all(r["legend_max"] == r["data_max"] for r in rasters), rasters
+        assert [r["visible"] for r in rasters] == [True] + [False] * (len(rasters) - 1)
+        assert all(not g["checked"] and not g["expanded"] for g in state[1:])
+
+
+def test_cancel_and_unload_mid_run_are_clean(desktop_session):
+    record = desktop_session[0]
+    assert record["cancel_log"].count("Canceled") == 1 and "Failed" not in record["cancel_log"], record["cancel_log"]
+    assert not any("failed" in text.lower() for text in record["message_bar_after_cancel"])
+    assert record["running_before_unload"] is True
+    assert record["tasks_after_unload"] == 0
