@@ -100,6 +100,23 @@ def field_type_code(field_or_type: Any) -> int:
     return int(kind)
 
 
+def add_html_results(algorithm, results: dict) -> list[str]:
+    """Put the run's HTML outputs in Processing's Results Viewer, as a toolbox run does; their paths."""
+    import time
+
+    from processing.core.ProcessingResults import resultsList
+    from qgis.core import QgsProcessingOutputHtml
+
+    added = []
+    for out in algorithm.outputDefinitions():
+        value = results.get(out.name())
+        if isinstance(out, QgsProcessingOutputHtml) and value:
+            resultsList.addResult(icon=algorithm.icon(), name=out.description(), timestamp=time.localtime(),
+                                  result=str(value))
+            added.append(str(value))
+    return added
+
+
 def handle_algorithm_results(algorithm, context, feedback, parameters: dict) -> Any:
     """Processing's own result loader; 3.22 had a ``showResults`` positional argument that later
     releases dropped, so it is called with keywords only (valid on every release)."""

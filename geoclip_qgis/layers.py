@@ -80,14 +80,22 @@ STYLERS = {"probability": style_probability_raster, "similarity": style_similari
 RUN_GROUP_PREFIX = "GeoCLIP "
 
 
-def run_group(project: QgsProject, name: str):
+RUN_ID_PROPERTY = "geoclip/run"
+
+
+def run_group(project: QgsProject, name: str, run_id: str = ""):
     """The layer-tree group for one run, created at the top of the tree if missing.
 
     A new run's group is the one an analyst looks at: earlier GeoCLIP run groups are collapsed and
     switched off, so rasters of different runs never stack on each other.
     """
     root = project.layerTreeRoot()
-    group = root.findGroup(name) or root.insertGroup(0, name)
+    run_id = run_id or name
+    group = next((g for g in root.children() if isinstance(g, QgsLayerTreeGroup)
+                  and g.customProperty(RUN_ID_PROPERTY) == run_id), None)
+    if group is None:  # names may repeat ("Photos 12:05 (3)" twice in a minute); the run id does not
+        group = root.insertGroup(0, name)
+        group.setCustomProperty(RUN_ID_PROPERTY, run_id)
     for other in root.children():
         # every time, not only at creation: the desktop's layer panel re-expands a group that QGIS
         # inserts a result into (it inserts at the selected layer, often in the previous run's group)
@@ -97,7 +105,7 @@ def run_group(project: QgsProject, name: str):
     return group
 
 
-def move_into_group(project: QgsProject, layer, group_name: str) -> None:
+def move_into_group(project: QgsProject, layer, group_name: str, run_id: str = "") -> None:
     """Move ``layer``'s tree node into the run's group, keeping the layer itself.
 
     Points go to the top of the group (above every raster); of the rasters only the first one is
@@ -105,7 +113,7 @@ def move_into_group(project: QgsProject, layer, group_name: str) -> None:
     """
     root = project.layerTreeRoot()
     node = root.findLayer(layer.id())
-    group = run_group(project, group_name)
+    group = run_group(project, group_name, run_id)
     # Where QGIS put the node depends on the release and on what the layer panel has selected (the
     # desktop inserts at the selection), so the position is set here, not assumed.
     index = 0 if isinstance(layer, QgsVectorLayer) else len(group.children())
@@ -134,10 +142,11 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
 
     _alive: set[GroupAndStyle] = set()  # QGIS keeps only a C++ pointer; Python keeps the object until used
 
-    def __init__(self, group_name: str, style: str) -> None:
+    def __init__(self, group_name: str, style: str, run_id: str = "") -> None:
         super().__init__()
         self.group_name = group_name
         self.style = style
+        self.run_id = run_id
         GroupAndStyle._alive.add(self)
 
     @guarded
@@ -145,18 +154,18 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
         try:
             STYLERS[self.style](layer)
             project = context.project() or QgsProject.instance()
-            move_into_group(project, layer, self.group_name)
+            move_into_group(project, layer, self.group_name, self.run_id)
             refresh_legend(layer)
         finally:
             GroupAndStyle._alive.discard(self)  # called once per layer: release it
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,
-                       output_name: str = "", raster: bool = False) -> None:
+                       output_name: str = "", raster: bool = False, run_id: str = "") -> None:
     """Ask Processing to add ``path`` to the project after the run, styled and grouped."""
     project = context.project() or QgsProject.instance()
     details = QgsProcessingContext.LayerDetails(name, project, output_name)
     details.forceName = True
     details.layerTypeHint = (QgsProcessingUtils.LayerHint.Raster if raster else QgsProcessingUtils.LayerHint.Vector)
-    details.setPostProcessor(GroupAndStyle(group, style))
+    details.setPostProcessor(GroupAndStyle(group, style, run_id))
     context.addLayerToLoadOnCompletion(path, details)

@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -27,7 +28,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .compat import handle_algorithm_results
+from .compat import add_html_results, handle_algorithm_results
 from .guard import guarded
 
 
@@ -100,6 +101,11 @@ class RunControls(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
+        self.report_link = QLabel()
+        self.report_link.setOpenExternalLinks(True)
+        self.report_link.setToolTip("The last run's report; also listed in Processing's Results Viewer")
+        self.report_link.hide()
+        layout.addWidget(self.report_link)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -144,11 +150,20 @@ class RunControls(QWidget):
         self.task.progressChanged.connect(self._progress)
         self.task.executed.connect(self._executed)
         self.progress.setValue(0)
+        self.report_link.hide()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.append(f"▶ {algorithm.displayName()} started")
         QgsApplication.taskManager().addTask(self.task)
         return True
+
+    def show_reports(self, paths: list[str]) -> None:
+        """A clickable link to the run's report under the progress bar (hidden when there is none)."""
+        from qgis.PyQt.QtCore import QUrl
+
+        links = [f'<a href="{QUrl.fromLocalFile(p).toString()}">Open the report</a>' for p in paths]
+        self.report_link.setText(" · ".join(links))
+        self.report_link.setVisible(bool(links))
 
     def result_layers(self) -> list:
         """The project's layers that this run loaded (matched by file source)."""
@@ -221,6 +236,7 @@ class RunControls(QWidget):
             if ok:
                 handle_algorithm_results(self.algorithm, self.context, self.feedback, self.parameters)
                 self.zoom_to_results()
+                self.show_reports(add_html_results(self.algorithm, dict(results or {})))
                 self.progress.setValue(100)
                 self.append("✔ Done")
             else:

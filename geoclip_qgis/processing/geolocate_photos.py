@@ -185,6 +185,12 @@ class GeolocatePhotos(GeoClipAlgorithm):
         """Raster file name (before making it safe and unique) for one input."""
         return Path(source).stem
 
+    def group_title(self, result: dict) -> str:
+        """What the layer panel calls this run: what ran, when, how many."""
+        import datetime as dt
+
+        return f"Photos {dt.datetime.now():%Y-%m-%d %H:%M} ({result['n_ok']})"
+
     def load_tower(self, model) -> None:
         model.load_backbone()
 
@@ -364,15 +370,16 @@ class GeolocatePhotos(GeoClipAlgorithm):
         report = None
         if any(row["true_lat"] is not None for row in truth_rows):
             report = accuracy_report(truth_rows, work / "report", feedback)
-        return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report)
+        return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report,
+                    first=self.label(truth_rows[0]["photo"]) if truth_rows else "")
 
     def _outputs(self, result: dict, final: Path, run_name: str, context, feedback) -> dict:
         points = str(final / result["points"])
         rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
-        group = f"GeoCLIP {run_name}"
+        group = f"GeoCLIP {self.group_title(result)}"
         for (_name, label, _mass), path in zip(result["rasters"], rasters):
-            load_on_completion(context, path, self.stem(label), group, "probability", raster=True)
-        load_on_completion(context, points, "Top-k predictions", group, "points")
+            load_on_completion(context, path, self.stem(label), group, "probability", raster=True, run_id=str(final))
+        load_on_completion(context, points, "Top-k predictions", group, "points", run_id=str(final))
         report = str(final / "report" / result["report"]) if result["report"] else ""
         if report:
             feedback.pushInfo(f"Accuracy report: {report}")

@@ -73,6 +73,10 @@ class GeolocateText(GeolocatePhotos):
     def stem(self, source: str) -> str:
         return self.label(source).rstrip("…")
 
+    def group_title(self, result: dict) -> str:
+        more = result["n_ok"] - 1
+        return f"Text: {result['first']}" + (f" (+{more} more)" if more > 0 else "")
+
     def load_tower(self, model) -> None:
         model.load_text_tower()
 
