@@ -12,6 +12,7 @@ from typing import Any
 
 from qgis.core import (
     Qgis,
+    QgsAction,
     QgsColorRampShader,
     QgsFeatureRequest,
     QgsMapLayerProxyModel,
@@ -60,6 +61,7 @@ SKIP_GEOMETRY_CHECKS = _pick("ProcessingFeatureSourceFlag.SkipGeometryValidityCh
 # Geometry types (Qgis.WkbType / Qgis.GeometryType since 3.30).
 WKB_POINT = _pick("WkbType.Point", QgsWkbTypes, "Point")
 WKB_POLYGON = _pick("WkbType.Polygon", QgsWkbTypes, "Polygon")
+WKB_LINESTRING = _pick("WkbType.LineString", QgsWkbTypes, "LineString")
 WKB_NO_GEOMETRY = _pick("WkbType.NoGeometry", QgsWkbTypes, "NoGeometry")
 GEOMETRY_POINT = _pick("GeometryType.Point", QgsWkbTypes, "PointGeometry")
 GEOMETRY_POLYGON = _pick("GeometryType.Polygon", QgsWkbTypes, "PolygonGeometry")
@@ -70,6 +72,7 @@ REQUEST_NO_GEOMETRY = _pick("FeatureRequestFlag.NoGeometry", QgsFeatureRequest, 
 LAYER_FILTER_VECTOR = _pick("LayerFilter.VectorLayer", QgsMapLayerProxyModel, "VectorLayer")
 LAYER_FILTER_HAS_GEOMETRY = _pick("LayerFilter.HasGeometry", QgsMapLayerProxyModel, "HasGeometry")
 SHADER_INTERPOLATED = _pick("ShaderInterpolationMethod.Linear", QgsColorRampShader, "Interpolated")
+ACTION_OPEN_URL = _pick("AttributeActionType.OpenUrl", QgsAction, "OpenUrl")
 LABEL_OVER_POINT = _pick("LabelPlacement.OverPoint", QgsPalLayerSettings, "OverPoint")
 
 

@@ -9,22 +9,39 @@ from __future__ import annotations
 
 import numpy as np
 from qgis.core import (
+    QgsAction,
+    QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
     QgsLayerTreeGroup,
+    QgsLineSymbol,
+    QgsMarkerLineSymbolLayer,
+    QgsMarkerSymbol,
+    QgsPalLayerSettings,
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingUtils,
     QgsProject,
+    QgsProperty,
     QgsRasterLayer,
+    QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
+    QgsSymbolLayer,
+    QgsTextFormat,
     QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
 )
+from qgis.PyQt.QtGui import QColor
 
+from .compat import ACTION_OPEN_URL
 from .guard import guarded
 from .paths import resource
 
 PROBABILITY_STYLE = "styles/probability_raster.qml"
 POINTS_STYLE = "styles/prediction_points.qml"
+# Qualitative colours, one per photo or query in a run (repeats after 12)
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#db2777", "#65a30d",
+           "#4f46e5", "#b45309", "#0d9488", "#be123c")
 
 
 def _stretch_ramp(layer: QgsRasterLayer, low: float, top: float) -> None:
@@ -68,13 +85,66 @@ def style_similarity_raster(layer: QgsRasterLayer, quantile: float = 0.9) -> Non
 
 
 def style_prediction_points(layer: QgsVectorLayer) -> None:
-    """Points sized by probability (relative to each photo's best), rank 1 as a star, labelled by rank."""
+    """A colour per photo or query (the legend names each), sized by probability, rank 1 a star and
+    labelled by rank; the map tip shows the photo itself, an action opens it at full size."""
     layer.loadNamedStyle(resource(POINTS_STYLE))
+    names = layer.fields().names()
+    source, label = ("photo", "photo_name") if "photo" in names else ("query", "label")  # see prediction_outputs
+    base = layer.renderer().symbol() if isinstance(layer.renderer(), QgsSingleSymbolRenderer) else None
+    if base is not None:
+        values = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf(label)) if v is not None)
+        categories = []
+        for i, value in enumerate(values):
+            symbol = base.clone()
+            marker = symbol.symbolLayer(0)
+            # rank 1 stays a star and keeps a gold outline; the fill is this photo's colour
+            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyFillColor, QgsProperty())
+            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyStrokeColor, QgsProperty.fromExpression(
+                """CASE WHEN "rank" = 1 THEN '#facc15' ELSE '#0f172a' END"""))
+            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyStrokeWidth, QgsProperty.fromExpression(
+                """CASE WHEN "rank" = 1 THEN 0.8 ELSE 0.2 END"""))
+            symbol.setColor(QColor(PALETTE[i % len(PALETTE)]))
+            categories.append(QgsRendererCategory(value, symbol, value))
+        renderer = QgsCategorizedSymbolRenderer(label, categories)
+        old = layer.renderer()
+        renderer.setOrderBy(old.orderBy())
+        renderer.setOrderByEnabled(old.orderByEnabled())
+        layer.setRenderer(renderer)
+    layer.setDisplayExpression(f'"{label}" || \' #\' || "rank"')
+    image = (f'<br><img src="file://[% "{source}" %]" width="240">' if source == "photo" else "")
+    layer.setMapTipTemplate(
+        f'<b>[% "{label}" %]</b> — guess #[% "rank" %]<br>probability [% format_number("prob", 4) %]'
+        '[% CASE WHEN "error_km" IS NOT NULL THEN \'<br>error \' || format_number("error_km", 1) || \' km\' '
+        "ELSE '' END %]" + image)
+    if source == "photo":
+        layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{source}" %]'))
+    layer.triggerRepaint()
+
+
+def style_truth_lines(layer: QgsVectorLayer) -> None:
+    """Dashed red line from each top-1 guess to the photo's EXIF position (a cross), labelled in km."""
+    line = QgsLineSymbol.createSimple({"line_color": "#dc2626", "line_style": "dash", "line_width": "0.6"})
+    end_marker = QgsMarkerLineSymbolLayer.create({"placement": "lastvertex", "rotate": "0"})
+    end_marker.setSubSymbol(QgsMarkerSymbol.createSimple(
+        {"name": "cross2", "color": "#dc2626", "outline_color": "#dc2626", "outline_width": "0.8", "size": "4"}))
+    line.appendSymbolLayer(end_marker)
+    layer.setRenderer(QgsSingleSymbolRenderer(line))
+    label = QgsPalLayerSettings()
+    label.fieldName = "format_number(\"error_km\", 0) || ' km'"
+    label.isExpression = True
+    text = QgsTextFormat()
+    text.setSize(8)
+    text.setColor(QColor("#7f1d1d"))
+    label.setFormat(text)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
+    layer.setLabelsEnabled(True)
+    layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>EXIF position [% format_number("true_lat", 4) %], '
+                            '[% format_number("true_lon", 4) %]<br>top-1 error [% format_number("error_km", 1) %] km')
     layer.triggerRepaint()
 
 
 STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
-           "points": style_prediction_points}
+           "points": style_prediction_points, "truth": style_truth_lines}
 
 
 RUN_GROUP_PREFIX = "GeoCLIP "

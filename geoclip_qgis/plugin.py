@@ -66,3 +66,16 @@ class GeoClipPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        release_model()
+
+
+def release_model() -> None:
+    """Free the loaded model, if any run loaded one (never imports torch just to unload).
+
+    Left to interpreter shutdown, torch's objects outlived the libraries they need and QGIS 3.40
+    (Python 3.13) crashed on exit after any run."""
+    import sys
+
+    geoclip_module = sys.modules.get("model_utils.geoclip")
+    if geoclip_module is not None:
+        geoclip_module.release_shared_model()

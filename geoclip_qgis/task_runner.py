@@ -50,8 +50,9 @@ class PanelFeedback(QgsProcessingFeedback):
         self.line.emit(info)
 
     def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
-        if fatalError and self.isCanceled():
-            return  # the algorithm's "Canceled: …" exception: a cancel is no error; the dock reports it once
+        if self.isCanceled() and error.startswith("Canceled"):
+            return  # the algorithm's "Canceled: …" exception (Processing passes it on as fatal or not,
+            # depending on where the cancel landed): a cancel is no error; the dock reports it once
         if error == self._last_error:
             return  # Processing passes an algorithm's exception on more than once: log it once
         self._last_error = error
@@ -169,7 +170,7 @@ class RunControls(QWidget):
         """The project's layers that this run loaded (matched by file source)."""
         if self.context is None:
             return []
-        sources = {str(path) for path in self.context.layersToLoadOnCompletion().keys()}
+        sources = {str(path).split("|")[0] for path in self.context.layersToLoadOnCompletion().keys()}
         return [layer for layer in QgsProject.instance().mapLayers().values()
                 if layer.source().split("|")[0] in sources]
 

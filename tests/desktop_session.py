@@ -27,6 +27,7 @@ STEP_TIMEOUT = 180.0
 record: dict = {"steps": [], "messages": [], "errors": []}
 
 
+
 def log_message(message, tag, level) -> None:
     record["messages"].append({"tag": tag, "level": int(level), "text": message[:2000]})
 
@@ -169,7 +170,7 @@ class Driver:
         record["done"] = True
         (OUT / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         QgsProject.instance().setDirty(False)
-        QTimer.singleShot(200, lambda: QgsApplication.exit(0))
+        QTimer.singleShot(200, iface.actionExit().trigger)  # as a user quits: Project > Exit QGIS
 
 
 builtins._geoclip_desktop_driver = Driver()  # noqa: SLF001 - outlives this script's namespace

@@ -57,9 +57,25 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     assert len(groups) == 1
     layers = [node.layer() for node in groups[0].findLayers()]
     rasters = [lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)]
-    points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)]
+    points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer) and lyr.name() == "Top-k predictions"]
     assert sorted(r.name() for r in rasters) == sorted(["photo_00", "paris", "Kauai"])
     assert len(points) == 1 and points[0].featureCount() == 9
+    # one colour per photo, named in the legend; the map tip shows the photo; an action opens it
+    from qgis.core import QgsCategorizedSymbolRenderer
+
+    renderer = points[0].renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "photo_name"
+    assert sorted(c.label() for c in renderer.categories()) == ["Kauai.png", "paris.jpg", "photo_00.jpg"]
+    assert len({c.symbol().color().name() for c in renderer.categories()}) == 3
+    assert "<img" in points[0].mapTipTemplate() and '"photo"' in points[0].mapTipTemplate()
+    assert [a.name() for a in points[0].actions().actions()] == ["Open photo"]
+    # the photo with EXIF GPS gets a line from its top-1 guess to its true position, labelled in km
+    truth = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer) and lyr.name() == "Error to EXIF position"]
+    assert len(truth) == 1 and truth[0].featureCount() == 1 and truth[0].labelsEnabled()
+    line = next(truth[0].getFeatures())
+    end = line.geometry().asPolyline()[-1]
+    assert (end.y(), end.x()) == pytest.approx((48.8584, 2.2945), abs=1e-3)  # the EXIF position
+    assert line["photo_name"] == "paris.jpg"
     for raster in rasters:
         renderer = raster.renderer()
         assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
@@ -80,7 +96,7 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     QgsProject.instance().clear()
     assert QgsProject.instance().read(str(project_file))
     reloaded = [lyr for lyr in QgsProject.instance().mapLayers().values()]
-    assert len(reloaded) == 4 and all(lyr.isValid() for lyr in reloaded)
+    assert len(reloaded) == 5 and all(lyr.isValid() for lyr in reloaded)
 
 
 def test_dock_cancel_keeps_no_files_and_no_layers(plugin, tmp_path):

@@ -6,7 +6,9 @@ Algorithms freeze QGIS inputs into plain data in ``processAlgorithm``'s first li
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -21,6 +23,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..compat import FLAG_ADVANCED
 from ..paths import ensure_model_utils_importable, resource
 
+T = TypeVar("T")
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 
@@ -44,6 +47,14 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
+        """Runs ``process`` in a thread Python starts itself (see ``in_python_thread``)."""
+        return in_python_thread(lambda: self.process(parameters, context, feedback))
+
+    def process(self, parameters, context, feedback) -> dict:
+        """The algorithm's work (what ``processAlgorithm`` is elsewhere)."""
+        raise NotImplementedError
 
     def add_model_parameters(self, image_side: bool = True) -> None:
         """Advanced parameters choosing the backbone, weights, device and precision."""
@@ -115,6 +126,31 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             return shared_model(**self.model_choices(parameters, context))
         except (GeoClipError, ValueError) as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+
+def in_python_thread(work: Callable[[], T]) -> T:
+    """Run ``work`` in a fresh Python thread and wait for it; its exception is raised here.
+
+    QGIS runs tasks on pooled Qt threads whose Python thread state comes from sip. torch's C++ side
+    (pybind11) caches a thread state of its own per OS thread, and under Python 3.13 the two meeting
+    on one thread is fatal: QGIS 3.40's desktop aborted with "_PyThreadState_Attach: non-NULL old
+    thread state" when a second run loaded CLIP on a reused pool thread. A thread that Python starts
+    has one consistent thread state, and a new one per run.
+    """
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="geoclip-run", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def progress_callbacks(feedback: QgsProcessingFeedback, start: float = 0.0, end: float = 100.0

@@ -193,7 +193,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
         return Path(path).parent if path else None
 
     # ------------------------------------------------------------------ run
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))

@@ -163,7 +163,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         return rows, counts
 
     # ------------------------------------------------------------------ run
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def process(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))

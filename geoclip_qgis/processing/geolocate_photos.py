@@ -44,7 +44,14 @@ from ..compat import (
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import ensure_writable_folder, write_geotiff
-from .prediction_outputs import accuracy_report, new_run_name, points_writer, unique_stem, write_points
+from .prediction_outputs import (
+    accuracy_report,
+    new_run_name,
+    points_writer,
+    unique_stem,
+    write_points,
+    write_truth_lines,
+)
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
 
@@ -248,7 +255,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         return paths
 
     # ------------------------------------------------------------------ run
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def process(self, parameters, context, feedback):
         paths = self.inputs(parameters, context, feedback)
         top_k = self.parameterAsInt(parameters, self.TOP_K, context)
         write_rasters = self.parameterAsBool(parameters, self.RASTERS, context)
@@ -367,10 +374,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
             raise QgsProcessingException(  # each reason was reported once above, as it happened
                 f"None of the {len(paths)} {self.NOUN}(s) could be geolocated (the reasons are listed above).")
         feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
+        truth = write_truth_lines(points_path, truth_rows, self.label)
         report = None
         if any(row["true_lat"] is not None for row in truth_rows):
             report = accuracy_report(truth_rows, work / "report", feedback)
-        return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report,
+        return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
                     first=self.label(truth_rows[0]["photo"]) if truth_rows else "")
 
     def _outputs(self, result: dict, final: Path, run_name: str, context, feedback) -> dict:
@@ -379,7 +387,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
         group = f"GeoCLIP {self.group_title(result)}"
         for (_name, label, _mass), path in zip(result["rasters"], rasters):
             load_on_completion(context, path, self.stem(label), group, "probability", raster=True, run_id=str(final))
-        load_on_completion(context, points, "Top-k predictions", group, "points", run_id=str(final))
+        if result["truth"]:
+            load_on_completion(context, f"{points}|layername=truth", "Error to EXIF position", group, "truth",
+                               run_id=str(final))
+        load_on_completion(context, f"{points}|layername=predictions", "Top-k predictions", group, "points",
+                           run_id=str(final))
         report = str(final / "report" / result["report"]) if result["report"] else ""
         if report:
             feedback.pushInfo(f"Accuracy report: {report}")

@@ -162,7 +162,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
         return self.output.with_name(self.output.name + ".pca.npz")
 
     # ------------------------------------------------------------------ worker thread: compute + write
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def process(self, parameters, context, feedback):
         source, name = self.source, self.source.sourceName()
         if source.wkbType() == WKB_NO_GEOMETRY:
             raise QgsProcessingException(

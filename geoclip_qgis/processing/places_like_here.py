@@ -95,7 +95,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
             return point.y(), point.x()
         raise QgsProcessingException(f"Layer '{source.sourceName()}' has no feature with a geometry to use as query.")
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def process(self, parameters, context, feedback):
         lat, lon = self._query(parameters, context)
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise QgsProcessingException(f"The query point ({lat:.4f}, {lon:.4f}) is outside WGS84 lat/lon ranges.")

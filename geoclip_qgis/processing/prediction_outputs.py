@@ -20,7 +20,7 @@ from qgis.core import (
     QgsVectorFileWriter,
 )
 
-from ..compat import WKB_POINT, FieldType
+from ..compat import WKB_LINESTRING, WKB_POINT, FieldType
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -59,6 +59,36 @@ def points_writer(path: Path, source_fields: tuple[str, str]):
     if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")
     return writer, fields, path
+
+
+def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
+    """Layer ``truth`` of the run's GeoPackage: per photo with EXIF GPS, a line from its top-1 guess to
+    the EXIF position (straight in degrees; it may cross the map for guesses across the antimeridian)."""
+    rows = [r for r in rows if r.get("true_lat") is not None]
+    if not rows:
+        return False
+    fields = QgsFields()
+    for name, kind in [("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("error_km", FieldType.DOUBLE),
+                       ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE)]:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "truth"
+    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_LINESTRING, WGS84, QgsCoordinateTransformContext(),
+                                        options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not add the truth layer to {path}: {writer.errorMessage()}")
+    for row in rows:
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(row["pred_lon"], row["pred_lat"]),
+                                                        QgsPointXY(row["true_lon"], row["true_lat"])]))
+        feature.setAttributes([row["photo"], label_of(row["photo"]), row["error_km"], row["true_lat"],
+                               row["true_lon"]])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the truth line of {row['photo']}: {writer.errorMessage()}")
+    del writer  # closes the layer
+    return True
 
 
 def write_points(writer, fields: QgsFields, pred, label: str) -> None:
