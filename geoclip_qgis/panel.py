@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
 from . import settings
 from .dependencies import check_dependencies, install_hint
 from .guard import guarded
+from .i18n import tr
 from .installer import PLATFORM_ONLY
 from .panel_installer import InstallerControls
 
@@ -29,39 +30,39 @@ class SetupTab(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
 
-        model_box = QGroupBox("Model")
+        model_box = QGroupBox(tr("Model"))
         form = QFormLayout(model_box)
         self.clip_model = QLineEdit(settings.get("clip_model"))
         self.clip_model.setPlaceholderText(settings.DEFAULT_CLIP)
         self.clip_model.setToolTip(
-            "CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
+            tr("CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
             "local folder saved with save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or "
-            f"{settings.DEFAULT_CLIP}."
+            f"{settings.DEFAULT_CLIP}.")
         )
         self.clip_folder = QgsFileWidget()
         self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.clip_folder.setToolTip("Pick a local CLIP folder instead of typing a repo id")
+        self.clip_folder.setToolTip(tr("Pick a local CLIP folder instead of typing a repo id"))
         self.clip_folder.fileChanged.connect(self._folder_picked)
         self.weights = QgsFileWidget()
         self.weights.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.weights.setFilePath(settings.get("weights"))
         self.weights.setToolTip(
-            "Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
-            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel."
+            tr("Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
+            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel.")
         )
         self.cache_dir = QgsFileWidget()
         self.cache_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.cache_dir.setFilePath(settings.get("cache_dir"))
         self.cache_dir.setToolTip(
-            "Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
-            "Empty: your user cache folder."
+            tr("Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
+            "Empty: your user cache folder.")
         )
-        form.addRow("CLIP backbone", self.clip_model)
-        form.addRow("…or local folder", self.clip_folder)
-        form.addRow("GeoCLIP weights", self.weights)
-        form.addRow("Embedding cache", self.cache_dir)
-        saved_note = QLabel("Choices apply to the next run and are remembered in your QGIS profile "
-                            "(also for the Processing toolbox and qgis_process).")
+        form.addRow(tr("CLIP backbone"), self.clip_model)
+        form.addRow(tr("…or local folder"), self.clip_folder)
+        form.addRow(tr("GeoCLIP weights"), self.weights)
+        form.addRow(tr("Embedding cache"), self.cache_dir)
+        saved_note = QLabel(tr("Choices apply to the next run and are remembered in your QGIS profile "
+                            "(also for the Processing toolbox and qgis_process)."))
         saved_note.setWordWrap(True)
         form.addRow(saved_note)
         self.clip_model.editingFinished.connect(self.save)
@@ -69,7 +70,7 @@ class SetupTab(QWidget):
         self.cache_dir.fileChanged.connect(self.save)
         layout.addWidget(model_box)
 
-        deps_box = QGroupBox("Python dependencies")
+        deps_box = QGroupBox(tr("Python dependencies"))
         deps_layout = QVBoxLayout(deps_box)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -84,7 +85,7 @@ class SetupTab(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this tab's slots."""
-        self.installer.log.appendPlainText(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+        self.installer.log.appendPlainText(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
 
     @guarded
     def _folder_picked(self, path: str) -> None:
@@ -111,15 +112,15 @@ class SetupTab(QWidget):
         for dep in deps:
             mark = "✔" if dep.found else "✘"
             version = dep.version or "missing"
-            rows.append(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>")
+            rows.append(tr(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>"))
         missing = [d for d in deps if not d.found]
         if missing:
-            rows.append("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
-                        f"<br><code>{install_hint(missing)}</code>")
+            rows.append(tr("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
+                        f"<br><code>{install_hint(missing)}</code>"))
             rows += [f"<br><b>{d.distribution}</b>: {PLATFORM_ONLY[d.distribution]}." for d in missing
                      if d.distribution in PLATFORM_ONLY]
         else:
-            rows.append("<br>All dependencies found.")
+            rows.append(tr("<br>All dependencies found."))
         self.status.setText("<br>".join(rows))
         self.installer.set_missing(missing)
 

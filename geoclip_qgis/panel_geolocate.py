@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .compat import LAYER_FILTER_VECTOR
 from .guard import guarded
+from .i18n import tr
 from .panel_results import ResultsOptions
 from .task_runner import RunControls
 
@@ -30,44 +31,44 @@ class GeolocateTab(QWidget):
         s = QgsSettings()
         layout = QVBoxLayout(self)
 
-        photos = QGroupBox("Photos")
+        photos = QGroupBox(tr("Photos"))
         form = QFormLayout(photos)
         self.files = QgsFileWidget()
         self.files.setStorageMode(QgsFileWidget.StorageMode.GetMultipleFiles)
         self.files.setFilter("Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.gif *.JPG *.JPEG *.PNG)")
-        self.files.setToolTip("One or more photo files")
+        self.files.setToolTip(tr("One or more photo files"))
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.folder.setFilePath(s.value(KEY + "folder", "", type=str))
-        self.folder.setToolTip("A folder of photos (jpg, png, tif, webp, …)")
-        self.recursive = QCheckBox("Include subfolders")
+        self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, …)"))
+        self.recursive = QCheckBox(tr("Include subfolders"))
         self.recursive.setChecked(s.value(KEY + "recursive", False, type=bool))
-        self.recursive.setToolTip("Also geolocate photos in the folder's subfolders")
+        self.recursive.setToolTip(tr("Also geolocate photos in the folder's subfolders"))
         self.layer = QgsMapLayerComboBox()
         self.layer.setFilters(LAYER_FILTER_VECTOR)
         self.layer.setAllowEmptyLayer(True)
         self.layer.setLayer(None)
-        self.layer.setToolTip("A layer with a field of photo paths, e.g. from 'Import geotagged photos'")
+        self.layer.setToolTip(tr("A layer with a field of photo paths, e.g. from 'Import geotagged photos'"))
         self.path_field = QgsFieldComboBox()
         self.path_field.setAllowEmptyFieldName(True)
-        self.path_field.setToolTip("Field holding each photo's path (empty: guess 'photo', 'path', …)")
+        self.path_field.setToolTip(tr("Field holding each photo's path (empty: guess 'photo', 'path', …)"))
         self.layer.layerChanged.connect(self.path_field.setLayer)
-        self.selected_only = QCheckBox("Selected features only")
-        self.selected_only.setToolTip("Only the photos of the features selected in the layer")
-        form.addRow("Files", self.files)
-        form.addRow("Folder", self.folder)
+        self.selected_only = QCheckBox(tr("Selected features only"))
+        self.selected_only.setToolTip(tr("Only the photos of the features selected in the layer"))
+        form.addRow(tr("Files"), self.files)
+        form.addRow(tr("Folder"), self.folder)
         form.addRow("", self.recursive)
-        form.addRow("Photo layer", self.layer)
-        form.addRow("Path field", self.path_field)
+        form.addRow(tr("Photo layer"), self.layer)
+        form.addRow(tr("Path field"), self.path_field)
         form.addRow("", self.selected_only)
         layout.addWidget(photos)
 
-        self.results = ResultsOptions(iface, KEY, "photo")
+        self.results = ResultsOptions(iface, KEY, tr("photo"))
         for name in ("top_k", "cell", "bandwidth", "extent", "density", "output"):
             setattr(self, name, getattr(self.results, name))  # the form's widgets, by name
         layout.addWidget(self.results)
 
-        self.controls = RunControls(ALGORITHM, "Geolocate")
+        self.controls = RunControls(ALGORITHM, tr("Geolocate"))
         self.controls.run_button.clicked.connect(self.run)
         layout.addWidget(self.controls, 1)
 

@@ -8,6 +8,7 @@ from qgis.PyQt.QtWidgets import QHBoxLayout, QPlainTextEdit, QProgressBar, QPush
 
 from .dependencies import DependencyStatus
 from .guard import guarded
+from .i18n import tr
 from .installer import Installation, add_deps_to_path, deps_folder, requirements
 
 
@@ -49,28 +50,28 @@ class InstallerControls(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
-        self.install_button = QPushButton("Install missing packages")
+        self.install_button = QPushButton(tr("Install missing packages"))
         self.install_button.setToolTip(
-            f"Runs pip in the background into {deps_folder()} (no admin rights needed; delete that folder to "
-            "undo). torch comes as the CPU build (~200 MB download). QGIS's own packages keep priority.")
+            tr(f"Runs pip in the background into {deps_folder()} (no admin rights needed; delete that folder to "
+            "undo). torch comes as the CPU build (~200 MB download). QGIS's own packages keep priority."))
         self.install_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop pip; nothing is installed")
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setToolTip(tr("Stop pip; nothing is installed"))
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         buttons.addWidget(self.install_button)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
         self.progress = QProgressBar()
-        self.progress.setToolTip("Busy while pip runs")
+        self.progress.setToolTip(tr("Busy while pip runs"))
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumHeight(140)
-        self.log.setPlaceholderText("pip's output appears here.")
-        self.log.setToolTip("What pip did; on failure, its last lines say why")
+        self.log.setPlaceholderText(tr("pip's output appears here."))
+        self.log.setToolTip(tr("What pip did; on failure, its last lines say why"))
         layout.addWidget(self.log)
 
     @property
@@ -83,7 +84,7 @@ class InstallerControls(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""
-        self.log.appendPlainText(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+        self.log.appendPlainText(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
 
     @guarded
     def start(self) -> None:
@@ -136,7 +137,7 @@ class InstallerControls(QWidget):
         self.cancel_button.setEnabled(False)
         if ok:
             add_deps_to_path()
-            self.log.appendPlainText("Done: the packages are ready (no restart needed for new runs).")
+            self.log.appendPlainText(tr("Done: the packages are ready (no restart needed for new runs)."))
         else:
-            self.log.appendPlainText("Not installed. The log above says why; nothing was changed.")
+            self.log.appendPlainText(tr("Not installed. The log above says why; nothing was changed."))
         self.finished.emit()

@@ -7,6 +7,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPlainTextEdit, QVBoxLayout, QWidget
 
 from .guard import guarded
+from .i18n import tr
 from .panel_results import ResultsOptions
 from .task_runner import RunControls
 
@@ -23,26 +24,26 @@ class TextTab(QWidget):
         s = QgsSettings()
         layout = QVBoxLayout(self)
 
-        box = QGroupBox("Queries")
+        box = QGroupBox(tr("Queries"))
         form = QFormLayout(box)
         self.queries = QPlainTextEdit()
-        self.queries.setPlaceholderText("Pyramids of Giza\nEiffel Tower at night\na snowy mountain village")
+        self.queries.setPlaceholderText(tr("Pyramids of Giza\nEiffel Tower at night\na snowy mountain village"))
         self.queries.setPlainText(s.value(KEY + "queries", "", type=str))
-        self.queries.setToolTip("One query per line: a place, a landmark or a scene. CLIP reads up to 77 tokens "
-                                "(about 50 words) of each. Needs the CLIP ViT-L/14 text tower (Setup tab).")
+        self.queries.setToolTip(tr("One query per line: a place, a landmark or a scene. CLIP reads up to 77 tokens "
+                                "(about 50 words) of each. Needs the CLIP ViT-L/14 text tower (Setup tab)."))
         self.queries.setMaximumHeight(110)
         self.query_file = QgsFileWidget()
         self.query_file.setFilter("Text files (*.txt)")
-        self.query_file.setToolTip("Optional: a UTF-8 text file with one query per line (added to the list above)")
-        form.addRow("Queries", self.queries)
-        form.addRow("Query file", self.query_file)
+        self.query_file.setToolTip(tr("Optional: a UTF-8 text file with one query per line (added to the list above)"))
+        form.addRow(tr("Queries"), self.queries)
+        form.addRow(tr("Query file"), self.query_file)
         layout.addWidget(box)
 
-        self.results = ResultsOptions(iface, KEY, "query")
+        self.results = ResultsOptions(iface, KEY, tr("query"))
         layout.addWidget(self.results)
 
-        self.controls = RunControls(ALGORITHM, "Geolocate text")
-        self.controls.run_button.setToolTip("Geolocate the queries in the background; QGIS stays usable")
+        self.controls = RunControls(ALGORITHM, tr("Geolocate text"))
+        self.controls.run_button.setToolTip(tr("Geolocate the queries in the background; QGIS stays usable"))
         self.controls.run_button.clicked.connect(self.run)
         layout.addWidget(self.controls, 1)
 

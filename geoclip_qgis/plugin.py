@@ -7,6 +7,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 
 from .compat import QAction
+from .i18n import tr
 from .paths import ensure_model_utils_importable, resource
 
 MENU = "&GeoCLIP"
@@ -42,10 +43,10 @@ class GeoClipPlugin:
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
 
-        self.action = QAction(QIcon(resource("icon.svg")), "GeoCLIP panel", self.iface.mainWindow())
+        self.action = QAction(QIcon(resource("icon.svg")), tr("GeoCLIP panel"), self.iface.mainWindow())
         self.action.setObjectName("GeoClipShowPanel")
         self.action.setCheckable(True)
-        self.action.setToolTip("Show the GeoCLIP panel: geolocate photos, export GPS embeddings")
+        self.action.setToolTip(tr("Show the GeoCLIP panel: geolocate photos, export GPS embeddings"))
         self.action.toggled.connect(self.dock.setVisible)
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)

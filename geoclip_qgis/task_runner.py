@@ -30,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .compat import add_html_results, handle_algorithm_results
 from .guard import guarded
+from .i18n import tr
 
 
 class PanelFeedback(QgsProcessingFeedback):
@@ -90,9 +91,9 @@ class RunControls(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
         self.run_button = QPushButton(run_label)
-        self.run_button.setToolTip("Start in the background; QGIS stays usable while it runs")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the current batch; nothing partial is kept")
+        self.run_button.setToolTip(tr("Start in the background; QGIS stays usable while it runs"))
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setToolTip(tr("Stop after the current batch; nothing partial is kept"))
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         buttons.addWidget(self.run_button)
@@ -101,16 +102,18 @@ class RunControls(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
+        self.progress.setToolTip(tr("Progress of the current run"))
         layout.addWidget(self.progress)
         self.report_link = QLabel()
         self.report_link.setOpenExternalLinks(True)
-        self.report_link.setToolTip("The last run's report; also listed in Processing's Results Viewer")
+        self.report_link.setToolTip(tr("The last run's report; also listed in Processing's Results Viewer"))
         self.report_link.hide()
         layout.addWidget(self.report_link)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
-        self.log.setPlaceholderText("Messages and per-photo errors appear here.")
+        self.log.setToolTip(tr("What the run did: progress, per-file problems and the result"))
+        self.log.setPlaceholderText(tr("Messages and per-photo errors appear here."))
         layout.addWidget(self.log)
 
     @property
@@ -125,7 +128,7 @@ class RunControls(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""
-        self.append(f"ERROR: {text} (details in the message log, tab GeoCLIP)")
+        self.append(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
 
     @guarded(default=False)
     def start(self, parameters: dict) -> bool:
@@ -134,7 +137,7 @@ class RunControls(QWidget):
             return False
         algorithm = QgsApplication.processingRegistry().createAlgorithmById(self.algorithm_id)
         if algorithm is None:
-            self.append(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)")
+            self.append(tr(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)"))
             return False
         if self.model_parameters is not None:
             parameters = {**self.model_parameters(), **parameters}
@@ -144,7 +147,7 @@ class RunControls(QWidget):
         self.feedback.line.connect(self.append)
         ok, message = algorithm.checkParameterValues(parameters, self.context)
         if not ok:
-            self.append(f"ERROR: {message}")
+            self.append(tr(f"ERROR: {message}"))
             return False
         self.algorithm, self.parameters, self.results = algorithm, parameters, {}
         self.task = QgsProcessingAlgRunnerTask(algorithm, parameters, self.context, self.feedback)
@@ -154,7 +157,7 @@ class RunControls(QWidget):
         self.report_link.hide()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.append(f"▶ {algorithm.displayName()} started")
+        self.append(tr(f"▶ {algorithm.displayName()} started"))
         QgsApplication.taskManager().addTask(self.task)
         return True
 
@@ -220,7 +223,7 @@ class RunControls(QWidget):
     def cancel(self) -> None:
         """Ask the running task to stop between batches."""
         if self.task is not None:
-            self.append("Canceling after the current batch…")
+            self.append(tr("Canceling after the current batch…"))
             self.feedback.cancel()
             self.task.cancel()
 
@@ -239,7 +242,7 @@ class RunControls(QWidget):
                 self.zoom_to_results()
                 self.show_reports(add_html_results(self.algorithm, dict(results or {})))
                 self.progress.setValue(100)
-                self.append("✔ Done")
+                self.append(tr("✔ Done"))
             else:
                 self.append("■ Canceled: nothing was kept." if canceled else "✘ Failed: see the messages above.")
                 self.progress.setValue(0)

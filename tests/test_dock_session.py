@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import threading
 import time
 import weakref
@@ -221,6 +222,8 @@ def test_every_run_has_points_on_top_and_legends_equal_to_the_data(loaded_plugin
         groups = _run_groups()
         assert len(groups) == run + 1, tab.controls.log.toPlainText()
         newest, older = groups[0], groups[1:]
+        assert re.fullmatch(r"GeoCLIP Photos \d{4}-\d\d-\d\d \d\d:\d\d \(3\)", newest.name()), newest.name()
+        assert not tab.controls.report_link.isVisible()  # no photo has GPS: no report, no link
         children = newest.findLayers()
         assert isinstance(children[0].layer(), QgsVectorLayer)  # points above every raster
         rasters = [n for n in children if isinstance(n.layer(), QgsRasterLayer)]
@@ -277,8 +280,16 @@ def test_counts_never_call_a_failure_a_success(loaded_plugin, clip_env, tmp_path
     for i, (lat, lon) in enumerate([(48.85, 2.29), (40.71, -74.0), (-33.86, 151.2)]):
         write_gps_photo(gps / f"gps_{i}.jpg", lat, lon)
     _run_folder(tab, gps, tmp_path / "out3")
-    html = open(tab.controls.results["REPORT_HTML"], encoding="utf-8").read()
+    report = tab.controls.results["REPORT_HTML"]
+    html = open(report, encoding="utf-8").read()
     assert "Photos without ground truth (left out)</th><td>2<" in html
+    # the report is one click away in the dock and listed in Processing's Results Viewer
+    from processing.core.ProcessingResults import resultsList
+    from qgis.PyQt.QtCore import QUrl
+
+    assert not tab.controls.report_link.isHidden()
+    assert QUrl.fromLocalFile(report).toString() in tab.controls.report_link.text()
+    assert any(result.filename == report for result in resultsList.getResults())
 
 
 def test_a_canceled_run_is_reported_once_as_canceled(loaded_plugin, clip_env, tmp_path):  # noqa: ARG001

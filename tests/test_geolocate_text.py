@@ -177,13 +177,16 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
     assert QgsSettings().value("geoclip/text/queries") == "Pyramids of Giza\nEiffel Tower at night"
     root = QgsProject.instance().layerTreeRoot()
     groups = [c for c in root.children() if isinstance(c, QgsLayerTreeGroup) and c.name().startswith("GeoCLIP ")]
+    assert groups[0].name() == "GeoCLIP Text: Pyramids of Giza (+1 more)"
     layers = [node.layer() for node in groups[-1].findLayers()]
     rasters = sorted((lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)), key=lambda lyr: lyr.name())
     points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)][0]
     assert [r.name() for r in rasters] == ["Eiffel Tower at night", "Pyramids of Giza"]
     # the points' size expression groups by query when there is no photo field
-    size = points.renderer().symbol().symbolLayer(0).dataDefinedProperties().property(
-        points.renderer().symbol().symbolLayer(0).PropertySize).expressionString()
+    categories = points.renderer().categories()  # one colour per query, named in the legend
+    assert sorted(c.label() for c in categories) == ["Eiffel Tower at night", "Pyramids of Giza"]
+    marker = categories[0].symbol().symbolLayer(0)
+    size = marker.dataDefinedProperties().property(marker.PropertySize).expressionString()
     context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(points))
     sizes = {}
     for feature in points.getFeatures():

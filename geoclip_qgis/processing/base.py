@@ -21,6 +21,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..compat import FLAG_ADVANCED
+from ..i18n import tr
 from ..paths import ensure_model_utils_importable, resource
 
 T = TypeVar("T")
@@ -61,15 +62,15 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         params = []
         if image_side:
             params.append(QgsProcessingParameterString(
-                self.CLIP_MODEL, "CLIP backbone (repo id or local folder; empty = panel setting / "
-                "$GEOCLIP_CLIP_MODEL / openai/clip-vit-large-patch14)", optional=True))
+                self.CLIP_MODEL, tr("CLIP backbone (repo id or local folder; empty = panel setting / "
+                "$GEOCLIP_CLIP_MODEL / openai/clip-vit-large-patch14)"), optional=True))
         params.append(QgsProcessingParameterString(
-            self.WEIGHTS, "GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)", optional=True))
+            self.WEIGHTS, tr("GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)"), optional=True))
         params.append(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", options=DEVICES, defaultValue=0))
+            self.DEVICE, tr("Device"), options=DEVICES, defaultValue=0))
         if image_side:
             params.append(QgsProcessingParameterEnum(
-                self.PRECISION, "Precision (auto: fp16 on GPU, fp32 on CPU)", options=PRECISIONS, defaultValue=0))
+                self.PRECISION, tr("Precision (auto: fp16 on GPU, fp32 on CPU)"), options=PRECISIONS, defaultValue=0))
         for param in params:
             param.setFlags(param.flags() | FLAG_ADVANCED)
             self.addParameter(param)

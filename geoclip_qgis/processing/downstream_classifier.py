@@ -32,6 +32,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..compat import FIELD_STRING, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_ANY, FieldType
+from ..i18n import tr
 from .base import GeoClipAlgorithm, progress_callbacks
 from .geometry import iter_latlon
 from .outputs import ensure_writable_folder
@@ -78,11 +79,11 @@ class DownstreamClassifier(GeoClipAlgorithm):
         return "downstreamclassifier"
 
     def displayName(self) -> str:
-        return "Train downstream classifier on GeoCLIP embeddings"
+        return tr("Train downstream classifier on GeoCLIP embeddings")
 
     def shortHelpString(self) -> str:
         return (
-            "Trains a linear classifier (scikit-learn logistic regression; one-vs-rest for tags) on "
+            tr("Trains a linear classifier (scikit-learn logistic regression; one-vs-rest for tags) on "
             "GeoCLIP embeddings of a layer's features and reports how well it predicts a label field, "
             "as in the GeoCLIP paper's Geo-tagged NUS-WIDE experiment.\n\n"
             "<b>Input layer</b>: any vector layer (tick 'Selected features only' to use a selection). "
@@ -109,41 +110,41 @@ class DownstreamClassifier(GeoClipAlgorithm):
             "existing reports are never overwritten.\n"
             "<b>Predictions</b> (optional): the input features with their attributes plus pred_label "
             "(tags joined by the separator for multi-label), pred_top, pred_prob (probability of "
-            "pred_top) and split (train, test, unlabelled, or excluded for rare classes)."
+            "pred_top) and split (train, test, unlabelled, or excluded for rare classes).")
         )
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Input layer", [SOURCE_VECTOR_ANY]))
+            self.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
         self.addParameter(QgsProcessingParameterField(
-            self.LABEL_FIELD, "Label field", parentLayerParameterName=self.INPUT))
+            self.LABEL_FIELD, tr("Label field"), parentLayerParameterName=self.INPUT))
         separator = QgsProcessingParameterString(
-            self.SEPARATOR, "Multi-label separator (empty = one label per feature)", defaultValue="", optional=True)
+            self.SEPARATOR, tr("Multi-label separator (empty = one label per feature)"), defaultValue="", optional=True)
         separator.setHelp("Text between tags in the label field, e.g. '|' or ','; empty for single labels.")
         self.addParameter(separator)
         self.addParameter(QgsProcessingParameterEnum(
-            self.FEATURES, "Features", options=[label for _, label in FEATURE_CHOICES], defaultValue=0))
+            self.FEATURES, tr("Features"), options=[label for _, label in FEATURE_CHOICES], defaultValue=0))
         self.addParameter(QgsProcessingParameterField(
-            self.PHOTO_FIELD, "Photo path field (for image features)", parentLayerParameterName=self.INPUT,
+            self.PHOTO_FIELD, tr("Photo path field (for image features)"), parentLayerParameterName=self.INPUT,
             type=FIELD_STRING, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.TEST_FRACTION, "Test fraction", NUMBER_DOUBLE,
+            self.TEST_FRACTION, tr("Test fraction"), NUMBER_DOUBLE,
             defaultValue=0.3, minValue=0.05, maxValue=0.95))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", NUMBER_INTEGER, defaultValue=0, minValue=0))
+            self.SEED, tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0))
         c = QgsProcessingParameterNumber(
-            self.C, "Inverse regularisation strength C", NUMBER_DOUBLE,
+            self.C, tr("Inverse regularisation strength C"), NUMBER_DOUBLE,
             defaultValue=10.0, minValue=1e-6)
         c.setFlags(c.flags() | FLAG_ADVANCED)
         self.addParameter(c)
         self.add_model_parameters(image_side=True)
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output report folder"))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output report folder")))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.PREDICTIONS, "Predictions", SOURCE_VECTOR_ANY, optional=True,
+            self.PREDICTIONS, tr("Predictions"), SOURCE_VECTOR_ANY, optional=True,
             createByDefault=False))
-        self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Report (HTML)"))
-        self.addOutput(QgsProcessingOutputFile("CLASSES_CSV", "Per-class scores (CSV)"))
-        self.addOutput(QgsProcessingOutputFile("SUMMARY_CSV", "Summary (CSV)"))
+        self.addOutput(QgsProcessingOutputFile("REPORT_HTML", tr("Report (HTML)")))
+        self.addOutput(QgsProcessingOutputFile("CLASSES_CSV", tr("Per-class scores (CSV)")))
+        self.addOutput(QgsProcessingOutputFile("SUMMARY_CSV", tr("Summary (CSV)")))
         for key, label in (("ACCURACY", "Accuracy (single-label)"), ("MACRO_F1", "Macro-F1"),
                            ("MEAN_AP", "Mean average precision (multi-label)"), ("N_TRAIN", "Training features"),
                            ("N_TEST", "Test features"), ("N_CLASSES", "Classes"),

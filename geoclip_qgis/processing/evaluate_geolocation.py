@@ -24,6 +24,7 @@ from qgis.core import (
 )
 
 from ..compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT
+from ..i18n import tr
 from ..paths import ensure_model_utils_importable
 from .base import GeoClipAlgorithm
 from .geometry import iter_latlon
@@ -64,11 +65,11 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         return "evaluategeolocation"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Evaluate geolocation accuracy"
+        return tr("Evaluate geolocation accuracy")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Compares predicted photo positions with where the photos were really taken and writes the "
+            tr("Compares predicted photo positions with where the photos were really taken and writes the "
             "GeoCLIP paper's accuracy table.\n\n"
             "Input: the prediction points written by 'Geolocate photos' (only rank 1, the top guess of each "
             "photo, is evaluated; true_lat / true_lon come from the photos' EXIF GPS), or any point layer whose "
@@ -84,30 +85,30 @@ class EvaluateGeolocation(GeoClipAlgorithm):
             "Outputs, in the output folder (never overwriting: a second report becomes accuracy_2.html, …): "
             "accuracy.html, accuracy.csv (the table, then median, mean and photos without ground truth) and "
             "per_photo.csv. The shares (0–1), median and mean error (km) and N are also algorithm outputs, "
-            "for models and scripts."
+            "for models and scripts.")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Predictions (point layer; geometry = predicted position)",
+            self.INPUT, tr("Predictions (point layer; geometry = predicted position)"),
             [SOURCE_VECTOR_POINT]))
         self.addParameter(QgsProcessingParameterField(
-            self.TRUE_LAT_FIELD, "True latitude field (degrees)", defaultValue="true_lat",
+            self.TRUE_LAT_FIELD, tr("True latitude field (degrees)"), defaultValue="true_lat",
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.TRUE_LON_FIELD, "True longitude field (degrees)", defaultValue="true_lon",
+            self.TRUE_LON_FIELD, tr("True longitude field (degrees)"), defaultValue="true_lon",
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterFolderDestination(
-            self.OUTPUT_FOLDER, "Output folder for the report"))
-        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, "Accuracy report (HTML)"))
-        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_CSV, "Accuracy table (CSV)"))
-        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_PER_PHOTO_CSV, "Per-photo errors (CSV)"))
+            self.OUTPUT_FOLDER, tr("Output folder for the report")))
+        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, tr("Accuracy report (HTML)")))
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_CSV, tr("Accuracy table (CSV)")))
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_PER_PHOTO_CSV, tr("Per-photo errors (CSV)")))
         for output_id, km, label in THRESHOLD_OUTPUTS:
-            self.addOutput(QgsProcessingOutputNumber(output_id, f"Share within {km:g} km ({label}), 0–1"))
-        self.addOutput(QgsProcessingOutputNumber(self.MEDIAN_KM, "Median error (km)"))
-        self.addOutput(QgsProcessingOutputNumber(self.MEAN_KM, "Mean error (km)"))
-        self.addOutput(QgsProcessingOutputNumber(self.N, "Photos evaluated (N)"))
-        self.addOutput(QgsProcessingOutputNumber(self.N_WITHOUT_TRUTH, "Photos without ground truth"))
+            self.addOutput(QgsProcessingOutputNumber(output_id, tr(f"Share within {km:g} km ({label}), 0–1")))
+        self.addOutput(QgsProcessingOutputNumber(self.MEDIAN_KM, tr("Median error (km)")))
+        self.addOutput(QgsProcessingOutputNumber(self.MEAN_KM, tr("Mean error (km)")))
+        self.addOutput(QgsProcessingOutputNumber(self.N, tr("Photos evaluated (N)")))
+        self.addOutput(QgsProcessingOutputNumber(self.N_WITHOUT_TRUTH, tr("Photos without ground truth")))
 
     # ------------------------------------------------------------------ inputs -> plain data
     def _field(self, source, parameters, key: str, default: str, context) -> str:

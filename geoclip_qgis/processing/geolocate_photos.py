@@ -41,6 +41,7 @@ from ..compat import (
     SOURCE_VECTOR,
     SOURCE_VECTOR_POINT,
 )
+from ..i18n import tr
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import ensure_writable_folder, write_geotiff
@@ -84,11 +85,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
         return "geolocatephotos"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Geolocate photos"
+        return tr("Geolocate photos")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Estimates where each photo was taken with GeoCLIP (NeurIPS 2023): the photo is compared "
+            tr("Estimates where each photo was taken with GeoCLIP (NeurIPS 2023): the photo is compared "
             "with GeoCLIP's 100,000-point GPS gallery, giving a probability for every gallery point.\n\n"
             "Photos: pick files, a folder (optionally with its subfolders), and/or a point layer whose "
             "field holds photo paths (e.g. from 'Import geotagged photos'; selected features only is "
@@ -108,66 +109,66 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "run worldwide first, zoom the map to the likely city, and run again with the canvas extent. Grid "
             "embeddings are cached on disk, so a second run over the same area starts at once.\n\n"
             "The CLIP ViT-L/14 backbone is needed (downloaded once, or a local folder: Advanced parameters "
-            "or the GeoCLIP panel's Setup tab)."
+            "or the GeoCLIP panel's Setup tab).")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         files = QgsProcessingParameterMultipleLayers(
-            self.PHOTOS, "Photo files", layerType=SOURCE_FILE, optional=True)
+            self.PHOTOS, tr("Photo files"), layerType=SOURCE_FILE, optional=True)
         files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, …)")
         self.addParameter(files)
         self.addParameter(QgsProcessingParameterFile(
-            self.FOLDER, "Folder of photos", behavior=FILE_FOLDER, optional=True))
+            self.FOLDER, tr("Folder of photos"), behavior=FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.RECURSIVE, "Include subfolders of the folder", defaultValue=False))
+            self.RECURSIVE, tr("Include subfolders of the folder"), defaultValue=False))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.PHOTO_LAYER, "Layer of photos (a field holds each photo's path)",
+            self.PHOTO_LAYER, tr("Layer of photos (a field holds each photo's path)"),
             [SOURCE_VECTOR], optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.PATH_FIELD, "Photo path field (empty: guess 'photo', 'path', …)",
+            self.PATH_FIELD, tr("Photo path field (empty: guess 'photo', 'path', …)"),
             parentLayerParameterName=self.PHOTO_LAYER, optional=True))
         self.add_output_parameters()
 
     def add_output_parameters(self) -> None:
         """Top-k, raster grid, backbone and output folder: shared by every 'geolocate …' algorithm."""
         self.addParameter(QgsProcessingParameterNumber(
-            self.TOP_K, f"Top-k predictions per {self.NOUN}", NUMBER_INTEGER,
+            self.TOP_K, tr(f"Top-k predictions per {self.NOUN}"), NUMBER_INTEGER,
             defaultValue=5, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterNumber(
-            self.CELL_SIZE, "Raster cell size (degrees)", NUMBER_DOUBLE,
+            self.CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE,
             defaultValue=0.25, minValue=0.001, maxValue=10.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BANDWIDTH, "Kernel bandwidth (km, standard deviation on the sphere)",
+            self.BANDWIDTH, tr("Kernel bandwidth (km, standard deviation on the sphere)"),
             NUMBER_DOUBLE, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
         self.addParameter(QgsProcessingParameterExtent(
-            self.EXTENT, "Raster extent (empty: the whole world; any CRS)", optional=True))
-        gallery = QgsProcessingParameterEnum(self.GALLERY, "GPS gallery", options=self.GALLERIES, defaultValue=0)
+            self.EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
+        gallery = QgsProcessingParameterEnum(self.GALLERY, tr("GPS gallery"), options=self.GALLERIES, defaultValue=0)
         gallery.setHelp("Regional: rank against a grid of points over the raster extent (zoom the map to a city "
                         "and use the canvas extent); answers and rasters get the grid's resolution.")
         self.addParameter(gallery)
         self.addParameter(QgsProcessingParameterNumber(
-            self.GALLERY_SPACING, "Regional gallery spacing (degrees; 0 = the raster cell size)",
+            self.GALLERY_SPACING, tr("Regional gallery spacing (degrees; 0 = the raster cell size)"),
             NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=10.0))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.DENSITY, "Write probability density per km² instead of mass per cell", defaultValue=False))
+            self.DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.RASTERS, f"Write a probability raster per {self.NOUN}", defaultValue=True))
+            self.RASTERS, tr(f"Write a probability raster per {self.NOUN}"), defaultValue=True))
         batch = QgsProcessingParameterNumber(
-            self.BATCH, f"{self.NOUN.capitalize()}s per batch", NUMBER_INTEGER,
+            self.BATCH, tr(f"{self.NOUN.capitalize()}s per batch"), NUMBER_INTEGER,
             defaultValue=self.DEFAULT_BATCH, minValue=1, maxValue=256)
         batch.setFlags(batch.flags() | FLAG_ADVANCED)
         self.addParameter(batch)
         self.add_model_parameters(image_side=True)
         self.addParameter(QgsProcessingParameterFolderDestination(
-            self.OUTPUT_FOLDER, "Output folder (a new subfolder is made for each run)"))
-        self.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", "Run folder"))
-        self.addOutput(QgsProcessingOutputVectorLayer("POINTS", "Top-k predictions",
+            self.OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
+        self.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", tr("Run folder")))
+        self.addOutput(QgsProcessingOutputVectorLayer("POINTS", tr("Top-k predictions"),
                                                       SOURCE_VECTOR_POINT))
-        self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", "Probability rasters"))
-        self.addOutput(QgsProcessingOutputHtml("REPORT_HTML", "Accuracy report (HTML)"))
-        self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", f"{self.NOUN.capitalize()}s geolocated"))
-        self.addOutput(QgsProcessingOutputNumber("N_FAILED", f"{self.NOUN.capitalize()}s that failed"))
-        self.addOutput(QgsProcessingOutputString("ERRORS", f"Per-{self.NOUN} errors"))
+        self.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", tr("Probability rasters")))
+        self.addOutput(QgsProcessingOutputHtml("REPORT_HTML", tr("Accuracy report (HTML)")))
+        self.addOutput(QgsProcessingOutputNumber("N_PHOTOS", tr(f"{self.NOUN.capitalize()}s geolocated")))
+        self.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{self.NOUN.capitalize()}s that failed")))
+        self.addOutput(QgsProcessingOutputString("ERRORS", tr(f"Per-{self.NOUN} errors")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
         """Refuse a run with no input at all before a task starts (the dock and the toolbox both ask)."""

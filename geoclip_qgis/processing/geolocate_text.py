@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..i18n import tr
 from .geolocate_photos import GeolocatePhotos
 
 MAX_QUERIES = 10_000
@@ -34,11 +35,11 @@ class GeolocateText(GeolocatePhotos):
         return "geolocatetext"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Geolocate text queries"
+        return tr("Geolocate text queries")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Estimates where a text description points to on Earth (\"Pyramids of Giza\", \"a snowy "
+            tr("Estimates where a text description points to on Earth (\"Pyramids of Giza\", \"a snowy "
             "mountain village\", \"tropical beach with palm trees\"). GeoCLIP trains on photos, but CLIP puts "
             "captions and photos in one embedding space, so a query's CLIP text features go through GeoCLIP's "
             "image head and are compared with the 100,000-point GPS gallery, giving a probability for every "
@@ -51,15 +52,15 @@ class GeolocateText(GeolocatePhotos):
             "'GPS gallery' = Regional ranks against a dense grid over the raster extent for city-scale zoom "
             "(see 'Geolocate photos').\n\n"
             "Needs the CLIP ViT-L/14 text tower (the same backbone as for photos: downloaded once, or a local "
-            "folder in Advanced parameters or the GeoCLIP panel's Setup tab)."
+            "folder in Advanced parameters or the GeoCLIP panel's Setup tab).")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        queries = QgsProcessingParameterString(self.QUERIES, "Text queries (one per line)", multiLine=True,
+        queries = QgsProcessingParameterString(self.QUERIES, tr("Text queries (one per line)"), multiLine=True,
                                                optional=True)
         queries.setHelp("Places, landmarks or scene descriptions, one per line, e.g. 'Pyramids of Giza'.")
         self.addParameter(queries)
-        query_file = QgsProcessingParameterFile(self.QUERY_FILE, "Text file of queries (one per line)",
+        query_file = QgsProcessingParameterFile(self.QUERY_FILE, tr("Text file of queries (one per line)"),
                                                 extension="txt", optional=True)
         query_file.setHelp("A UTF-8 text file; each non-empty line is one query.")
         self.addParameter(query_file)

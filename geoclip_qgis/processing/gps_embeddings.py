@@ -29,6 +29,7 @@ from qgis.core import (
 )
 
 from ..compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
+from ..i18n import tr
 from .base import GeoClipAlgorithm
 from .embedding_export import BATCH_SIZE, ExportRun, commit
 from .embedding_writers import (
@@ -62,11 +63,11 @@ class GpsEmbeddings(GeoClipAlgorithm):
         return "gpsembeddings"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Export GeoCLIP GPS embeddings"
+        return tr("Export GeoCLIP GPS embeddings")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Adds GeoCLIP's 512-dimensional GPS embedding to every feature of a layer, for downstream "
+            tr("Adds GeoCLIP's 512-dimensional GPS embedding to every feature of a layer, for downstream "
             "classifiers and similarity search (as in the GeoCLIP paper's Geo-tagged NUS-WIDE experiment). "
             "Needs only the GeoCLIP weights: works offline, no image backbone.\n\n"
             "<b>Input layer</b>: any vector layer in any CRS ('Selected features only' exports just the "
@@ -95,32 +96,32 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "Shapefile outputs have that point as geometry (EPSG:4326) and are added to the project. "
             "A new column whose name the input already uses gets a suffix (_2) and the log says so. Existing "
             "files are never overwritten; the output is written to a temporary file and renamed when complete, "
-            "so cancel or an error leaves no partial file."
+            "so cancel or an error leaves no partial file.")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Input layer", [SOURCE_VECTOR_ANY]))
-        normalize = QgsProcessingParameterBoolean(self.NORMALIZE, "L2-normalise embeddings", defaultValue=False)
+            self.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
+        normalize = QgsProcessingParameterBoolean(self.NORMALIZE, tr("L2-normalise embeddings"), defaultValue=False)
         normalize.setHelp("Off: the raw embedding, as the reference GeoCLIP outputs it. On: unit length.")
         self.addParameter(normalize)
         pca = QgsProcessingParameterNumber(
-            self.PCA_COMPONENTS, "PCA components (0 = keep all 512 values)", NUMBER_INTEGER,
+            self.PCA_COMPONENTS, tr("PCA components (0 = keep all 512 values)"), NUMBER_INTEGER,
             defaultValue=0, minValue=0, maxValue=EMBED_DIM)
         pca.setHelp("N > 0: reduce to N principal components; the fit is saved as <output>.pca.npz.")
         self.addParameter(pca)
         self.addParameter(QgsProcessingParameterEnum(
-            self.FORMAT, "Output format", options=[f.label for f in FORMATS], defaultValue=0))
-        layout = QgsProcessingParameterEnum(self.LAYOUT, "Embedding fields", options=self.LAYOUTS, defaultValue=0)
+            self.FORMAT, tr("Output format"), options=[f.label for f in FORMATS], defaultValue=0))
+        layout = QgsProcessingParameterEnum(self.LAYOUT, tr("Embedding fields"), options=self.LAYOUTS, defaultValue=0)
         layout.setHelp("Number fields work everywhere in QGIS; the binary field is compact and fast (GeoPackage).")
         layout.setFlags(layout.flags() | FLAG_ADVANCED)
         self.addParameter(layout)
         self.add_model_parameters(image_side=False)
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, "Output file", ";;".join(f"{f.label} (*{f.extension})" for f in FORMATS)))
-        self.addOutput(QgsProcessingOutputFile("PCA_FILE", "PCA fit (.pca.npz; empty without PCA)"))
-        self.addOutput(QgsProcessingOutputNumber("FEATURE_COUNT", "Features exported"))
-        self.addOutput(QgsProcessingOutputNumber("SKIPPED_COUNT", "Features skipped (no geometry)"))
+            self.OUTPUT, tr("Output file"), ";;".join(f"{f.label} (*{f.extension})" for f in FORMATS)))
+        self.addOutput(QgsProcessingOutputFile("PCA_FILE", tr("PCA fit (.pca.npz; empty without PCA)")))
+        self.addOutput(QgsProcessingOutputNumber("FEATURE_COUNT", tr("Features exported")))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED_COUNT", tr("Features skipped (no geometry)")))
 
     # ------------------------------------------------------------------ main thread: freeze inputs
     def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802

@@ -21,6 +21,7 @@ from qgis.core import (
 )
 
 from ..compat import GEOMETRY_POLYGON, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
+from ..i18n import tr
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
 from .outputs import refuse_existing, write_geotiff
@@ -42,11 +43,11 @@ class PlacesLikeHere(GeoClipAlgorithm):
         return "placeslikehere"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Places like here (GeoCLIP similarity raster)"
+        return tr("Places like here (GeoCLIP similarity raster)")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Pick a point (click on the map) or a point layer (its first, or first selected, feature). "
+            tr("Pick a point (click on the map) or a point layer (its first, or first selected, feature). "
             "The output raster holds, for every cell, the cosine similarity in [-1, 1] between GeoCLIP's "
             "GPS embedding of the cell centre and that of your point: places the model considers alike "
             "(similar climate, landscape or culture in its training photos) score high.\n\n"
@@ -55,27 +56,27 @@ class PlacesLikeHere(GeoClipAlgorithm):
             "coarse cell would look speckled.\n\n"
             "Needs no image backbone and no network. The first query at a given cell size and sampling encodes "
             "the grid once (about 5,000-10,000 points per second on a 2-core CPU) and caches it; later queries "
-            "are instant."
+            "are instant.")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterPoint(self.POINT, "Query point (any CRS)", optional=True))
+        self.addParameter(QgsProcessingParameterPoint(self.POINT, tr("Query point (any CRS)"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.LAYER, "…or the first (selected) feature of a layer", [SOURCE_VECTOR],
+            self.LAYER, tr("…or the first (selected) feature of a layer"), [SOURCE_VECTOR],
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.CELL_SIZE, "Cell size (degrees)", NUMBER_DOUBLE,
+            self.CELL_SIZE, tr("Cell size (degrees)"), NUMBER_DOUBLE,
             defaultValue=1.0, minValue=0.01, maxValue=10.0))
         samples = QgsProcessingParameterNumber(
-            self.SAMPLES, "Samples per cell side (n x n points averaged per cell)",
+            self.SAMPLES, tr("Samples per cell side (n x n points averaged per cell)"),
             NUMBER_INTEGER, defaultValue=2, minValue=1, maxValue=4)
         samples.setHelp("1: the cell centre only (fast, speckled at coarse cells); 2 or more: the mean over n x n "
                         "points in the cell, n² times the encoding on the first query at a cell size.")
         self.addParameter(samples)
         self.addParameter(QgsProcessingParameterExtent(
-            self.EXTENT, "Extent (empty: the whole world; any CRS)", optional=True))
+            self.EXTENT, tr("Extent (empty: the whole world; any CRS)"), optional=True))
         self.add_model_parameters(image_side=False)
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Similarity raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Similarity raster")))
 
     def _query(self, parameters, context) -> tuple[float, float]:
         if parameters.get(self.POINT) not in (None, ""):
@@ -118,7 +119,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
         except GeoClipError as exc:
             raise QgsProcessingException(str(exc)) from exc
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_geotiff(values, spec.geotransform, out, description="GeoCLIP cosine similarity",
+        write_geotiff(values, spec.geotransform, out, description=tr("GeoCLIP cosine similarity"),
                       metadata={"query_lat": f"{lat:.6f}", "query_lon": f"{lon:.6f}"})
         feedback.pushInfo(f"Similarity to ({lat:.4f}, {lon:.4f}): min {values.min():.3f}, max {values.max():.3f}")
         if context.willLoadLayerOnCompletion(str(out)):  # the user asked to open the output

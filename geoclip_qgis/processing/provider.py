@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..guard import guarded
+from ..i18n import tr
 from ..paths import resource
 
 
@@ -31,7 +32,7 @@ class GeoClipProvider(QgsProcessingProvider):
         return "GeoCLIP"
 
     def longName(self) -> str:  # noqa: N802
-        return "GeoCLIP photo geolocation and GPS embeddings"
+        return tr("GeoCLIP photo geolocation and GPS embeddings")
 
     def icon(self) -> QIcon:
         return QIcon(resource("icon.svg"))
