@@ -55,10 +55,11 @@ def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
 
 def missing_message(source: str, reason: str) -> str:
     """One paragraph: what is missing and the two ways to fix it."""
+    online = "go online once" + (" and unset HF_HUB_OFFLINE" if _offline() else "")  # only if the user set it
     return (
         f"The CLIP backbone '{source}' is not available: {reason}. GeoCLIP's image side needs the "
-        f"CLIP ViT-L/14 model (about 1.7 GB). Either go online once so it can be downloaded into the "
-        f"Hugging Face cache (unset HF_HUB_OFFLINE), or point GEOCLIP_CLIP_MODEL (or the panel's "
+        f"CLIP ViT-L/14 model (about 1.7 GB). Either {online} so it can be downloaded into the "
+        f"Hugging Face cache, or point GEOCLIP_CLIP_MODEL (or the panel's "
         f"'CLIP backbone' setting) at a local folder holding a CLIP model saved with save_pretrained "
         f"(config.json, model.safetensors, preprocessor_config.json). Location-only features "
         f"(GPS embeddings, 'places like here') work without it."

@@ -328,3 +328,12 @@ def test_empty_input_is_refused_before_a_task_starts(loaded_plugin, tmp_path):
         assert not tab.controls.running and tab.controls.task is None
         assert f"ERROR: {message}" in tab.controls.log.toPlainText()
     assert QgsApplication.taskManager().count() == tasks_before
+
+
+def test_the_missing_backbone_message_names_hf_hub_offline_only_when_set(monkeypatch):
+    from model_utils.backbone import missing_message
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert "HF_HUB_OFFLINE" not in missing_message("openai/clip-vit-large-patch14", "not cached")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "unset HF_HUB_OFFLINE" in missing_message("openai/clip-vit-large-patch14", "not cached")
