@@ -88,6 +88,21 @@ def geoclip_provider(qgis_processing):  # noqa: ARG001 - initialises Processing
 
 
 @pytest.fixture()
+def message_log(qgis_app):  # noqa: ARG001 - needs the app
+    """What QGIS's message log receives during the test: (text, tag, level)."""
+    from qgis.core import QgsApplication
+
+    received: list[tuple[str, str, int]] = []
+
+    def collect(message, tag, level):
+        received.append((message, tag, int(level)))
+
+    QgsApplication.messageLog().messageReceived.connect(collect)
+    yield received
+    QgsApplication.messageLog().messageReceived.disconnect(collect)
+
+
+@pytest.fixture()
 def layer_tree_view(qgis_iface):
     """A real layer panel for pytest-qgis's stand-in iface, whose ``layerTreeView()`` is a MagicMock:
     Processing's result loader in QGIS >= 3.44 hands that view to C++, which refuses a mock."""

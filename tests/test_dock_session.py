@@ -9,7 +9,6 @@ import gc
 import os
 import re
 import threading
-import time
 import weakref
 
 import pytest
@@ -18,26 +17,7 @@ from qgis.PyQt.QtCore import QThread
 
 from geoclip_qgis.guard import LOG_TAG
 from tests.photos import write_photos
-
-
-def _wait(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert predicate(), "timed out"
-
-
-@pytest.fixture()
-def message_log():
-    received: list[tuple[str, str, int]] = []
-
-    def collect(message, tag, level):
-        received.append((message, tag, int(level)))
-
-    QgsApplication.messageLog().messageReceived.connect(collect)
-    yield received
-    QgsApplication.messageLog().messageReceived.disconnect(collect)
+from tests.qgis_events import use_folder, wait_for
 
 
 # ------------------------------------------------------------------ 1. widgets only on the main thread
@@ -54,7 +34,7 @@ def test_feedback_from_a_worker_thread_reaches_the_log_on_the_main_thread(loaded
     worker.start()
     worker.join()
     assert controls.log.toPlainText() == ""  # nothing touched the widget from the worker
-    _wait(lambda: controls.log.blockCount() >= 50)
+    wait_for(lambda: controls.log.blockCount() >= 50)
     assert controls.log.toPlainText().splitlines() == [f"line {i}" for i in range(50)]
     assert seen_on == [True] * 50
 
@@ -94,13 +74,10 @@ def test_a_clip_folder_shown_in_setup_is_used_by_the_next_run(loaded_plugin, tin
     dock.setup_tab.clip_model.setText(str(tiny_clip))  # typed, never saved, no button pressed
     tab = dock.geolocate_tab
     write_photos(tmp_path / "photos", n=2)
-    tab.files.setFilePath("")
-    tab.layer.setLayer(None)
-    tab.folder.setFilePath(str(tmp_path / "photos"))
-    tab.output.setFilePath(str(tmp_path / "out"))
+    use_folder(tab, str(tmp_path / "photos"), str(tmp_path / "out"))
     tab.results.regional.setChecked(False)
     tab.run()
-    _wait(lambda: not tab.controls.running)
+    wait_for(lambda: not tab.controls.running)
     assert tab.controls.results.get("N_PHOTOS") == 2, tab.controls.log.toPlainText()
     assert "HF_HUB_OFFLINE" not in tab.controls.log.toPlainText()
 
@@ -165,15 +142,11 @@ def test_unloading_the_plugin_mid_run_stops_the_task_cleanly(qgis_iface, qgis_pr
     plugin.initGui()
     tab = plugin.dock.geolocate_tab
     write_photos(tmp_path / "photos", n=16)
-    tab.files.setFilePath("")
-    tab.layer.setLayer(None)
-    tab.folder.setFilePath(str(tmp_path / "photos"))
-    tab.output.setFilePath(str(tmp_path / "out"))
+    use_folder(tab, str(tmp_path / "photos"), str(tmp_path / "out"))
     tab.run()
     assert tab.controls.running
-    task = tab.controls.task
     plugin.unload()  # while the task runs
-    _wait(lambda: QgsApplication.taskManager().count() == 0 or task.status() in (task.Complete, task.Terminated))
+    wait_for(lambda: QgsApplication.taskManager().countActiveTasks() == 0)
     for _ in range(20):
         QgsApplication.processEvents()
     problems = [m for m in message_log if m[1] in (LOG_TAG, "Python error", "Python warning")]
@@ -211,14 +184,11 @@ def test_every_run_has_points_on_top_and_legends_equal_to_the_data(loaded_plugin
     model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())  # the desktop's layer panel, before any run
     tab = loaded_plugin.dock.geolocate_tab
     write_photos(tmp_path / "photos", n=3)
-    tab.files.setFilePath("")
-    tab.layer.setLayer(None)
-    tab.folder.setFilePath(str(tmp_path / "photos"))
-    tab.output.setFilePath(str(tmp_path / "out"))
+    use_folder(tab, str(tmp_path / "photos"), str(tmp_path / "out"))
     tab.cell.setValue(2.0)
     for run in range(2):
         tab.run()
-        _wait(lambda: not tab.controls.running)
+        wait_for(lambda: not tab.controls.running)
         groups = _run_groups()
         assert len(groups) == run + 1, tab.controls.log.toPlainText()
         newest, older = groups[0], groups[1:]
@@ -240,13 +210,10 @@ def test_every_run_has_points_on_top_and_legends_equal_to_the_data(loaded_plugin
 
 # ------------------------------------------------------------------ 6. counts; 7. cancel, errors, empty input
 def _run_folder(tab, folder, out) -> str:
-    tab.files.setFilePath("")
-    tab.layer.setLayer(None)
-    tab.folder.setFilePath(str(folder))
-    tab.output.setFilePath(str(out))
+    use_folder(tab, str(folder), str(out))
     tab.controls.log.clear()
     tab.run()
-    _wait(lambda: not tab.controls.running)
+    wait_for(lambda: not tab.controls.running)
     return tab.controls.log.toPlainText()
 
 
@@ -295,16 +262,13 @@ def test_counts_never_call_a_failure_a_success(loaded_plugin, clip_env, tmp_path
 def test_a_canceled_run_is_reported_once_as_canceled(loaded_plugin, clip_env, tmp_path):  # noqa: ARG001
     tab = loaded_plugin.dock.geolocate_tab
     write_photos(tmp_path / "photos", n=12)
-    tab.files.setFilePath("")
-    tab.layer.setLayer(None)
-    tab.folder.setFilePath(str(tmp_path / "photos"))
-    tab.output.setFilePath(str(tmp_path / "out"))
+    use_folder(tab, str(tmp_path / "photos"), str(tmp_path / "out"))
     tab.controls.log.clear()
     finished: list[bool] = []
     tab.controls.finished.connect(lambda ok, _r: finished.append(ok))
     tab.run()
     tab.cancel_running()  # before the task can finish: the cancel is seen at the first batch boundary
-    _wait(lambda: not tab.controls.running)
+    wait_for(lambda: not tab.controls.running)
     log = tab.controls.log.toPlainText()
     assert log.count("Canceled") == 1 and "■ Canceled: nothing was kept." in log, log
     assert "ERROR" not in log and "Failed" not in log, log

@@ -7,40 +7,18 @@ test would kill the whole pytest run without ``@guarded``.
 from __future__ import annotations
 
 import inspect
-import time
 import warnings
 from pathlib import Path
 
-import pytest
 from qgis.core import Qgis, QgsApplication, QgsField, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from geoclip_qgis.compat import FieldType, field_type_code
 from geoclip_qgis.guard import LOG_TAG, guarded
 from tests.embedding_helpers import FMT, point_layer, random_latlon
+from tests.qgis_events import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def message_log():
-    """Messages QGIS's message log receives during the test: (text, tag, level)."""
-    received: list[tuple[str, str, int]] = []
-
-    def collect(message, tag, level):
-        received.append((message, tag, int(level)))
-
-    QgsApplication.messageLog().messageReceived.connect(collect)
-    yield received
-    QgsApplication.messageLog().messageReceived.disconnect(collect)
-
-
-def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert predicate(), "timed out"
 
 
 class _Emitter(QObject):
@@ -97,7 +75,7 @@ def test_dock_survives_a_failing_result_loader(loaded_plugin, tmp_path, monkeypa
     finished: list[bool] = []
     tab.controls.finished.connect(lambda ok, _results: finished.append(ok))
     tab.controls.run_button.click()
-    _wait(lambda: bool(finished))
+    wait_for(lambda: bool(finished))
     assert finished == [False]
     assert not tab.controls.running and tab.controls.run_button.isEnabled()
     assert not tab.controls.cancel_button.isEnabled()
