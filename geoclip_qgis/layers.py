@@ -12,6 +12,7 @@ from qgis.core import (
     QgsAction,
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
+    QgsEditorWidgetSetup,
     QgsLayerTreeGroup,
     QgsLineSymbol,
     QgsMarkerLineSymbolLayer,
@@ -118,6 +119,9 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
         "ELSE '' END %]" + image)
     if source == "photo":
         layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{source}" %]'))
+        # Identify results and the attribute form show the photo itself, not only its path
+        layer.setEditorWidgetSetup(layer.fields().indexOf(source), QgsEditorWidgetSetup(
+            "ExternalResource", {"DocumentViewer": 1, "DocumentViewerHeight": 200, "FileWidget": True}))
     layer.triggerRepaint()
 
 

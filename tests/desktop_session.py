@@ -169,6 +169,9 @@ class Driver:
         QgsApplication.messageLog().messageReceived.disconnect(log_message)  # no Python calls during exit
         record["done"] = True
         (OUT / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        # QGIS asks before quitting when layers live under the temp folder (as a CI checkout may): the
+        # session's layers are recorded already, so the project is cleared and nothing can ask
+        QgsProject.instance().clear()
         QgsProject.instance().setDirty(False)
         QTimer.singleShot(200, iface.actionExit().trigger)  # as a user quits: Project > Exit QGIS
 

@@ -79,7 +79,7 @@ def desktop_session(tmp_path_factory, tiny_clip, geoclip_cache_dir):
         done = subprocess.run(
             [shutil.which("qgis") or "qgis", "--profiles-path", str(profiles), "--profile", "default", "--nologo",
              "--noversioncheck", "--nocustomization", "--code", str(SESSION)],
-            env=env, capture_output=True, text=True, timeout=600, check=False)
+            env=env, capture_output=True, text=True, timeout=300, check=False)
     finally:
         xvfb.kill()
         xvfb.wait()

@@ -69,6 +69,8 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     assert len({c.symbol().color().name() for c in renderer.categories()}) == 3
     assert "<img" in points[0].mapTipTemplate() and '"photo"' in points[0].mapTipTemplate()
     assert [a.name() for a in points[0].actions().actions()] == ["Open photo"]
+    viewer = points[0].editorWidgetSetup(points[0].fields().indexOf("photo"))
+    assert viewer.type() == "ExternalResource" and viewer.config()["DocumentViewer"] == 1  # identify shows the image
     # the photo with EXIF GPS gets a line from its top-1 guess to its true position, labelled in km
     truth = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer) and lyr.name() == "Error to EXIF position"]
     assert len(truth) == 1 and truth[0].featureCount() == 1 and truth[0].labelsEnabled()
