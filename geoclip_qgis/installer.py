@@ -44,21 +44,59 @@ def add_deps_to_path() -> None:
         importlib.invalidate_caches()
 
 
-def python_executable() -> str:
-    """The Python interpreter QGIS embeds (``sys.executable`` is often the QGIS binary itself)."""
-    candidates = [Path(sys.executable)]
+IDENTITY_CODE = "import sys; print(sys.version); print(sys.implementation.cache_tag)"
+
+
+def qgis_python_identity() -> str:
+    """The running interpreter's version and ABI tag: pip must install for exactly this Python."""
+    return f"{sys.version}\n{sys.implementation.cache_tag}"
+
+
+def interpreter_identity(executable: str) -> str | None:
+    """What ``executable`` reports as its version and ABI tag; None if it does not run as a Python."""
+    try:
+        done = subprocess.run([executable, "-c", IDENTITY_CODE], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def interpreter_candidates() -> list[str]:
+    """Where QGIS's own Python may live (``sys.executable`` is often the QGIS binary), then PATH."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for base in {Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix)}:
-        candidates += [base / "bin" / f"python{version}", base / "bin" / "python3", base / "python.exe",
-                       base / "python3.exe"]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK) and path.name.lower().startswith("python"):
-            return str(path)
-    found = shutil.which(f"python{version}") or shutil.which("python3")
-    if not found:
-        raise RuntimeError(f"Could not find the Python {version} interpreter that QGIS uses; install the "
-                           "packages by hand (see the command above).")
-    return found
+    paths = [Path(sys.executable)]
+    for base in (Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix)):
+        paths += [base / "bin" / f"python{version}", base / "bin" / "python3", base / "python.exe",
+                  base / "python3.exe"]
+    for folder in os.environ.get("PATH", "").split(os.pathsep):  # every one on PATH, not only the first
+        if folder:
+            paths += [Path(folder) / f"python{version}", Path(folder) / "python3"]
+    seen, unique = set(), []
+    for path in paths:
+        if path.is_file() and os.access(path, os.X_OK) and path.name.lower().startswith("python") \
+                and str(path) not in seen:
+            seen.add(str(path))
+            unique.append(str(path))
+    return unique
+
+
+def python_executable() -> str:
+    """The interpreter QGIS embeds, proven by running it: same ``sys.version`` and ABI tag.
+
+    Under pyenv or conda the first ``python3`` on PATH is often another Python; pip would then
+    install packages QGIS cannot import.
+    """
+    wanted = qgis_python_identity()
+    tried = []
+    for candidate in interpreter_candidates():
+        if interpreter_identity(candidate) == wanted:
+            return candidate
+        tried.append(candidate)
+    raise RuntimeError(
+        f"No Python interpreter here is the one QGIS runs (Python {sys.version.split()[0]}, "
+        f"{sys.implementation.cache_tag}); tried: {', '.join(tried) or 'none found'}. Install the packages "
+        "by hand with the command above, using the Python that came with QGIS.")
 
 
 PLATFORM_ONLY = {"pyproj": "pip's pyproj wheel carries a second PROJ library that clashes with QGIS's own: "
@@ -89,6 +127,24 @@ def pip_commands(packages: list[str], staging: Path) -> list[list[str]]:
     return commands
 
 
+# pip runs in a process group of its own, so Cancel can end everything it started
+NEW_PROCESS_GROUP: dict = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+                           else {"start_new_session": True})
+
+
+def end_process_tree(process: subprocess.Popen) -> None:
+    """Terminate ``process`` and its descendants (its process group; ``taskkill /T`` on Windows)."""
+    try:
+        if os.name == "nt":
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True, check=False)
+        else:
+            import signal
+
+            os.killpg(process.pid, signal.SIGTERM)
+    except (OSError, ProcessLookupError):
+        pass  # already gone
+
+
 class Installation:
     """One pip run, in a thread-safe shape a QgsTask can drive: ``run()`` blocks, ``cancel()`` stops it."""
 
@@ -101,10 +157,11 @@ class Installation:
         self._canceled = threading.Event()
 
     def cancel(self) -> None:
+        """Stop pip and every process it started (build backends, pip's own subprocesses)."""
         self._canceled.set()
         process = self._process
         if process is not None and process.poll() is None:
-            process.terminate()
+            end_process_tree(process)
 
     @property
     def canceled(self) -> bool:
@@ -115,7 +172,12 @@ class Installation:
         shutil.rmtree(self.staging, ignore_errors=True)
         self.staging.mkdir(parents=True)
         try:
-            for command in pip_commands(self.packages, self.staging):
+            try:
+                commands = pip_commands(self.packages, self.staging)
+            except RuntimeError as exc:  # no interpreter that is QGIS's own
+                self.log(str(exc))
+                return False
+            for command in commands:
                 if self.canceled or not self._run_step(command):
                     return False
             self._merge()
@@ -127,17 +189,21 @@ class Installation:
         self.log("$ " + " ".join(shlex.quote(c) for c in command))
         tail: list[str] = []
         try:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                             text=True, errors="replace")
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                       errors="replace", **NEW_PROCESS_GROUP)
         except OSError as exc:
             self.log(f"Could not start pip: {exc}")
             return False
-        for line in self._process.stdout:
-            line = line.rstrip()
-            if line:
-                self.log(line)
-                tail = (tail + [line])[-8:]
-        code = self._process.wait()
+        with process:  # closes pip's output pipe however the step ends (no ResourceWarning)
+            self._process = process
+            if self.canceled:  # canceled while starting: the cancel found no process yet
+                end_process_tree(process)
+            for line in process.stdout:
+                line = line.rstrip()
+                if line:
+                    self.log(line)
+                    tail = (tail + [line])[-8:]
+            code = process.wait()
         if self.canceled:
             self.log("Canceled: nothing was installed.")
             return False

@@ -147,3 +147,91 @@ def test_setup_tab_installs_in_a_task(loaded_plugin, offline_pip, monkeypatch, a
     tabs.setCurrentIndex(tabs.indexOf(setup))
     loaded_plugin.dock.resize(460, 820)
     assert loaded_plugin.dock.grab().save(str(artifacts_dir / "dock_setup_installer.png"))
+
+
+# ------------------------------------------------------------------ the interpreter, and Cancel
+def _fake_python(folder: Path, name: str) -> Path:
+    """A 'python' that is not QGIS's (another version, as a pyenv shim would be)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\necho '3.11.7 (main, Dec  1 2023) [GCC 12.2.0]'\necho 'cpython-311'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(tmp_path, monkeypatch):
+    import os
+
+    from geoclip_qgis import installer
+
+    shims = tmp_path / "shims"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (f"python{version}", "python3"):
+        _fake_python(shims, name)
+    real = Path(sys.base_prefix) / "bin" / f"python{version}"
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))  # QGIS's binary, not a Python
+    for attr in ("base_prefix", "prefix", "exec_prefix"):
+        monkeypatch.setattr(sys, attr, str(tmp_path / "nowhere"))
+    chosen = installer.python_executable()
+    assert Path(chosen).parent != shims
+    assert installer.interpreter_identity(chosen) == installer.qgis_python_identity()
+
+
+def test_no_matching_interpreter_is_a_clear_error_before_pip(tmp_path, monkeypatch):
+    from geoclip_qgis import installer
+
+    shims = tmp_path / "shims"
+    _fake_python(shims, "python3")
+    monkeypatch.setenv("PATH", str(shims))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))
+    for attr in ("base_prefix", "prefix", "exec_prefix"):
+        monkeypatch.setattr(sys, attr, str(tmp_path / "nowhere"))
+    lines: list[str] = []
+    assert installer.Installation(["anything"], lines.append).run() is False
+    assert any("No Python interpreter here is the one QGIS runs" in line and str(shims) in line for line in lines)
+    assert not any(line.startswith("$ ") for line in lines)  # pip never started
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups: the POSIX path is tested here")
+def test_cancel_ends_pip_and_everything_it_started(tmp_path):
+    import gc
+    import warnings
+
+    from geoclip_qgis.installer import Installation
+
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+              "print('CHILD', child.pid, flush=True)\n"
+              "time.sleep(120)\n")
+    lines: list[str] = []
+    installation = Installation([], lines.append)
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault(
+        "ok", installation._run_step([sys.executable, "-c", script])))  # noqa: SLF001 - one step is the unit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("CHILD") for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(next(line for line in lines if line.startswith("CHILD")).split()[1])
+        parent = installation._process.pid  # noqa: SLF001
+        installation.cancel()
+        worker.join(60)
+        gc.collect()
+    assert outcome == {"ok": False} and "Canceled: nothing was installed." in lines
+    deadline = time.monotonic() + 10
+    while (_alive(child) or _alive(parent)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(parent) and not _alive(child), "a process of the canceled install is still running"
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
