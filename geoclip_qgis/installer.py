@@ -21,6 +21,9 @@ from pathlib import Path
 from .dependencies import DependencyStatus
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # CPU wheels: ~200 MB instead of several GB
+TORCH_INDEX_ENV = "GEOCLIP_TORCH_INDEX"  # another CPU wheel index (a mirror)
+CUDA_TORCH_SIZE = "about 3 GB with its nvidia-* wheels"
+PROBE_SECONDS = 8.0
 PIP_EXTRA_ENV = "GEOCLIP_PIP_ARGS"  # extra pip arguments, e.g. "--no-index --find-links /wheels" offline
 
 
@@ -111,19 +114,42 @@ def requirements(missing: list[DependencyStatus]) -> list[str]:
             if d.distribution not in PLATFORM_ONLY]
 
 
-def pip_commands(packages: list[str], staging: Path) -> list[list[str]]:
-    """The pip calls, into ``staging``: CPU torch wheels; ``$GEOCLIP_PIP_ARGS`` appended; the GeoCLIP
-    wheel separately with ``--no-deps`` (its own requirements would pull a second torch stack)."""
+def torch_index() -> str:
+    return os.environ.get(TORCH_INDEX_ENV) or TORCH_CPU_INDEX
+
+
+def index_reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
+    """One quick request to a package index (proxies from the environment, as pip uses them)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + "/", method="HEAD"), timeout=timeout):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means: not reachable now
+        return False
+
+
+def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False) -> list[list[str]]:
+    """The pip calls, into ``staging``, each a list for ``subprocess``.
+
+    torch comes alone from the CPU wheel index and from nowhere else (with PyPI beside it, pip may
+    take PyPI's CUDA build, several GB), unless ``allow_cuda`` (the user agreed to the size); the
+    GeoCLIP wheel comes with ``--no-deps`` (its own requirements would pull a second torch stack);
+    ``$GEOCLIP_PIP_ARGS`` is appended to every call.
+    """
     base = [python_executable(), "-m", "pip", "install", "--target", str(staging), "--no-input",
-            "--disable-pip-version-check", "--progress-bar", "off"]
-    if "torch" in packages:
-        base += ["--extra-index-url", TORCH_CPU_INDEX]
-    base += shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
-    plain = [p for p in packages if not p.startswith("geoclip==")]
+            "--disable-pip-version-check", "--progress-bar", "off", "--retries", "1", "--timeout", "20"]
+    extra = shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
+    plain = [p for p in packages if not p.startswith("geoclip==") and p != "torch"]
     weights = [p for p in packages if p.startswith("geoclip==")]
-    commands = [[*base, *plain]] if plain else []
+    commands = []
+    if "torch" in packages:
+        source = [] if allow_cuda or "--no-index" in extra else ["--index-url", torch_index()]
+        commands.append([*base, *source, *extra, "torch"])
+    if plain:
+        commands.append([*base, *extra, *plain])
     if weights:
-        commands.append([*base, "--no-deps", *weights])
+        commands.append([*base, *extra, "--no-deps", *weights])
     return commands
 
 
@@ -148,8 +174,9 @@ def end_process_tree(process: subprocess.Popen) -> None:
 class Installation:
     """One pip run, in a thread-safe shape a QgsTask can drive: ``run()`` blocks, ``cancel()`` stops it."""
 
-    def __init__(self, packages: list[str], log: Callable[[str], None]) -> None:
+    def __init__(self, packages: list[str], log: Callable[[str], None], allow_cuda: bool = False) -> None:
         self.packages = packages
+        self.allow_cuda = allow_cuda
         self.log = log
         self.target = deps_folder()
         self.staging = self.target.with_name(f".{self.target.name}.staging-{os.getpid()}")
@@ -173,9 +200,11 @@ class Installation:
         self.staging.mkdir(parents=True)
         try:
             try:
-                commands = pip_commands(self.packages, self.staging)
+                commands = pip_commands(self.packages, self.staging, self.allow_cuda)
             except RuntimeError as exc:  # no interpreter that is QGIS's own
                 self.log(str(exc))
+                return False
+            if not self._torch_source_ok():
                 return False
             for command in commands:
                 if self.canceled or not self._run_step(command):
@@ -184,6 +213,20 @@ class Installation:
             return True
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _torch_source_ok(self) -> bool:
+        """Probe the CPU index once before pip (pip would retry it per package, then fall back to PyPI's
+        CUDA build); refuse with one clear line when it is unreachable and CUDA was not agreed to."""
+        offline = "--no-index" in shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
+        if "torch" not in self.packages or self.allow_cuda or offline:
+            return True
+        index = torch_index()
+        if index_reachable(index):
+            return True
+        self.log(f"The PyTorch CPU wheel index {index} cannot be reached from here, so nothing was installed. "
+                 f"Either allow the CUDA build from PyPI ({CUDA_TORCH_SIZE}) in the Setup tab, set "
+                 f"{TORCH_INDEX_ENV} to a reachable mirror of that index, or install torch's CPU build by hand.")
+        return False
 
     def _run_step(self, command: list[str]) -> bool:
         self.log("$ " + " ".join(shlex.quote(c) for c in command))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
-from qgis.PyQt.QtWidgets import QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from .dependencies import DependencyStatus
 from .guard import guarded
 from .i18n import tr
-from .installer import Installation, add_deps_to_path, deps_folder, requirements
+from .installer import CUDA_TORCH_SIZE, Installation, add_deps_to_path, deps_folder, requirements
 
 
 class _Relay(QObject):
@@ -21,10 +21,10 @@ class _Relay(QObject):
 class InstallTask(QgsTask):
     """Runs one :class:`Installation`; Cancel stops pip and keeps nothing."""
 
-    def __init__(self, packages: list[str]) -> None:
+    def __init__(self, packages: list[str], allow_cuda: bool = False) -> None:
         super().__init__("GeoCLIP: installing Python packages", QgsTask.Flag.CanCancel)
         self.relay = _Relay()
-        self.installation = Installation(packages, self.relay.line.emit)
+        self.installation = Installation(packages, self.relay.line.emit, allow_cuda)
         self.succeeded = False
 
     @guarded(default=False)
@@ -62,6 +62,10 @@ class InstallerControls(QWidget):
         buttons.addWidget(self.install_button)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
+        self.allow_cuda = QCheckBox(tr(f"Allow torch's CUDA build from PyPI ({CUDA_TORCH_SIZE})"))
+        self.allow_cuda.setToolTip(tr("Only when the CPU wheel index cannot be reached: the CUDA build also runs on "
+                                      "the CPU but downloads several GB. Off: the CPU build or nothing."))
+        layout.addWidget(self.allow_cuda)
         self.progress = QProgressBar()
         self.progress.setToolTip(tr("Busy while pip runs"))
         self.progress.setRange(0, 1)
@@ -92,7 +96,7 @@ class InstallerControls(QWidget):
             return
         self.log.clear()
         self.log.appendPlainText("Installing: " + ", ".join(self.packages))
-        task = InstallTask(self.packages)
+        task = InstallTask(self.packages, self.allow_cuda.isChecked())
         task.relay.line.connect(self.log.appendPlainText)
         task.taskCompleted.connect(self._completed)
         task.taskTerminated.connect(self._terminated)

@@ -109,15 +109,34 @@ def test_pyproj_is_left_to_the_platform():
     assert requirements(missing) == ["torch", "geoclip==1.3.0"]
 
 
-def test_pip_commands_keep_the_weights_wheel_apart(tmp_path, monkeypatch):
-    from geoclip_qgis.installer import pip_commands
+def test_pip_commands_keep_torch_and_the_weights_wheel_apart(tmp_path, monkeypatch):
+    from geoclip_qgis.installer import TORCH_CPU_INDEX, pip_commands
 
     monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
+    monkeypatch.delenv("GEOCLIP_TORCH_INDEX", raising=False)
     commands = pip_commands(["torch", "transformers", "geoclip==1.3.0"], tmp_path)
-    assert len(commands) == 2
-    assert commands[0][-2:] == ["torch", "transformers"] and "--extra-index-url" in commands[0]
-    assert commands[1][-2:] == ["--no-deps", "geoclip==1.3.0"]
+    assert len(commands) == 3
+    torch, rest, weights = commands
+    # torch alone, from the CPU index only: with PyPI beside it pip may take the multi-GB CUDA build
+    assert torch[-3:] == ["--index-url", TORCH_CPU_INDEX, "torch"] and "--extra-index-url" not in torch
+    assert rest[-1] == "transformers" and "--index-url" not in rest
+    assert weights[-2:] == ["--no-deps", "geoclip==1.3.0"]
     assert all(c[1:4] == ["-m", "pip", "install"] and str(tmp_path) in c for c in commands)
+    cuda = pip_commands(["torch"], tmp_path, allow_cuda=True)[0]  # only when the user agreed to the size
+    assert "--index-url" not in cuda and cuda[-1] == "torch"
+
+
+def test_an_unreachable_cpu_index_fails_fast_in_one_line_and_takes_no_cuda(tmp_path, monkeypatch):
+    from geoclip_qgis.installer import Installation
+
+    monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
+    monkeypatch.setenv("GEOCLIP_TORCH_INDEX", "http://127.0.0.1:9/whl/cpu")  # nothing listens there
+    monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
+    lines: list[str] = []
+    assert Installation(["torch", "transformers"], lines.append).run() is False
+    assert len(lines) == 1 and "http://127.0.0.1:9/whl/cpu cannot be reached" in lines[0]
+    assert "CUDA build" in lines[0] and "GEOCLIP_TORCH_INDEX" in lines[0]
+    assert not (tmp_path / "deps").exists()  # pip never ran, nothing changed
 
 
 def test_setup_tab_installs_in_a_task(loaded_plugin, offline_pip, monkeypatch, artifacts_dir):
