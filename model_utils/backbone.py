@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 from .errors import BackboneUnavailable
 
@@ -36,20 +34,25 @@ def _offline() -> bool:
 
 
 def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
-    """Can we open a TCP connection to the hub within ``timeout`` seconds (DNS included)?"""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or 443
+    """Can huggingface_hub reach the hub now? Asked with huggingface_hub's own HTTP client, so
+    ``HF_ENDPOINT`` and the proxies of the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``)
+    apply exactly as they will for the download. Any HTTP answer counts; a hub that accepts the
+    connection and then stays silent counts as unreachable after ``timeout`` seconds.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     result = {"ok": False}
 
     def probe() -> None:
-        with contextlib.suppress(OSError):
-            socket.create_connection((host, port), timeout=timeout).close()
+        with contextlib.suppress(Exception):
+            get_session().head(endpoint.rstrip("/") + "/api/models", timeout=timeout, follow_redirects=False)
             result["ok"] = True
 
-    worker = threading.Thread(target=probe, daemon=True)
+    worker = threading.Thread(target=probe, daemon=True, name="geoclip-hub-probe")
     worker.start()
-    worker.join(timeout + 0.5)
+    worker.join(timeout + 1.0)  # a hard bound, whatever the client does with its own timeouts
     return result["ok"]
 
 
