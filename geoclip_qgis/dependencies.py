@@ -51,14 +51,3 @@ def check_dependencies() -> list[DependencyStatus]:
 def missing_dependencies() -> list[DependencyStatus]:
     """The dependencies that cannot be imported."""
     return [d for d in check_dependencies() if not d.found]
-
-
-def install_hint(missing: list[DependencyStatus]) -> str:
-    """A one-line pip command a user can run in the Python that QGIS uses."""
-    names = [d.distribution for d in missing if d.distribution != "geoclip"]
-    parts = []
-    if names:
-        parts.append("python3 -m pip install " + " ".join(names))
-    if any(d.distribution == "geoclip" for d in missing):
-        parts.append("python3 -m pip install --no-deps geoclip==1.3.0")
-    return " && ".join(parts)

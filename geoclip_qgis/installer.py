@@ -129,7 +129,8 @@ def index_reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
         return False
 
 
-def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False) -> list[list[str]]:
+def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False,
+                 python: str | None = None) -> list[list[str]]:
     """The pip calls, into ``staging``, each a list for ``subprocess``.
 
     torch comes alone from the CPU wheel index and from nowhere else (with PyPI beside it, pip may
@@ -137,7 +138,7 @@ def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False) -
     GeoCLIP wheel comes with ``--no-deps`` (its own requirements would pull a second torch stack);
     ``$GEOCLIP_PIP_ARGS`` is appended to every call.
     """
-    base = [python_executable(), "-m", "pip", "install", "--target", str(staging), "--no-input",
+    base = [python or python_executable(), "-m", "pip", "install", "--target", str(staging), "--no-input",
             "--disable-pip-version-check", "--progress-bar", "off", "--retries", "1", "--timeout", "20"]
     extra = shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
     plain = [p for p in packages if not p.startswith("geoclip==") and p != "torch"]
@@ -151,6 +152,16 @@ def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False) -
     if weights:
         commands.append([*base, *extra, "--no-deps", *weights])
     return commands
+
+
+def install_hint(missing: list[DependencyStatus]) -> str:
+    """The commands the installer runs, for a user who prefers a terminal. ``--target`` into the
+    plugin's own folder: Debian/Ubuntu (PEP 668 "externally-managed-environment") accept it where a
+    ``pip install --user`` is refused. The interpreter shown is QGIS's own, found without running it."""
+    candidates = [c for c in interpreter_candidates() if Path(c).name.lower() != "qgis"]
+    python = candidates[0] if candidates else ("python" if os.name == "nt" else "python3")
+    commands = pip_commands(requirements(missing), deps_folder(), python=python)
+    return " && ".join(shlex.join(command) for command in commands)
 
 
 # pip runs in a process group of its own, so Cancel can end everything it started

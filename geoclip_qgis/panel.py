@@ -16,10 +16,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
-from .dependencies import check_dependencies, install_hint
+from .dependencies import check_dependencies
 from .guard import guarded
 from .i18n import tr
-from .installer import PLATFORM_ONLY
+from .installer import PLATFORM_ONLY, install_hint
 from .panel_installer import InstallerControls
 
 

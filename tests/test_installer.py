@@ -254,3 +254,26 @@ def test_cancel_ends_pip_and_everything_it_started(tmp_path):
         time.sleep(0.05)
     assert not _alive(parent) and not _alive(child), "a process of the canceled install is still running"
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_the_setup_tab_command_is_what_the_installer_runs(qgis_app, tmp_path, monkeypatch):  # noqa: ARG001
+    """--target into the plugin's folder (accepted where PEP 668 refuses --user), QGIS's interpreter, CPU torch."""
+    import shlex
+
+    from geoclip_qgis.dependencies import DependencyStatus
+    from geoclip_qgis.installer import TORCH_CPU_INDEX, install_hint
+
+    monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
+    monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
+    monkeypatch.delenv("GEOCLIP_TORCH_INDEX", raising=False)
+    missing = [DependencyStatus("torch", "torch", "", False, None),
+               DependencyStatus("transformers", "transformers", "", False, None),
+               DependencyStatus("geoclip", "geoclip", "", False, None)]
+    commands = [shlex.split(part) for part in install_hint(missing).split(" && ")]
+    assert len(commands) == 3
+    assert all(c[1:4] == ["-m", "pip", "install"] and c[c.index("--target") + 1] == str(tmp_path / "deps")
+               for c in commands)
+    assert "--user" not in install_hint(missing) and "--break-system-packages" not in install_hint(missing)
+    assert commands[0][-3:] == ["--index-url", TORCH_CPU_INDEX, "torch"]
+    assert commands[2][-2:] == ["--no-deps", "geoclip==1.3.0"]
+    assert Path(commands[0][0]).name.startswith("python")  # QGIS's own interpreter, not the QGIS binary
