@@ -53,6 +53,7 @@ from .prediction_outputs import (
     write_points,
     write_truth_lines,
 )
+from .regional_gallery import regional_gallery
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
 
@@ -267,7 +268,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         out_root = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         feedback.pushInfo(f"{len(paths)} {self.NOUN}(s) to geolocate; outputs under {out_root}")
 
-        regional = self._regional_gallery(parameters, context, feedback)
+        regional = regional_gallery(self, parameters, context, feedback)
         model = self.load_model(parameters, context, feedback)
         from model_utils.errors import Canceled, GeoClipError
 
@@ -288,41 +289,6 @@ class GeolocatePhotos(GeoClipAlgorithm):
             shutil.rmtree(work, ignore_errors=True)
             raise
         return self._outputs(result, final, run_name, context, feedback)
-
-    def _regional_gallery(self, parameters, context, feedback):
-        """The dense grid gallery over the raster extent, or None for GeoCLIP's worldwide gallery."""
-        if self.parameterAsEnum(parameters, self.GALLERY, context) != 1:
-            return None
-        if parameters.get(self.EXTENT) in (None, ""):
-            raise QgsProcessingException(
-                "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
-                "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
-        spacing = self.parameterAsDouble(parameters, self.GALLERY_SPACING, context) or \
-            self.parameterAsDouble(parameters, self.CELL_SIZE, context)
-        spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE)  # the raster's snapped extent
-        from model_utils.errors import GeoClipError
-        from model_utils.gallery import Gallery
-        from model_utils.geo import geodesic_km
-
-        try:
-            gallery = Gallery.grid(spacing, (spec.xmin, spec.ymin, spec.xmax, spec.ymax),
-                                   name=f"regional-{spacing:g}deg")
-        except GeoClipError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        feedback.pushInfo(
-            f"Regional gallery: {len(gallery):,} points every {spacing:g}° over {spec.xmin:g}, {spec.ymin:g} – "
-            f"{spec.xmax:g}, {spec.ymax:g}. Probabilities are conditional on the place being inside this extent.")
-        mid = (spec.ymin + spec.ymax) / 2
-        width_km = min(float(geodesic_km(spec.ymin, spec.xmin, spec.ymax, spec.xmin)),
-                       float(geodesic_km(mid, spec.xmin, mid, spec.xmax)))
-        bandwidth = self.parameterAsDouble(parameters, self.BANDWIDTH, context)
-        if bandwidth > width_km / 4:
-            feedback.reportError(
-                f"Kernel bandwidth {bandwidth:g} km is wide for an extent about {width_km:.0f} km across: much of "
-                f"the probability spreads outside the raster. For city scale use a bandwidth near the gallery "
-                f"spacing (about {float(geodesic_km(mid, spec.xmin, mid, spec.xmin + spacing)):.1f} km here), "
-                "or 0.", False)
-        return gallery
 
     def _run(self, model, paths, top_k, spec, bandwidth, density, batch, work: Path, feedback,
              regional=None) -> dict:
