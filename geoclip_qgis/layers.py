@@ -214,24 +214,24 @@ def refresh_legend(layer) -> None:
 class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
     """Post-processor: put a result layer into its run group and apply its shipped style."""
 
-    _alive: set[GroupAndStyle] = set()  # QGIS keeps only a C++ pointer; Python keeps the object until used
+    # QGIS keeps only a C++ pointer, also after the layer is loaded (the run's context holds it until it is
+    # destroyed), so Python keeps every post-processor: a few hundred bytes per result layer. Releasing it
+    # after use was tried and left a dangling pointer (an intermittent crash / runaway in dock tests).
+    _alive: list[GroupAndStyle] = []
 
     def __init__(self, group_name: str, style: str, run_id: str = "") -> None:
         super().__init__()
         self.group_name = group_name
         self.style = style
         self.run_id = run_id
-        GroupAndStyle._alive.add(self)
+        GroupAndStyle._alive.append(self)
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        try:
-            STYLERS[self.style](layer)
-            project = context.project() or QgsProject.instance()
-            move_into_group(project, layer, self.group_name, self.run_id)
-            refresh_legend(layer)
-        finally:
-            GroupAndStyle._alive.discard(self)  # called once per layer: release it
+        STYLERS[self.style](layer)
+        project = context.project() or QgsProject.instance()
+        move_into_group(project, layer, self.group_name, self.run_id)
+        refresh_legend(layer)
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,

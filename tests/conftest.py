@@ -106,9 +106,12 @@ def message_log(qgis_app):  # noqa: ARG001 - needs the app
 def layer_tree_view(qgis_iface):
     """A real layer panel for pytest-qgis's stand-in iface, whose ``layerTreeView()`` is a MagicMock:
     Processing's result loader in QGIS >= 3.44 hands that view to C++, which refuses a mock."""
-    from qgis.core import QgsApplication, QgsLayerTreeModel, QgsProject
+    from qgis.core import Qgis, QgsApplication, QgsLayerTreeModel, QgsProject
     from qgis.gui import QgsLayerTreeView
 
+    if Qgis.QGIS_VERSION_INT < 34400:  # older loaders only ask the mock for its current node: keep it
+        yield None
+        return
     view = QgsLayerTreeView()
     view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))  # the view owns its model
     qgis_iface.layerTreeView = lambda: view

@@ -204,6 +204,8 @@ def test_every_run_has_points_on_top_and_legends_equal_to_the_data(loaded_plugin
             assert _legend_range(model, node.layer()) == ("0", f"{top:.3g}")
         assert newest.isExpanded() and newest.itemVisibilityChecked()
         assert all(not g.isExpanded() and not g.itemVisibilityChecked() for g in older)
+    model.deleteLater()  # gone before the layers it shows are removed
+    QgsApplication.processEvents()
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
 
