@@ -52,6 +52,17 @@ def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_saved_model_choices():
+    """Every test starts without saved Setup choices: QGIS keeps settings on disk between runs, and a
+    backbone folder saved by an earlier run (a temp folder since deleted) would decide this one's."""
+    from qgis.core import QgsSettings
+
+    for key in ("clip_model", "weights", "cache_dir"):
+        QgsSettings().remove(f"geoclip/{key}")
+    yield
+
+
 @pytest.fixture()
 def artifacts_dir() -> Path:
     """Folder for PNGs and reports that a person may open after the run."""

@@ -80,6 +80,7 @@ def test_a_clip_folder_shown_in_setup_is_used_by_the_next_run(loaded_plugin, tin
     wait_for(lambda: not tab.controls.running)
     assert tab.controls.results.get("N_PHOTOS") == 2, tab.controls.log.toPlainText()
     assert "HF_HUB_OFFLINE" not in tab.controls.log.toPlainText()
+    dock.setup_tab.clip_model.setText("")  # leaving the field saves it: leave nothing behind
 
 
 def test_the_saved_setting_reaches_algorithms_run_without_the_dock(geoclip_provider, tiny_clip, tmp_path,
