@@ -51,10 +51,7 @@ FILE_FOLDER = _pick("ProcessingFileParameterBehavior.Folder", QgsProcessingParam
 NUMBER_DOUBLE = _pick("ProcessingNumberParameterType.Double", QgsProcessingParameterNumber, "Double")
 NUMBER_INTEGER = _pick("ProcessingNumberParameterType.Integer", QgsProcessingParameterNumber, "Integer")
 FIELD_STRING = _pick("ProcessingFieldParameterDataType.String", QgsProcessingParameterField, "String")
-FIELD_NUMERIC = _pick("ProcessingFieldParameterDataType.Numeric", QgsProcessingParameterField, "Numeric")
-FIELD_ANY = _pick("ProcessingFieldParameterDataType.Any", QgsProcessingParameterField, "Any")
 FLAG_ADVANCED = _pick("ProcessingParameterFlag.Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
-FLAG_OPTIONAL = _pick("ProcessingParameterFlag.Optional", QgsProcessingParameterDefinition, "FlagOptional")
 SKIP_GEOMETRY_CHECKS = _pick("ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
                              QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks")
 
