@@ -1,9 +1,10 @@
 """Locate and load the CLIP ViT-L/14 backbone: one tower at a time, offline-first, failing fast.
 
 A source is a local folder (``save_pretrained`` layout) or a Hugging Face repo id. A repo id is
-read from the HF cache first; only when it is missing there and the hub is reachable is it
-downloaded (with progress). Offline, the answer comes in seconds with a message that says how to
-supply a folder, instead of the minutes a blocked connection can take.
+read from the HF cache first (only a snapshot complete for the tower counts); only when it is missing
+there and the hub is reachable is it downloaded (``hub_download``: byte progress, Cancel). Offline,
+the answer comes in seconds with a message that says how to supply a folder, instead of the minutes
+a blocked connection can take.
 """
 
 from __future__ import annotations
@@ -69,27 +70,42 @@ def missing_message(source: str, reason: str) -> str:
     )
 
 
-def resolve(source: str) -> tuple[str, bool]:
-    """(where to load from, local_files_only) for a source; raises BackboneUnavailable fast."""
+def resolve(source: str, tower: str = "vision") -> str | None:
+    """The local folder to load ``tower`` ("vision" or "text") from, or None when it has to be downloaded
+    first (a repo id that is not completely cached, with the hub reachable); raises BackboneUnavailable fast."""
     if _looks_like_path(source):
         folder = Path(source).expanduser()
         if not folder.is_dir():
             raise BackboneUnavailable(missing_message(source, f"the folder {folder} does not exist"))
         if not (folder / "config.json").is_file():
             raise BackboneUnavailable(missing_message(source, f"{folder} has no config.json"))
-        return str(folder), True
-    from huggingface_hub import try_to_load_from_cache
+        return str(folder)
+    from .hub_download import cached_snapshot
 
-    cached = try_to_load_from_cache(source, "config.json")
-    if isinstance(cached, str):
-        return source, True
+    cached = cached_snapshot(source, tower)
+    if cached is not None:
+        return str(cached)
     if _offline():
         raise BackboneUnavailable(missing_message(source, "it is not in the Hugging Face cache and "
                                                           "HF_HUB_OFFLINE is set"))
     if not hub_reachable():
         raise BackboneUnavailable(missing_message(source, "it is not in the Hugging Face cache and the "
                                                           "hub cannot be reached from this machine"))
-    return source, False
+    return None
+
+
+def locate(source: str, tower: str, progress=None, is_canceled=None) -> str:
+    """A local folder holding ``tower`` of ``source``: the folder given, the complete cached snapshot, or
+    a fresh download into the HF cache (progress in bytes, cancellable)."""
+    folder = resolve(source, tower)
+    if folder is not None:
+        return folder
+    from .hub_download import download
+
+    try:
+        return str(download(source, tower, progress=progress, is_canceled=is_canceled))
+    except BackboneUnavailable as exc:
+        raise BackboneUnavailable(missing_message(source, str(exc))) from exc
 
 
 @contextlib.contextmanager
@@ -118,27 +134,29 @@ def _check_projection(config, source: str) -> None:
         )
 
 
-def _load_tower(source: str, model_cls: str, companion_cls: str, what: str, device: str, dtype):
+def _load_tower(source: str, tower: str, model_cls: str, companion_cls: str, what: str, device: str, dtype,
+                progress=None, is_canceled=None):
     """(tower, its processor or tokenizer) from ``source``, one transformers class each, checked for 768-d."""
-    where, local = resolve(source)
+    where = locate(source, tower, progress, is_canceled)
     import transformers
 
     try:
         with _quiet_transformers():
-            model = getattr(transformers, model_cls).from_pretrained(where, local_files_only=local)
-            companion = getattr(transformers, companion_cls).from_pretrained(where, local_files_only=local)
+            model = getattr(transformers, model_cls).from_pretrained(where, local_files_only=True)
+            companion = getattr(transformers, companion_cls).from_pretrained(where, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BackboneUnavailable(missing_message(source, f"{what} failed ({exc})")) from exc
     _check_projection(model.config, source)
     return model.to(device=device, dtype=dtype).eval(), companion
 
 
-def load_vision(source: str, device: str = "cpu", dtype=None):
+def load_vision(source: str, device: str = "cpu", dtype=None, progress=None, is_canceled=None):
     """(vision tower with projection, image processor); the text tower is never materialised."""
-    return _load_tower(source, "CLIPVisionModelWithProjection", "CLIPImageProcessor", "loading", device, dtype)
+    return _load_tower(source, "vision", "CLIPVisionModelWithProjection", "CLIPImageProcessor", "loading",
+                       device, dtype, progress, is_canceled)
 
 
-def load_text(source: str, device: str = "cpu", dtype=None):
+def load_text(source: str, device: str = "cpu", dtype=None, progress=None, is_canceled=None):
     """(text tower with projection, tokenizer), loaded only for text queries."""
-    return _load_tower(source, "CLIPTextModelWithProjection", "AutoTokenizer", "loading the text tower",
-                       device, dtype)
+    return _load_tower(source, "text", "CLIPTextModelWithProjection", "AutoTokenizer", "loading the text tower",
+                       device, dtype, progress, is_canceled)

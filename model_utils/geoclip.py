@@ -139,11 +139,13 @@ class GeoCLIP:
             progress=progress, is_canceled=is_canceled)
 
     # ------------------------------------------------------------------ images
-    def load_backbone(self) -> None:
-        """Load the CLIP vision tower (raises BackboneUnavailable with a clear message)."""
+    def load_backbone(self, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None) -> None:
+        """Load the CLIP vision tower, downloading it first if needed (``progress`` in bytes, cancellable);
+        raises BackboneUnavailable with a clear message."""
         with self._lock:
             if self._vision is None:
-                self._vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype)
+                self._vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
+                                                                     progress, is_canceled)
 
     @property
     def processor(self):
@@ -178,11 +180,13 @@ class GeoCLIP:
 
 
     # ------------------------------------------------------------------ text
-    def load_text_tower(self) -> None:
-        """Load the CLIP text tower and tokenizer (raises BackboneUnavailable with a clear message)."""
+    def load_text_tower(self, progress: Progress | None = None,
+                        is_canceled: Callable[[], bool] | None = None) -> None:
+        """Load the CLIP text tower and tokenizer, downloading them first if needed (as ``load_backbone``)."""
         with self._lock:
             if self._text is None:
-                self._text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype)
+                self._text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
+                                                                 progress, is_canceled)
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:

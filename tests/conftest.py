@@ -44,6 +44,29 @@ def tiny_model(tiny_clip):
     return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+                   "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture()
+def online_hub(monkeypatch, tmp_path):
+    """Online mode for this test only, against loopback servers: HF_HUB_OFFLINE off (huggingface_hub's client
+    enforces it), no proxy from the machine, an empty private HF cache, and huggingface_hub's HTTP client
+    built anew from the environment (it keeps one). Returns the cache folder."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import close_session
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    close_session()
+    yield cache
+    close_session()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Embedding caches go to a per-session folder, never the user's cache."""

@@ -28,20 +28,6 @@ class _Proxy(BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def fresh_hub_client(monkeypatch):
-    """Online mode for this test only (the suite runs with HF_HUB_OFFLINE=1, which huggingface_hub's
-    client enforces), and a client built anew from the environment (huggingface_hub keeps one)."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import close_session
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    close_session()
-    yield
-    close_session()
-
-
-@pytest.fixture()
 def proxy():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -52,16 +38,9 @@ def proxy():
     server.server_close()
 
 
-def _clear_proxies(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def test_the_probe_goes_through_the_proxy_of_the_environment(monkeypatch, proxy, fresh_hub_client):  # noqa: ARG001
+def test_the_probe_goes_through_the_proxy_of_the_environment(monkeypatch, proxy, online_hub):  # noqa: ARG001
     from model_utils.backbone import hub_reachable
 
-    _clear_proxies(monkeypatch)
     # a hub name only the proxy can resolve: without the proxy the probe would fail at DNS
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.geoclip-test.invalid")
     monkeypatch.setenv("HTTP_PROXY", proxy)
@@ -69,18 +48,16 @@ def test_the_probe_goes_through_the_proxy_of_the_environment(monkeypatch, proxy,
     assert _Proxy.seen and _Proxy.seen[0].startswith("http://hub.geoclip-test.invalid/")
 
 
-def test_no_proxy_and_an_unresolvable_hub_is_unreachable(monkeypatch, fresh_hub_client):  # noqa: ARG001
+def test_no_proxy_and_an_unresolvable_hub_is_unreachable(monkeypatch, online_hub):  # noqa: ARG001
     from model_utils.backbone import hub_reachable
 
-    _clear_proxies(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.geoclip-test.invalid")
     assert hub_reachable(timeout=3.0) is False
 
 
-def test_a_hub_that_accepts_and_stays_silent_is_unreachable(monkeypatch, fresh_hub_client):  # noqa: ARG001
+def test_a_hub_that_accepts_and_stays_silent_is_unreachable(monkeypatch, online_hub):  # noqa: ARG001
     from model_utils.backbone import hub_reachable
 
-    _clear_proxies(monkeypatch)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)  # accepts connections (the kernel does) and never answers

@@ -200,8 +200,8 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
         return f"Photos {dt.datetime.now():%Y-%m-%d %H:%M} ({result['n_ok']})"
 
-    def load_tower(self, model) -> None:
-        model.load_backbone()
+    def load_tower(self, model, progress=None, is_canceled=None) -> None:
+        model.load_backbone(progress, is_canceled)
 
     def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled, gallery):
         return model.iter_predict(items, top_k=top_k, batch_size=batch, progress=progress, is_canceled=is_canceled,
@@ -295,8 +295,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         from model_utils.geo import geodesic_km
         from model_utils.heatmap import probability_grid
 
+        # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
+        self.load_tower(model, *progress_callbacks(feedback, 0, 100))
         gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
-        self.load_tower(model)
         model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=regional)
         predict_progress, _ = progress_callbacks(feedback, 10, 95)
         gallery = (regional or model.gallery).latlon

@@ -78,8 +78,8 @@ class GeolocateText(GeolocatePhotos):
         more = result["n_ok"] - 1
         return f"Text: {result['first']}" + (f" (+{more} more)" if more > 0 else "")
 
-    def load_tower(self, model) -> None:
-        model.load_text_tower()
+    def load_tower(self, model, progress=None, is_canceled=None) -> None:
+        model.load_text_tower(progress, is_canceled)
 
     def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled, gallery):
         return model.iter_predict_text(items, top_k=top_k, batch_size=batch, progress=progress,
