@@ -1,10 +1,13 @@
 """Install missing Python packages from inside QGIS, into a folder of the plugin's own.
 
 Why a folder of our own (``<QGIS profile>/python/geoclip_deps``) and not QGIS's site-packages: it
-needs no admin rights, it can be deleted to undo everything, and it goes at the *end* of
-``sys.path``, so packages QGIS ships (numpy, GDAL's bindings, pyproj) always win over any copy pip
-brings along as a dependency. pip installs into a staging folder first; only a finished install is
-moved in, so a failed or canceled run leaves the folder as it was.
+needs no admin rights and it can be deleted to undo everything. It goes at the *front* of ``sys.path``:
+the platform's older copies of pure-Python packages must not shadow what torch & co. were resolved
+against (Debian 12's sympy 1.9 broke torch's import when the folder came last). What QGIS's own compiled
+modules link against stays the platform's: numpy is pinned to QGIS's version for pip and pip's copy of it
+is dropped (``PLATFORM_PINNED``); pyproj is never installed (``PLATFORM_ONLY``). pip installs into a
+staging folder first; only a finished install is moved in, so a failed or canceled run leaves the folder
+as it was.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ def deps_folder() -> Path:
 
 
 def add_deps_to_path() -> None:
-    """Append the folder to ``sys.path`` (last: QGIS's own packages keep priority)."""
+    """Put the folder first on ``sys.path`` (see the module docstring for why first), after dropping any
+    copy of a PLATFORM_PINNED package that a by-hand install put there."""
     folder = str(deps_folder())
     if folder not in sys.path and Path(folder).is_dir():
-        sys.path.append(folder)
+        drop_platform_copies(Path(folder))  # asked before the folder is on the path and could answer
+        sys.path.insert(0, folder)
         import importlib
 
         importlib.invalidate_caches()
@@ -107,6 +112,47 @@ PLATFORM_ONLY = {"pyproj": "pip's pyproj wheel carries a second PROJ library tha
                             "Windows: OSGeo4W's python3-pyproj)"}
 
 
+# Compiled into what QGIS's Python already runs (GDAL's bindings, Processing): the platform's copy is the
+# one imported, so pip resolves everything else against its version and the copy pip installs is dropped.
+PLATFORM_PINNED = ("numpy",)
+
+
+def platform_pins() -> list[str]:
+    """``name==version`` of each PLATFORM_PINNED distribution QGIS's Python has (read from metadata, not
+    imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in PLATFORM_PINNED:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def drop_platform_copies(folder: Path) -> list[str]:
+    """Delete what pip put in ``folder`` for the PLATFORM_PINNED distributions the platform has (call it
+    while ``folder`` is not on ``sys.path``); returns their names."""
+    from importlib.metadata import distributions
+
+    owned = {pin.split("==")[0] for pin in platform_pins()}
+    dropped = []
+    for dist in distributions(path=[str(folder)]):
+        name = (dist.metadata["Name"] or "").lower()
+        if name not in owned:
+            continue
+        tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+        for top in sorted(tops - {"bin"}):  # bin/ holds every package's scripts
+            entry = folder / top
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+        dropped.append(name)
+    return dropped
+
+
 def requirements(missing: list[DependencyStatus]) -> list[str]:
     """pip requirement strings for what is missing (the GeoCLIP wheel pinned, as the weights need);
     packages that must come from the platform (``PLATFORM_ONLY``) are left out."""
@@ -130,25 +176,29 @@ def index_reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
 
 
 def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False,
-                 python: str | None = None) -> list[list[str]]:
+                 python: str | None = None, constraints: Path | None = None) -> list[list[str]]:
     """The pip calls, into ``staging``, each a list for ``subprocess``.
 
     torch comes alone from the CPU wheel index and from nowhere else (with PyPI beside it, pip may
     take PyPI's CUDA build, several GB), unless ``allow_cuda`` (the user agreed to the size); the
     GeoCLIP wheel comes with ``--no-deps`` (its own requirements would pull a second torch stack);
-    ``$GEOCLIP_PIP_ARGS`` is appended to every call.
+    ``$GEOCLIP_PIP_ARGS`` is appended to every call. The platform's pins (QGIS's numpy) steer the
+    resolution: from the ``constraints`` file the installer writes, else (a command for a person to
+    type) as requirements beside the packages; either way that copy is dropped afterwards.
     """
     base = [python or python_executable(), "-m", "pip", "install", "--target", str(staging), "--no-input",
             "--disable-pip-version-check", "--progress-bar", "off", "--retries", "1", "--timeout", "20"]
+    pinned = ["-c", str(constraints)] if constraints is not None else []
+    pins = [] if constraints is not None else platform_pins()
     extra = shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
     plain = [p for p in packages if not p.startswith("geoclip==") and p != "torch"]
     weights = [p for p in packages if p.startswith("geoclip==")]
     commands = []
     if "torch" in packages:
         source = [] if allow_cuda or "--no-index" in extra else ["--index-url", torch_index()]
-        commands.append([*base, *source, *extra, "torch"])
+        commands.append([*base, *source, *pinned, *extra, "torch"])
     if plain:
-        commands.append([*base, *extra, *plain])
+        commands.append([*base, *pinned, *extra, *plain, *pins])
     if weights:
         commands.append([*base, *extra, "--no-deps", *weights])
     return commands
@@ -209,9 +259,11 @@ class Installation:
         """Install, then move the result in; False (with the reason logged) on failure or cancel."""
         shutil.rmtree(self.staging, ignore_errors=True)
         self.staging.mkdir(parents=True)
+        pins = self.staging.with_name(self.staging.name + ".pins.txt")
+        pins.write_text("".join(f"{pin}\n" for pin in platform_pins()), encoding="utf-8")
         try:
             try:
-                commands = pip_commands(self.packages, self.staging, self.allow_cuda)
+                commands = pip_commands(self.packages, self.staging, self.allow_cuda, constraints=pins)
             except RuntimeError as exc:  # no interpreter that is QGIS's own
                 self.log(str(exc))
                 return False
@@ -220,10 +272,13 @@ class Installation:
             for command in commands:
                 if self.canceled or not self._run_step(command):
                     return False
+            for name in drop_platform_copies(self.staging):
+                self.log(f"Keeping QGIS's own {name} (pip's copy of the same version is not installed).")
             self._merge()
             return True
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+            pins.unlink(missing_ok=True)
 
     def _torch_source_ok(self) -> bool:
         """Probe the CPU index once before pip (pip would retry it per package, then fall back to PyPI's

@@ -53,7 +53,7 @@ class InstallerControls(QWidget):
         self.install_button = QPushButton(tr("Install missing packages"))
         self.install_button.setToolTip(
             tr(f"Runs pip in the background into {deps_folder()} (no admin rights needed; delete that folder to "
-            "undo). torch comes as the CPU build (~200 MB download). QGIS's own packages keep priority."))
+            "undo). torch comes as the CPU build (~200 MB download). QGIS's own numpy stays in use."))
         self.install_button.clicked.connect(self.start)
         self.cancel_button = QPushButton(tr("Cancel"))
         self.cancel_button.setToolTip(tr("Stop pip; nothing is installed"))

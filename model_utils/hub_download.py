@@ -61,16 +61,15 @@ def _size(num: float) -> str:
 
 
 def _bar_class(repo: str, done: int, total: int, progress: Progress | None,
-               is_canceled: Callable[[], bool] | None):
-    """A tqdm class that forwards one file's bytes (offset by ``done``) to ``progress`` and stops on cancel."""
+               is_canceled: Callable[[], bool] | None, shown: dict):
+    """A tqdm class that forwards one file's bytes (offset by ``done``) to ``progress`` and stops on cancel.
+    ``shown`` is shared by the whole download: its text (a line in the dock's log) changes once per tenth."""
     from tqdm import tqdm
 
     class Bar(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # nothing on a terminal; the caller shows it
             self._bytes = int(kwargs.get("initial") or 0)
-            self._tenth = -1
-            self._text = ""
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):
@@ -81,10 +80,10 @@ def _bar_class(repo: str, done: int, total: int, progress: Progress | None,
                 now = done + self._bytes
                 fraction = min(1.0, now / total) if total else 0.0
                 tenth = 10 if now >= total else int(10 * fraction)
-                if tenth != self._tenth:  # the text is a line in the dock's log: new every tenth; the bar every chunk
-                    self._tenth = tenth
-                    self._text = f"Downloading the CLIP backbone {repo}: {_size(now)} of {_size(total)}"
-                progress(fraction, self._text)
+                if tenth != shown["tenth"]:  # the bar moves every chunk, the text every tenth
+                    shown["tenth"] = tenth
+                    shown["text"] = f"Downloading the CLIP backbone {repo}: {_size(now)} of {_size(total)}"
+                progress(fraction, shown["text"])
             return super().update(n)
 
     return Bar
@@ -106,11 +105,11 @@ def download(repo: str, tower: str, progress: Progress | None = None,
     if CONFIG not in sizes or weights is None:
         raise BackboneUnavailable(f"the hub repo '{repo}' has no {CONFIG} or no weights ({' / '.join(WEIGHTS)})")
     names = [CONFIG, *(n for n in IMAGE_FILES + TOKENIZER_FILES if n in sizes), weights]
-    total, done, folder = sum(sizes[n] for n in names), 0, None
+    total, done, folder, shown = sum(sizes[n] for n in names), 0, None, {"tenth": -1, "text": ""}
     for name in names:
         try:
             path = hf_hub_download(repo, name, endpoint=hub,
-                                   tqdm_class=_bar_class(repo, done, total, progress, is_canceled))
+                                   tqdm_class=_bar_class(repo, done, total, progress, is_canceled, shown))
         except Canceled:
             raise
         except Exception as exc:  # noqa: BLE001 - network, disk, hub errors alike

@@ -16,13 +16,16 @@ import pytest
 DIST, MODULE = "geoclip-dummy-pkg", "geoclip_dummy_pkg"
 
 
-def build_wheel(folder: Path, version: str = "0.1") -> Path:
+def build_wheel(folder: Path, version: str = "0.1", dist: str = DIST, module: str = MODULE,
+                requires: tuple[str, ...] = ()) -> Path:
     """A minimal pure-Python wheel (module, METADATA, WHEEL, RECORD with hashes)."""
     folder.mkdir(parents=True, exist_ok=True)
-    info = f"{MODULE}-{version}.dist-info"
+    info = f"{module}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
     files = {
-        f"{MODULE}/__init__.py": f"VALUE = {version!r}\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n",
+        f"{module}/__init__.py": f"VALUE = {version!r}\n",
+        f"{info}/METADATA": metadata,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: geoclip-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = []
@@ -31,7 +34,7 @@ def build_wheel(folder: Path, version: str = "0.1") -> Path:
         record.append(f"{name},sha256={digest},{len(text.encode())}")
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    path = folder / f"{MODULE}-{version}-py3-none-any.whl"
+    path = folder / f"{module}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, text)
@@ -61,9 +64,65 @@ def test_install_into_the_folder_and_import(offline_pip):
     assert (offline_pip / MODULE / "__init__.py").is_file()
     assert [p.name for p in offline_pip.parent.iterdir() if "staging" in p.name] == []
     add_deps_to_path()
-    assert sys.path[-1] == str(offline_pip)  # last: QGIS's own packages keep priority
+    assert sys.path[0] == str(offline_pip)  # first: the platform's older copies do not shadow it
     assert importlib.import_module(MODULE).VALUE == "0.1"
     assert any(line.startswith("$ ") and "--target" in line for line in lines)
+
+
+@pytest.fixture()
+def platform_copy(tmp_path, monkeypatch):
+    """An older copy of the dummy package where the platform's packages live (as Debian's sympy 1.9 sits
+    in dist-packages), on ``sys.path`` with its metadata; returns its folder."""
+    import subprocess
+
+    wheel = build_wheel(tmp_path / "platform-wheel", version="0.0.9")
+    site = tmp_path / "dist-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True)
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop(MODULE, None)
+    yield site
+    sys.modules.pop(MODULE, None)
+
+
+def test_installed_packages_win_over_the_platforms_older_copies(offline_pip, platform_copy):  # noqa: ARG001
+    """The walkthrough's failure: torch from the folder imported Debian's old sympy and stopped."""
+    from geoclip_qgis.installer import Installation, add_deps_to_path
+
+    build_wheel(offline_pip.parent / "wheels", version="0.2")
+    lines: list[str] = []
+    assert Installation([DIST], lines.append).run(), "\n".join(lines)
+    add_deps_to_path()
+    assert importlib.import_module(MODULE).VALUE == "0.2"
+
+
+def test_the_platforms_numpy_is_pinned_and_kept(offline_pip, platform_copy, monkeypatch):  # noqa: ARG001
+    """What QGIS's compiled modules link against (numpy) stays the platform's: pip resolves against that
+    version and its own copy is dropped, at install time and from a folder filled by hand."""
+    from geoclip_qgis import installer
+
+    monkeypatch.setattr(installer, "PLATFORM_PINNED", (DIST,))  # the dummy plays numpy
+    wheels = offline_pip.parent / "wheels"
+    build_wheel(wheels, version="0.0.9")
+    build_wheel(wheels, version="0.2")  # newer than the platform's: pip would take it unpinned
+    build_wheel(wheels, dist="geoclip-dummy-app", module="geoclip_dummy_app", requires=(DIST,))
+    lines: list[str] = []
+    assert installer.Installation(["geoclip-dummy-app"], lines.append).run(), "\n".join(lines)
+    assert any(line.startswith("$ ") and " -c " in line for line in lines)  # the pins, as constraints
+    assert f"Keeping QGIS's own {DIST} (pip's copy of the same version is not installed)." in lines
+    assert (offline_pip / "geoclip_dummy_app").is_dir() and not (offline_pip / MODULE).exists()
+    assert not list(offline_pip.glob(f"{MODULE}-*.dist-info"))
+
+    # a by-hand install put a copy there: it goes when the folder is added to the path
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--target",
+                    str(offline_pip), str(wheels / f"{MODULE}-0.2-py3-none-any.whl")], check=True,
+                   capture_output=True)
+    installer.add_deps_to_path()
+    assert importlib.import_module(MODULE).VALUE == "0.0.9" and not (offline_pip / MODULE).exists()
+    assert importlib.import_module("geoclip_dummy_app")
+    sys.modules.pop("geoclip_dummy_app", None)
 
 
 def test_failure_says_why_and_changes_nothing(offline_pip):
@@ -119,8 +178,14 @@ def test_pip_commands_keep_torch_and_the_weights_wheel_apart(tmp_path, monkeypat
     torch, rest, weights = commands
     # torch alone, from the CPU index only: with PyPI beside it pip may take the multi-GB CUDA build
     assert torch[-3:] == ["--index-url", TORCH_CPU_INDEX, "torch"] and "--extra-index-url" not in torch
-    assert rest[-1] == "transformers" and "--index-url" not in rest
+    import numpy
+
+    # typed by a person: QGIS's numpy pinned beside the packages (resolved against it, dropped afterwards)
+    assert rest[-2:] == ["transformers", f"numpy=={numpy.__version__}"] and "--index-url" not in rest
     assert weights[-2:] == ["--no-deps", "geoclip==1.3.0"]
+    pins = tmp_path / "pins.txt"
+    pinned = pip_commands(["torch", "transformers"], tmp_path, constraints=pins)  # the installer's own run
+    assert pinned[1][-1] == "transformers" and pinned[1][pinned[1].index("-c") + 1] == str(pins)
     assert all(c[1:4] == ["-m", "pip", "install"] and str(tmp_path) in c for c in commands)
     cuda = pip_commands(["torch"], tmp_path, allow_cuda=True)[0]  # only when the user agreed to the size
     assert "--index-url" not in cuda and cuda[-1] == "torch"
