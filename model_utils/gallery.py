@@ -163,6 +163,9 @@ def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarr
             progress(done / len(gallery), f"Encoding GPS gallery '{gallery.name}': {done}/{len(gallery)}")
     try:
         write_cache(path, key, out)
-    except OSError:
-        pass  # an unwritable cache folder costs speed next time, not this result
+    except OSError as exc:  # costs speed next time, not this result: say so, once
+        if progress is not None:
+            progress(1.0, f"Could not save the gallery embeddings to {path.parent} ({exc.strerror or exc}): the "
+                          f"next run encodes the {len(gallery):,} points again. Choose a writable embedding "
+                          f"cache folder (Setup tab, or GEOCLIP_CACHE_DIR).")
     return out

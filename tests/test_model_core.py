@@ -142,6 +142,19 @@ def test_gallery_cache_is_reused_and_corruption_rebuilds(tiny_clip, tmp_path):
     assert torch.equal(fourth.gallery_embeddings(), first)
 
 
+def test_an_unwritable_gallery_cache_is_reported_once_and_the_result_stands(tiny_clip, tmp_path):
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("not a folder")  # mkdir below it fails, even as root
+    model = GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu", cache_dir=blocked / "sub")
+    gallery = Gallery(np.array([[10.0, 20.0], [-30.0, 40.0], [50.0, -60.0]]), name="t3")
+    model.set_gallery(gallery)
+    messages: list[str] = []
+    emb = model.gallery_embeddings(progress=lambda _f, m: messages.append(m))
+    np.testing.assert_allclose(emb.numpy(), model.encode_locations(gallery.latlon, normalize=True), atol=1e-6)
+    warnings = [m for m in messages if m.startswith("Could not save the gallery embeddings")]
+    assert len(warnings) == 1 and "encodes the 3 points again" in warnings[0] and "GEOCLIP_CACHE_DIR" in warnings[0]
+
+
 def test_custom_gallery_predictions_come_from_it(model, tmp_path):
     rng = np.random.default_rng(5)
     latlon = np.column_stack([rng.uniform(40, 50, 500), rng.uniform(0, 10, 500)])

@@ -89,3 +89,22 @@ def test_point_layer_with_null_and_empty_points(geoclip_provider, tmp_path):
     assert f"2 feature(s) of 'input' skipped: NULL or empty geometry (feature id {fids[1]}, {fids[2]})" in feedback.text
     written = QgsVectorLayer(out["OUTPUT"], "p", "ogr")
     assert sorted((round(f["lat"], 6), round(f["lon"], 6)) for f in written.getFeatures()) == [(-40, -30), (20, 10)]
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_writing_a_raster_leaves_gdals_exception_mode_as_it_was(tmp_path, mode):
+    """GDAL's exception mode is one switch for every plugin in QGIS's interpreter: ours only borrows it."""
+    from geoclip_qgis.processing.outputs import write_geotiff
+
+    was = gdal.GetUseExceptions()
+    (gdal.UseExceptions if mode else gdal.DontUseExceptions)()
+    try:
+        path = write_geotiff(np.ones((4, 8), np.float32), (-180, 45, 0, 90, 0, -45), tmp_path / "ok.tif")
+        assert gdal.Open(str(path)).RasterXSize == 8
+        assert bool(gdal.GetUseExceptions()) is mode
+        with pytest.raises(QgsProcessingException, match="Could not write raster"):
+            write_geotiff(np.ones((4, 8), np.float32), (-180, 45, 0, 90, 0, -45), tmp_path / "no" / "such.tif")
+        assert bool(gdal.GetUseExceptions()) is mode
+        assert not list(tmp_path.glob("*.part*"))
+    finally:
+        (gdal.UseExceptions if was else gdal.DontUseExceptions)()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,36 +50,60 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
 
 
+@contextlib.contextmanager
+def gdal_raising() -> Iterator[None]:
+    """GDAL raises Python exceptions inside the block; the interpreter's mode (shared with QGIS and every
+    other plugin) is what it was afterwards."""
+    from osgeo import gdal
+
+    if hasattr(gdal, "ExceptionMgr"):  # GDAL >= 3.7
+        with gdal.ExceptionMgr(useExceptions=True):
+            yield
+        return
+    was = gdal.GetUseExceptions()
+    gdal.UseExceptions()
+    try:
+        yield
+    finally:
+        if not was:
+            gdal.DontUseExceptions()
+
+
 def write_geotiff(values: np.ndarray, geotransform, path: Path, nodata: float | None = None,
                   description: str = "", metadata: dict[str, str] | None = None) -> Path:
     """Float32 GeoTIFF in EPSG:4326, DEFLATE-compressed and tiled, written atomically."""
-    from osgeo import gdal, osr
-
-    gdal.UseExceptions()
     tmp = temp_sibling(path)
-    rows, cols = values.shape
     try:
-        driver = gdal.GetDriverByName("GTiff")
-        ds = driver.Create(str(tmp), cols, rows, 1, gdal.GDT_Float32,
-                           options=["COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", "BLOCKXSIZE=256",
-                                    "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"])
-        ds.SetGeoTransform(tuple(float(v) for v in geotransform))
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(4326)
-        ds.SetProjection(srs.ExportToWkt())
-        band = ds.GetRasterBand(1)
-        band.WriteArray(values.astype(np.float32, copy=False))
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-        if description:
-            band.SetDescription(description)
-        if metadata:
-            ds.SetMetadata({k: str(v) for k, v in metadata.items()})
-        band.FlushCache()
-        ds = None  # close: GDAL writes on dereference
+        with gdal_raising():
+            _write_tiff(values, geotransform, tmp, nodata, description, metadata)
         os.replace(tmp, path)
     except Exception as exc:
         if tmp.exists():
             tmp.unlink()
         raise QgsProcessingException(f"Could not write raster {path}: {exc}") from exc
     return path
+
+
+def _write_tiff(values: np.ndarray, geotransform, path: Path, nodata: float | None, description: str,
+                metadata: dict[str, str] | None) -> None:
+    from osgeo import gdal, osr
+
+    rows, cols = values.shape
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path), cols, rows, 1, gdal.GDT_Float32,
+        options=["COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256",
+                 "BIGTIFF=IF_SAFER"])
+    ds.SetGeoTransform(tuple(float(v) for v in geotransform))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    ds.SetProjection(srs.ExportToWkt())
+    band = ds.GetRasterBand(1)
+    band.WriteArray(values.astype(np.float32, copy=False))
+    if nodata is not None:
+        band.SetNoDataValue(nodata)
+    if description:
+        band.SetDescription(description)
+    if metadata:
+        ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+    band.FlushCache()
+    ds = None  # close: GDAL writes on dereference
