@@ -7,7 +7,6 @@ Processing's own result handler) all load, group and style results the same way.
 
 from __future__ import annotations
 
-import numpy as np
 from qgis.core import (
     QgsAction,
     QgsCategorizedSymbolRenderer,
@@ -76,13 +75,26 @@ def style_probability_raster(layer: QgsRasterLayer) -> None:
     _stretch_ramp(layer, 0.0, stats.maximumValue)
 
 
-def style_similarity_raster(layer: QgsRasterLayer, quantile: float = 0.9) -> None:
-    """Similarity rasters (-1..1): the same ramp over the top 10% of cells, so "places like here" stand out."""
+SIMILARITY_STYLE_QUANTILE = 0.9  # the ramp covers the top 10% of cells
+SIMILARITY_STYLE_FROM, SIMILARITY_STYLE_TO = "style_from", "style_to"  # GeoTIFF metadata the algorithm writes
+
+
+def style_similarity_raster(layer: QgsRasterLayer) -> None:
+    """Similarity rasters (-1..1): one ramp over the top 10% of cells, so "places like here" stand out.
+
+    The range comes from the file's metadata (the algorithm computed it from the values it had in memory);
+    a file without it gets QGIS's band statistics (max) and the upper half of the ramp, never a full read
+    of a raster of up to 50 M cells on the GUI thread."""
     from osgeo import gdal
 
-    values = gdal.Open(layer.source()).ReadAsArray()
-    low = float(np.quantile(values, quantile))
-    _stretch_ramp(layer, low, float(values.max()))
+    ds = gdal.Open(layer.source())  # the header only
+    low = ds.GetMetadataItem(SIMILARITY_STYLE_FROM) if ds else None
+    high = ds.GetMetadataItem(SIMILARITY_STYLE_TO) if ds else None
+    ds = None
+    if low is None or high is None:
+        high = layer.dataProvider().bandStatistics(1).maximumValue
+        low = high / 2
+    _stretch_ramp(layer, float(low), float(high))
 
 
 def style_prediction_points(layer: QgsVectorLayer) -> None:

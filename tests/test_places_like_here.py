@@ -102,3 +102,35 @@ def test_existing_raster_is_not_overwritten(geoclip_provider, tmp_path):
         processing.run("geoclip:placeslikehere", {"POINT": "2.35,48.85 [EPSG:4326]", "CELL_SIZE": 5.0,
                                                    "OUTPUT": str(target)})
     assert target.read_bytes() == b"keep"
+
+
+def test_the_similarity_style_spans_the_top_tenth_without_reading_the_raster(geoclip_provider, tmp_path,
+                                                                            monkeypatch):
+    """The load path as the toolbox runs it: the layer comes back styled over the top 10% of cells, a range
+    the algorithm computed and stored in the file; styling reads no pixels (the GUI thread stays free)."""
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from geoclip_qgis import layers
+
+    out = processing.runAndLoadResults("geoclip:placeslikehere", {
+        "POINT": f"{PARIS[1]},{PARIS[0]} [EPSG:4326]", "CELL_SIZE": 1.0, "EXTENT": "-10,30,35,60 [EPSG:4326]",
+        "SAMPLES": 1, "OUTPUT": str(tmp_path / "paris.tif")})
+    values, _ = read_raster(out["OUTPUT"])
+    loaded = [layer for layer in QgsProject.instance().mapLayers().values()
+              if isinstance(layer, QgsRasterLayer) and layer.source() == out["OUTPUT"]]
+    assert len(loaded) == 1
+    fcn = loaded[0].renderer().shader().rasterShaderFunction()
+    assert fcn.minimumValue() == pytest.approx(np.quantile(values, 0.9), rel=1e-5)
+    assert fcn.maximumValue() == pytest.approx(values.max(), rel=1e-5)
+    assert fcn.legendSettings().minimumLabel() == f"{fcn.minimumValue():.3g}"
+
+    # restyling the same layer never reads the pixels
+    def no_pixel_reads(*_args, **_kwargs):
+        raise AssertionError("the styler read the raster's pixels")
+
+    monkeypatch.setattr(gdal.Dataset, "ReadAsArray", no_pixel_reads)
+    monkeypatch.setattr(gdal.Band, "ReadAsArray", no_pixel_reads)
+    layers.style_similarity_raster(loaded[0])
+    assert loaded[0].renderer().shader().rasterShaderFunction().minimumValue() == pytest.approx(fcn.minimumValue())
+    QgsProject.instance().removeMapLayer(loaded[0].id())

@@ -119,8 +119,15 @@ class PlacesLikeHere(GeoClipAlgorithm):
         except GeoClipError as exc:
             raise QgsProcessingException(str(exc)) from exc
         out.parent.mkdir(parents=True, exist_ok=True)
+        import numpy as np
+
+        from ..layers import SIMILARITY_STYLE_FROM, SIMILARITY_STYLE_QUANTILE, SIMILARITY_STYLE_TO
+
+        # the style's range is computed here, on the values in memory, not by re-reading the file on the GUI thread
         write_geotiff(values, spec.geotransform, out, description=tr("GeoCLIP cosine similarity"),
-                      metadata={"query_lat": f"{lat:.6f}", "query_lon": f"{lon:.6f}"})
+                      metadata={"query_lat": f"{lat:.6f}", "query_lon": f"{lon:.6f}",
+                                SIMILARITY_STYLE_FROM: f"{np.quantile(values, SIMILARITY_STYLE_QUANTILE):.6g}",
+                                SIMILARITY_STYLE_TO: f"{values.max():.6g}"})
         feedback.pushInfo(f"Similarity to ({lat:.4f}, {lon:.4f}): min {values.min():.3f}, max {values.max():.3f}")
         if context.willLoadLayerOnCompletion(str(out)):  # the user asked to open the output
             load_on_completion(context, str(out), f"Places like ({lat:.2f}, {lon:.2f})",
