@@ -21,7 +21,12 @@ class GeoClipPlugin:
         self.action: QAction | None = None
         self.dock = None
         self.provider = None
-        ensure_model_utils_importable()
+        try:
+            ensure_model_utils_importable()
+        except ImportError as exc:  # the plugin still loads; the Setup tab and every run say the same
+            from qgis.core import Qgis, QgsMessageLog
+
+            QgsMessageLog.logMessage(str(exc), "GeoCLIP", Qgis.MessageLevel.Critical)
         from .installer import add_deps_to_path
 
         add_deps_to_path()  # packages the Setup tab installed earlier

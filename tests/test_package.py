@@ -65,3 +65,37 @@ def test_unzipped_plugin_loads_without_the_checkout(tmp_path):
     assert "FROM" in lines, out.stderr[-2000:]
     assert all(p.startswith(str(plugins)) for p in lines["FROM"].split("|"))
     assert "geoclip:geolocatephotos" in lines["ALGS"] and "geoclip:gpsembeddings" in lines["ALGS"]
+
+
+def test_a_foreign_model_utils_is_refused_with_a_message(tmp_path):
+    """Another plugin's ``model_utils`` earlier on sys.path would be imported in place of ours: the plugin
+    names both and refuses (a run reports that message) instead of calling into foreign code."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    foreign = tmp_path / "other_plugin"
+    (foreign / "model_utils").mkdir(parents=True)
+    (foreign / "model_utils" / "__init__.py").write_text("WHO = 'someone else'\n")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(foreign)!r}, {str(root)!r}]
+        from geoclip_qgis.paths import ForeignModelUtils, ensure_model_utils_importable
+        try:
+            ensure_model_utils_importable()
+        except ForeignModelUtils as exc:
+            print("REFUSED=" + str(exc))
+        else:
+            print("ACCEPTED")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    refused = done.stdout.split("REFUSED=", 1)[-1]
+    assert "REFUSED=" in done.stdout and str(foreign / "model_utils" / "__init__.py") in refused
+    assert str(root / "model_utils") in refused and "remove or rename" in refused
+
+    ours = code.replace(f"{str(foreign)!r}, ", "")  # only our checkout: accepted
+    done = subprocess.run([sys.executable, "-c", ours], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "ACCEPTED", done.stderr

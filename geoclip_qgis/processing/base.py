@@ -114,7 +114,10 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     def load_model(self, parameters, context, feedback: QgsProcessingFeedback):
         """The process-wide shared GeoCLIP (loaded once, reused by later runs)."""
-        ensure_model_utils_importable()
+        try:
+            ensure_model_utils_importable()
+        except ImportError as exc:  # a foreign model_utils, or ours missing: the message says which
+            raise QgsProcessingException(str(exc)) from exc
         try:
             from model_utils.errors import GeoClipError
             from model_utils.geoclip import shared_model
