@@ -11,13 +11,13 @@ import html
 import io
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .downstream import ProbeResult, join_names
 from .downstream_features import FEATURE_NAMES
+from .safe_files import free_stem, write_texts
 
 
 # ----------------------------------------------------------------------------------- reports
@@ -145,26 +145,6 @@ def report_html(result: ProbeResult, title: str = "GeoCLIP downstream classifier
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def free_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
-    """``stem`` or ``stem_2``, ``stem_3``… so that no file ``<stem><suffix>`` exists yet."""
-    for i in range(1, 10_000):
-        candidate = stem if i == 1 else f"{stem}_{i}"
-        if not any((folder / f"{candidate}{s}").exists() for s in suffixes):
-            return candidate
-    raise ValueError(f"too many existing reports named like {folder / stem}")
-
-
 def write_reports(result: ProbeResult, folder: str | os.PathLike, stem: str | None = None) -> ReportPaths:
     """Write ``<stem>_classes.csv``, ``<stem>_summary.csv`` and ``<stem>.html``; never overwrite."""
     folder = Path(folder)
@@ -175,13 +155,5 @@ def write_reports(result: ProbeResult, folder: str | os.PathLike, stem: str | No
     paths = ReportPaths(folder / f"{base}.html", folder / f"{base}_classes.csv", folder / f"{base}_summary.csv")
     texts = [(paths.classes_csv, classes_csv_text(result)), (paths.summary_csv, summary_csv_text(result)),
              (paths.html, report_html(result))]
-    written: list[Path] = []
-    try:
-        for path, text in texts:
-            _write_atomic(path, text)
-            written.append(path)
-    except OSError:
-        for path in written:  # all three or none
-            path.unlink(missing_ok=True)
-        raise
+    write_texts(dict(texts))  # all three or none
     return paths

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import Canceled, GeoClipError
 from .geo import validate_latlon
+from .safe_files import atomic_path
 
 CACHE_FORMAT = "geoclip-gallery-v1"
 MAX_GRID_POINTS = 1_000_000  # ~3 min to encode on 2 cores here; cached on disk after the first run
@@ -131,13 +132,8 @@ def write_cache(path: Path, key: str, embeddings: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     meta = {"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(emb.tobytes()).hexdigest()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file({"embeddings": emb}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarray], weights_fingerprint: str,

@@ -28,7 +28,6 @@ import datetime as dt
 import html
 import io
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .geo import ACCURACY_THRESHOLDS_KM, AccuracyReport, accuracy_at_thresholds, geodesic_km, threshold_name
+from .safe_files import next_free, write_texts
 
 __all__ = [
     "PAPER_IM2GPS3K_PERCENT",
@@ -150,47 +150,20 @@ def write_accuracy_report(rows: Iterable[PhotoResult | Mapping[str, Any]], folde
         per_photo_path: _per_photo_csv(results),
         html_path: _html(report, results, errors, title, csv_path.name, per_photo_path.name),
     }
-    _write_all_atomically(contents)
+    write_texts(contents)
     return ReportPaths(csv=csv_path, per_photo_csv=per_photo_path, html=html_path, accuracy=report)
 
 
 # ---------------------------------------------------------------------------------------------- files
 def _free_names(folder: Path, stem: str) -> tuple[Path, Path, Path]:
-    """The first suffix ('', '_2', '_3', ...) for which none of the three files exists yet."""
+    """The three report files under the first suffix ('', '_2', '_3', ...) for which none exists yet."""
     per_photo_stem = "per_photo" if stem == "accuracy" else f"{stem}_per_photo"
-    for i in range(1, 10_000):
-        suffix = "" if i == 1 else f"_{i}"
-        paths = (folder / f"{stem}{suffix}.csv", folder / f"{per_photo_stem}{suffix}.csv",
-                 folder / f"{stem}{suffix}.html")
-        if not any(p.exists() for p in paths):
-            return paths
-    raise FileExistsError(f"too many existing reports named like {folder / stem}.html; choose another folder")
 
+    def names(suffix: str) -> tuple[Path, Path, Path]:
+        return (folder / f"{stem}{suffix}.csv", folder / f"{per_photo_stem}{suffix}.csv",
+                folder / f"{stem}{suffix}.html")
 
-def _write_all_atomically(contents: dict[Path, str]) -> None:
-    """Write every file to a temp sibling first, then rename them all into place.
-
-    On any failure no temp file is left behind and files already renamed are removed again, so
-    a report is either complete or absent.
-    """
-    temps: dict[Path, Path] = {}
-    placed: list[Path] = []
-    try:
-        for path, text in contents.items():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-            temps[path] = tmp
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-            placed.append(path)
-    except BaseException:
-        for path in placed:
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+    return names(next_free("", lambda suffix: any(p.exists() for p in names(suffix))))
 
 
 def _g(value: float | None, fmt: str) -> str:

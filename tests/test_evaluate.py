@@ -174,7 +174,7 @@ def test_report_never_overwrites_and_leaves_no_temp_files(tmp_path):
 
 
 def test_report_failure_midway_leaves_nothing(tmp_path, monkeypatch):
-    import model_utils.report as report_module
+    import model_utils.safe_files as report_module  # where every report file is renamed into place
 
     real_replace = report_module.os.replace
 

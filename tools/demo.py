@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from geoclip_qgis.compat import WKB_POINT, FieldType
+from model_utils.safe_files import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -198,9 +199,8 @@ def run(args) -> int:
     finally:
         gdal.PopErrorHandler()
     latest = args.out / "demo_map.png"
-    tmp = latest.with_suffix(".png.part")
-    tmp.write_bytes(png.read_bytes())
-    os.replace(tmp, latest)
+    with atomic_path(latest) as tmp:
+        tmp.write_bytes(png.read_bytes())
     say(f"Map: {latest}")
     print()
     for part, ok in results.items():

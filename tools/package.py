@@ -9,10 +9,16 @@ from __future__ import annotations
 import argparse
 import configparser
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script (make package)
+    sys.path.insert(0, str(ROOT))
+
+from model_utils.safe_files import atomic_path  # noqa: E402 - needs ROOT on the path
+
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 
@@ -36,12 +42,10 @@ def build(out: Path) -> Path:
         if not meta.get("general", key, fallback="").strip():
             raise SystemExit(f"metadata.txt: [general] {key} is missing or empty")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".zip.part")
     plugin = ROOT / "geoclip_qgis"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in iter_files(plugin):
             zf.write(path, Path("geoclip_qgis") / path.relative_to(plugin))
-    tmp.replace(out)
     return out
 
 

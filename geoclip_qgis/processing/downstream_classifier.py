@@ -31,6 +31,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from model_utils.safe_files import next_free
+
 from ..compat import FIELD_STRING, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_ANY, FieldType
 from ..i18n import tr
 from .base import GeoClipAlgorithm, progress_callbacks
@@ -54,9 +56,7 @@ def _plain(value):
 
 def _free_name(name: str, taken: set[str]) -> str:
     """``name``, or ``name_2``… when the input layer already has a field called that."""
-    candidate, i = name, 2
-    while candidate.lower() in taken:
-        candidate, i = f"{name}_{i}", i + 1
+    candidate = next_free(name, lambda c: c.lower() in taken)
     taken.add(candidate.lower())
     return candidate
 

@@ -7,13 +7,14 @@ IncrementalPCA, pass 2 projects and writes. Outputs are committed all together o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from qgis.core import QgsFields, QgsProcessingException
+
+from model_utils.safe_files import commit_renames, temp_sibling
 
 from .embedding_writers import (
     EMBED_DIM,
@@ -27,7 +28,6 @@ from .embedding_writers import (
 )
 from .geometry import PointBatch, SkipTally, iter_point_batches
 from .gpkg_writer import GpkgWriter
-from .outputs import temp_sibling
 
 BATCH_SIZE = 4096
 
@@ -93,14 +93,9 @@ class _HeldBackPCA:
 # ---------------------------------------------------------------------------- the algorithm
 def commit(renames: list[tuple[Path, Path]]) -> None:
     """Rename every temp file into place; if one fails, undo the others so no half output remains."""
-    done: list[Path] = []
     try:
-        for tmp, final in renames:
-            os.replace(tmp, final)
-            done.append(final)
+        commit_renames(renames)
     except OSError as exc:
-        for path in done:
-            path.unlink(missing_ok=True)
         raise QgsProcessingException(f"Could not move the finished output into place: {exc}") from exc
 
 

@@ -25,9 +25,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from model_utils.safe_files import next_free, temp_sibling
+
 from ..compat import WKB_NO_GEOMETRY, WKB_POINT, FieldType, field_type_code
 from .geometry import PointBatch
-from .outputs import temp_sibling
 
 EMBED_DIM = 512
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -88,9 +89,7 @@ def plan_columns(existing: list[str], n_values: int, prefix: str, shapefile: boo
     renamed: list[tuple[str, str]] = []
 
     def free(name: str) -> str:
-        candidate, i = name, 2
-        while key(candidate) in taken:
-            candidate, i = f"{name}_{i}", i + 1
+        candidate = next_free(name, lambda c: key(c) in taken)
         taken.add(key(candidate))
         if candidate != name:
             renamed.append((name, candidate))
@@ -111,9 +110,7 @@ def gpkg_safe_fields(in_fields: QgsFields, columns: Columns) -> QgsFields:
     for original in in_fields:
         out = QgsField(original)
         if out.name().lower() == "fid" and field_type_code(out) not in INTEGER_TYPES:
-            name, i = f"{out.name()}_2", 3
-            while name.lower() in taken:
-                name, i = f"{out.name()}_{i}", i + 1
+            name = next_free(out.name(), lambda c: c.lower() in taken or c.lower() == "fid")
             taken.add(name.lower())
             columns.renamed.append((out.name(), name))
             out.setName(name)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from qgis.core import QgsProcessingException
 
+from model_utils.safe_files import atomic_path, free_path
+
 
 def ensure_writable_folder(folder: str | Path) -> Path:
     """Create ``folder`` if needed and prove it is writable, or raise a message naming it."""
@@ -27,13 +29,10 @@ def ensure_writable_folder(folder: str | Path) -> Path:
 
 def unique_path(path: Path) -> Path:
     """``path`` if free, else ``name_2.ext``, ``name_3.ext``… so earlier results are never overwritten."""
-    if not path.exists():
-        return path
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    raise QgsProcessingException(f"Too many existing outputs named like {path}")
+    try:
+        return free_path(path)
+    except FileExistsError as exc:
+        raise QgsProcessingException(str(exc)) from exc
 
 
 def refuse_existing(path: Path) -> None:
@@ -43,11 +42,6 @@ def refuse_existing(path: Path) -> None:
     if path.exists() and not str(path.resolve()).startswith(str(Path(QgsProcessingUtils.tempFolder()).resolve())):
         raise QgsProcessingException(
             f"{path} already exists and is not overwritten. Choose another file name, or delete the old file first.")
-
-
-def temp_sibling(path: Path) -> Path:
-    """A hidden temp name in the same folder (same filesystem, so the final rename is atomic)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
 
 
 @contextlib.contextmanager
@@ -72,14 +66,10 @@ def gdal_raising() -> Iterator[None]:
 def write_geotiff(values: np.ndarray, geotransform, path: Path, nodata: float | None = None,
                   description: str = "", metadata: dict[str, str] | None = None) -> Path:
     """Float32 GeoTIFF in EPSG:4326, DEFLATE-compressed and tiled, written atomically."""
-    tmp = temp_sibling(path)
     try:
-        with gdal_raising():
+        with atomic_path(path) as tmp, gdal_raising():
             _write_tiff(values, geotransform, tmp, nodata, description, metadata)
-        os.replace(tmp, path)
     except Exception as exc:
-        if tmp.exists():
-            tmp.unlink()
         raise QgsProcessingException(f"Could not write raster {path}: {exc}") from exc
     return path
 

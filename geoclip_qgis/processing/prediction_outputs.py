@@ -20,6 +20,8 @@ from qgis.core import (
     QgsVectorFileWriter,
 )
 
+from model_utils.safe_files import next_free
+
 from ..compat import WKB_LINESTRING, WKB_POINT, FieldType
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -27,17 +29,12 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 def new_run_name(root: Path) -> str:
     stamp = dt.datetime.now().strftime("geoclip_%Y%m%d_%H%M%S")
-    name, i = stamp, 2
-    while (root / name).exists() or (root / f".{name}.part").exists():
-        name, i = f"{stamp}_{i}", i + 1
-    return name
+    return next_free(stamp, lambda name: (root / name).exists() or (root / f".{name}.part").exists())
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
-    name, i = safe, 2
-    while name.lower() in used:
-        name, i = f"{safe}_{i}", i + 1
+    name = next_free(safe, lambda candidate: candidate.lower() in used)
     used.add(name.lower())
     return name
 
