@@ -123,3 +123,14 @@ def handle_algorithm_results(algorithm, context, feedback, parameters: dict) -> 
     from processing.gui.Postprocessing import handleAlgorithmResults
 
     return handleAlgorithmResults(algorithm, context, feedback=feedback, parameters=parameters)
+
+
+def is_null(value: Any) -> bool:
+    """QGIS's NULL in each of its forms: None, ``qgis.core.NULL``, a null ``QVariant`` (PyQt5 hands out
+    the latter two; Qt6 builds hand out None)."""
+    return value is None or (isinstance(value, QVariant) and value.isNull())
+
+
+def plain(value: Any) -> Any:
+    """An attribute value as plain Python: NULL -> None, anything else unchanged."""
+    return None if is_null(value) else value

@@ -93,10 +93,8 @@ class ReportPaths:
 
 
 def _number(value: Any) -> float | None:
-    """A float, or None for missing values (None, NaN, empty strings, QGIS NULL variants)."""
+    """A float, or None for missing values (None, NaN, empty strings; callers pass plain Python values)."""
     if value is None:
-        return None
-    if hasattr(value, "isNull") and value.isNull():  # a QVariant NULL that slipped through
         return None
     if isinstance(value, str) and value.strip() in ("", "NULL"):
         return None

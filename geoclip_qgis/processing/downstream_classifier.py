@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 from qgis.core import (
-    NULL,
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
@@ -29,11 +28,18 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProviderRegistry,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from model_utils.safe_files import next_free
 
-from ..compat import FIELD_STRING, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_ANY, FieldType
+from ..compat import (
+    FIELD_STRING,
+    FLAG_ADVANCED,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    SOURCE_VECTOR_ANY,
+    FieldType,
+    plain,
+)
 from ..i18n import tr
 from .base import GeoClipAlgorithm, progress_callbacks
 from .geometry import iter_latlon
@@ -45,13 +51,6 @@ FEATURE_CHOICES = [
     ("image", "GeoCLIP image embedding (photo path field)"),
     ("gps+image", "GPS + image embeddings (fused)"),
 ]
-
-
-def _plain(value):
-    """A QGIS attribute value as plain Python (NULL -> None)."""
-    if value is None or value == NULL or (isinstance(value, QVariant) and value.isNull()):
-        return None
-    return value
 
 
 def _free_name(name: str, taken: set[str]) -> str:
@@ -166,9 +165,9 @@ class DownstreamClassifier(GeoClipAlgorithm):
             else:
                 fids.append(feature.id())
                 latlon.append(point)
-                labels.append(_plain(feature[label_field]))
+                labels.append(plain(feature[label_field]))
                 if photo_field:
-                    photos.append(self._photo_path(_plain(feature[photo_field]), base))
+                    photos.append(self._photo_path(plain(feature[photo_field]), base))
             if i % 1000 == 0:
                 feedback.setProgress(5.0 * i / total)
         if feedback.isCanceled():

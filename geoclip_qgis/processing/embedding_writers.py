@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsField,
@@ -23,11 +22,10 @@ from qgis.core import (
     QgsProcessingException,
     QgsVectorFileWriter,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from model_utils.safe_files import next_free, temp_sibling
 
-from ..compat import WKB_NO_GEOMETRY, WKB_POINT, FieldType, field_type_code
+from ..compat import WKB_NO_GEOMETRY, WKB_POINT, FieldType, field_type_code, is_null
 from .geometry import PointBatch
 
 EMBED_DIM = 512
@@ -308,7 +306,7 @@ def _python_value(value, kind, pa):
     """A QGIS attribute value as the plain Python value pyarrow expects for ``kind``."""
     if type(value) in (int, float) or (type(value) is str and kind == pa.string()):
         return value  # the common case first: this runs for every attribute of every feature
-    if value is None or (isinstance(value, QVariant) and value.isNull()) or value == NULL:
+    if is_null(value):
         return None
     for method in ("toPyDateTime", "toPyDate", "toPyTime"):
         if hasattr(value, method):

@@ -23,7 +23,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT
+from ..compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT, plain
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable
 from .base import GeoClipAlgorithm
@@ -139,15 +139,15 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         rows: list[dict] = []
         counts = {"other_ranks": 0, "no_geometry": 0, "stored_errors": []}
         for feature, latlon, reason in iter_latlon(source, context, feedback, request=request):
-            if rank_field and _value(feature[rank_field]) != 1:
+            if rank_field and plain(feature[rank_field]) != 1:
                 counts["other_ranks"] += 1
                 continue
             if latlon is None:
                 counts["no_geometry"] += 1
                 feedback.reportError(f"Feature {feature.id()}: {reason}; skipped.", False)
                 continue
-            photo = _value(feature[photo_field]) if photo_field else None
-            name = _value(feature[name_field]) if name_field else None
+            photo = plain(feature[photo_field]) if photo_field else None
+            name = plain(feature[name_field]) if name_field else None
             if photo is None and name is None:
                 photo = f"feature {feature.id()}"
             rows.append({
@@ -250,16 +250,9 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         return outputs
 
 
-def _value(value):
-    """Plain Python value with QGIS NULL (None or a null QVariant) as None."""
-    if value is None or (hasattr(value, "isNull") and value.isNull()):
-        return None
-    return value
-
-
 def _coordinate(value, field: str, fid: int) -> float | None:
     """A number from a numeric or text field; NULL / empty / NaN -> None; anything else is an error."""
-    value = _value(value)
+    value = plain(value)
     if value is None or (isinstance(value, str) and value.strip() in ("", "NULL")):
         return None
     try:

@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
     QgsField,
     QgsFields,
@@ -28,9 +27,9 @@ from qgis.core import (
     QgsProcessingException,
     QgsVectorFileWriter,
 )
-from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime, QVariant
+from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime
 
-from ..compat import WKB_POINT, FieldType
+from ..compat import WKB_POINT, FieldType, is_null
 from .embedding_writers import Columns, _Writer
 from .geometry import PointBatch
 
@@ -54,10 +53,6 @@ def point_blobs(latlon: np.ndarray, srs_id: int = 4326) -> list[bytes]:
     return [raw[i:i + size] for i in range(0, len(raw), size)]
 
 
-def _is_null(value) -> bool:
-    return value is None or value == NULL or (isinstance(value, QVariant) and value.isNull())
-
-
 def _datetime_text(value: QDateTime) -> str | None:
     if not value.isValid():
         return None
@@ -72,7 +67,7 @@ def sqlite_value(value):
     """A QGIS attribute value as GDAL stores it in a GeoPackage (dates as ISO text, lists as JSON)."""
     if type(value) in _PLAIN:  # the common case first: this runs for every attribute of every feature
         return value
-    if _is_null(value):
+    if is_null(value):
         return None
     if isinstance(value, (bool, int, float, str, bytes)):
         return int(value) if isinstance(value, bool) else value
