@@ -158,14 +158,41 @@ def save_numbers():
         (out / "downstream_numbers.json").write_text(json.dumps(NUMBERS, indent=2, sort_keys=True))
 
 
+# ----------------------------------------------------------------------------------- statistics
+def split_predictions(path: str) -> dict[tuple, tuple[str, str]]:
+    """(true label, predicted label) of each test-split feature of a predictions layer, keyed by its attributes."""
+    layer = QgsVectorLayer(path, "pred", "ogr")
+    assert layer.isValid()
+    rows = {}
+    for f in layer.getFeatures():
+        if f["split"] == "test":
+            key = (f["name"], f["country"], f["population"], f["tags"])
+            assert key not in rows, f"two test features share {key}: they cannot be paired"
+            rows[key] = (f["country"], f["pred_label"])
+    del layer
+    return rows
+
+
+def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Mean over all probe classes of F1 = 2 TP / (n true + n predicted), 0 for a class with neither
+    (sklearn's precision_recall_fscore_support(labels=kept, zero_division=0), as the probe reports it)."""
+    tp = np.bincount(truth[truth == pred], minlength=n_classes)
+    denominator = np.bincount(truth, minlength=n_classes) + np.bincount(pred, minlength=n_classes)
+    f1 = np.divide(2.0 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    return float(f1.mean())
+
+
 # ----------------------------------------------------------------------------------- tests
 def test_gps_embeddings_beat_lat_lon_on_country_and_continent(geoclip_provider, cities, tmp_path):
     layer = city_layer(cities)
-    scores = {}
+    scores, outs = {}, {}
     for label in ("country", "continent"):
         for features, code in (("gps", GPS), ("latlon", LATLON)):
-            out = run({"INPUT": layer, "LABEL_FIELD": label, "FEATURES": code, "SEED": 0,
-                       "OUTPUT_FOLDER": str(tmp_path / f"{label}_{features}")})
+            params = {"INPUT": layer, "LABEL_FIELD": label, "FEATURES": code, "SEED": 0,
+                      "OUTPUT_FOLDER": str(tmp_path / f"{label}_{features}")}
+            if label == "country":
+                params["PREDICTIONS"] = str(tmp_path / f"{label}_{features}.gpkg")
+            out = outs[(label, features)] = run(params)
             scores[(label, features)] = (out["ACCURACY"], out["MACRO_F1"])
             assert out["MEAN_AP"] is None
             assert out["N_TRAIN"] + out["N_TEST"] <= len(cities)
@@ -176,8 +203,54 @@ def test_gps_embeddings_beat_lat_lon_on_country_and_continent(geoclip_provider, 
                            for k, v in scores.items()))
     gps_country, ll_country = scores[("country", "gps")], scores[("country", "latlon")]
     gps_cont, ll_cont = scores[("continent", "gps")], scores[("continent", "latlon")]
-    assert gps_country[0] > ll_country[0] + 0.15  # measured: ~0.90 vs ~0.64
-    assert gps_country[1] > ll_country[1] + 0.10
+
+    # Margins from the test split itself instead of measured constants. Both probes use the same seed,
+    # hence the same test rows: pair them and compare per row.
+    gps_rows = split_predictions(outs[("country", "gps")]["PREDICTIONS"])
+    ll_rows = split_predictions(outs[("country", "latlon")]["PREDICTIONS"])
+    assert gps_rows.keys() == ll_rows.keys()
+    n = len(gps_rows)
+    assert n == outs[("country", "gps")]["N_TEST"] == outs[("country", "latlon")]["N_TEST"]
+    classes = sorted(r["label"] for r in read_csv(outs[("country", "gps")]["CLASSES_CSV"]))
+    index = {c: i for i, c in enumerate(classes)}
+    keys = sorted(gps_rows)
+    truth = np.array([index[gps_rows[k][0]] for k in keys])
+    assert (truth == np.array([index[ll_rows[k][0]] for k in keys])).all()
+    gps_pred = np.array([index[gps_rows[k][1]] for k in keys])
+    ll_pred = np.array([index[ll_rows[k][1]] for k in keys])
+    gps_right, ll_right = gps_pred == truth, ll_pred == truth
+    # The rows reproduce the reported scores, so the statistics below are about those scores.
+    assert gps_right.mean() == pytest.approx(gps_country[0], abs=1e-12)
+    assert ll_right.mean() == pytest.approx(ll_country[0], abs=1e-12)
+    assert macro_f1(truth, gps_pred, len(classes)) == pytest.approx(gps_country[1], abs=1e-9)
+    assert macro_f1(truth, ll_pred, len(classes)) == pytest.approx(ll_country[1], abs=1e-9)
+
+    # Chance: always answering the commonest country of the test split. Each probe must beat it by 3
+    # binomial standard errors of a proportion at that rate and n (one-sided p < 0.0014 by chance).
+    majority = np.bincount(truth).max() / n
+    chance_margin = 3.0 * np.sqrt(majority * (1.0 - majority) / n)
+    # GPS vs lat/lon accuracy: the per-row difference (+1 only GPS right, -1 only lat/lon right, 0 both or
+    # neither) must average more than 3 of its standard errors above 0 (a paired test, as the rows are
+    # shared). It fails whenever GPS embeddings are no better than lat/lon.
+    diff = gps_right.astype(float) - ll_right.astype(float)
+    accuracy_margin = 3.0 * diff.std(ddof=1) / np.sqrt(n)
+    # Macro-F1 has no closed-form standard error: a paired bootstrap of the test rows (fixed seed, so the
+    # same number every run) gives it; the difference must exceed 3 of them too.
+    rng = np.random.default_rng(0)
+    boot = np.empty(2000)
+    for b in range(boot.size):
+        pick = rng.integers(0, n, n)
+        boot[b] = (macro_f1(truth[pick], gps_pred[pick], len(classes))
+                   - macro_f1(truth[pick], ll_pred[pick], len(classes)))
+    f1_margin = 3.0 * boot.std(ddof=1)
+    NUMBERS["layer_probe_2500_cities"]["country_margins"] = {
+        "n_test": n, "majority_share": float(majority), "chance_margin": float(chance_margin),
+        "accuracy_margin_3se": float(accuracy_margin), "macro_f1_margin_3se": float(f1_margin)}
+
+    assert ll_country[0] > majority + chance_margin
+    assert gps_country[0] > majority + chance_margin
+    assert gps_country[0] - ll_country[0] > accuracy_margin
+    assert gps_country[1] - ll_country[1] > f1_margin
     assert gps_cont[0] > ll_cont[0] and gps_cont[0] > 0.97  # continents are nearly lat/lon boxes: both high
     del layer
 

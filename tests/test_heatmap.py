@@ -261,3 +261,129 @@ def test_bad_points_raise_with_rows():
         probability_grid([0.0, 1.0], [0.0], [1.0], spec)
     with pytest.raises(ValueError, match="bandwidth_km"):
         probability_grid([0.0], [0.0], [1.0], spec, bandwidth_km=-1.0)
+
+
+# ----------------------------------------------------------------------- independent reference
+# probability_grid works in the frequency domain (FFT transfer functions, padded and cropped work areas).
+# The reference below computes the same documented definition directly in the spatial domain with plain
+# numpy and scipy.special.ive, on the whole world lattice, then crops to the extent. The definition, from
+# the module docstring and its constants:
+#   1. cloud-in-cell: each point is split bilinearly between the four nearest cell centres (a point beyond
+#      the centre of a polar row keeps that share in the polar row; columns wrap round the antimeridian);
+#   2. a 1-D discrete Gaussian along meridians, T(n; t) = exp(-t) I_n(t) with t = sigma_lat^2 - 1/6 cells^2
+#      (sigma_lat = bandwidth / km per degree / cell size; the 1/6 is what cloud-in-cell binning already
+#      spreads on average), where a meridian and its opposite form one circle over both poles: mass that
+#      crosses a pole lands half a turn of longitude away;
+#   3. a 1-D discrete Gaussian along each target row, periodic round the parallel, with
+#      sigma_lon = sigma_lat / cos(latitude of the row centre) (the latitude capped at 90 - cell / 4).
+# The module may drop a kernel's tail beyond 5 standard deviations (padding of a partial extent or of the
+# meridian FFT), "6e-7 of the mass"; nothing else is approximated. Hence the tolerance: 1e-6 of the total
+# probability absolute, plus float32 rounding of the stored raster (relative 6e-8; 1e-6 allowed).
+# The reference sums kernel terms out to 12 standard deviations plus 20 cells (tail < 1e-20).
+
+
+def km_per_degree() -> float:
+    return 2.0 * math.pi * EARTH_RADIUS_KM / 360.0
+
+
+def discrete_gaussian(t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and weights exp(-t) I_n(t) of the discrete Gaussian with variance t (cells^2)."""
+    from scipy.special import ive
+
+    # 12 standard deviations, and at least 20 cells: for a small t the tail decays like (t/2)^n / n!.
+    reach = math.ceil(12.0 * math.sqrt(t)) + 20
+    offsets = np.arange(-reach, reach + 1)
+    return offsets, ive(np.abs(offsets), t)
+
+
+def reference_world(lat, lon, probs, cell: float, bandwidth_km: float) -> np.ndarray:
+    """Mass per cell of the world lattice at ``cell`` degrees, (rows north to south, columns west to east)."""
+    n_rows, n_cols = round(180.0 / cell), round(360.0 / cell)
+    # 1. cloud-in-cell onto cell centres
+    binned = np.zeros((n_rows, n_cols))
+    for la, lo, p in zip(lat, lon, probs):
+        u, v = (lo + 180.0) / cell - 0.5, (90.0 - la) / cell - 0.5
+        c_lo, r_lo = math.floor(u), math.floor(v)
+        fu, fv = u - c_lo, v - r_lo
+        for r, wr in ((r_lo, 1.0 - fv), (r_lo + 1, fv)):
+            for c, wc in ((c_lo, 1.0 - fu), (c_lo + 1, fu)):
+                binned[min(max(r, 0), n_rows - 1), c % n_cols] += p * wr * wc
+    # 2. along meridians: virtual row v = source row + offset, folded over the poles
+    sigma_lat = bandwidth_km / (km_per_degree() * cell)
+    offsets, weights = discrete_gaussian(max(sigma_lat**2 - 1.0 / 6.0, 0.0))
+    same_side = np.zeros((n_rows, n_rows))  # [target row, source row]
+    over_pole = np.zeros((n_rows, n_rows))
+    for src in range(n_rows):
+        m = np.mod(src + offsets, 2 * n_rows)
+        flipped = m >= n_rows
+        target = np.where(flipped, 2 * n_rows - 1 - m, m)
+        np.add.at(same_side, (target[~flipped], src), weights[~flipped])
+        np.add.at(over_pole, (target[flipped], src), weights[flipped])
+    rows = same_side @ binned + np.roll(over_pole @ binned, n_cols // 2, axis=1)
+    # 3. along each parallel, periodic
+    lat_c = 90.0 - (np.arange(n_rows) + 0.5) * cell
+    cos_lat = np.cos(np.radians(np.minimum(np.abs(lat_c), 90.0 - cell / 4.0)))
+    lag = np.mod(np.arange(n_cols)[:, None] - np.arange(n_cols)[None, :], n_cols)  # target - source column
+    out = np.zeros_like(rows)
+    for j in range(n_rows):
+        sigma_lon = sigma_lat / cos_lat[j]
+        offsets, weights = discrete_gaussian(max(sigma_lon**2 - 1.0 / 6.0, 0.0))
+        circular = np.zeros(n_cols)
+        np.add.at(circular, np.mod(offsets, n_cols), weights)
+        out[j] = circular[lag] @ rows[j]
+    return out
+
+
+def reference_areas_km2(spec: GridSpec) -> np.ndarray:
+    """Cell area per row on the sphere: R^2 * d(longitude) * (sin(top) - sin(bottom))."""
+    top = np.radians(spec.ymax - np.arange(spec.height) * spec.cell_size)
+    bottom = np.radians(spec.ymax - (np.arange(spec.height) + 1) * spec.cell_size)
+    return EARTH_RADIUS_KM**2 * math.radians(spec.cell_size) * (np.sin(top) - np.sin(bottom))
+
+
+def crop(world: np.ndarray, spec: GridSpec) -> np.ndarray:
+    return world[spec.row_offset:spec.row_offset + spec.height, spec.col_offset:spec.col_offset + spec.width]
+
+
+# A few points chosen to hit every part of the definition: near and on a pole (pole crossing), next to the
+# antimeridian (row wrap), on a cell corner (four-way split), ordinary places in both hemispheres.
+REF_LAT = np.array([85.3, 90.0, -62.0, 0.0, 37.5, -33.9, -88.6, 51.5])
+REF_LON = np.array([12.0, -45.0, 179.0, 0.0, -122.4, 18.4, 100.0, -0.1])
+REF_PROBS = np.array([0.25, 0.05, 0.2, 0.15, 0.1, 0.1, 0.05, 0.1])
+
+
+@pytest.mark.parametrize("bandwidth_km", [0.0, 400.0, 1500.0, 6000.0])
+@pytest.mark.parametrize("density", [False, True])
+def test_world_raster_matches_a_brute_force_reference(bandwidth_km, density):
+    spec = GridSpec.world(10.0)
+    grid = probability_grid(REF_LAT, REF_LON, REF_PROBS, spec, bandwidth_km=bandwidth_km, density=density)
+    expected = reference_world(REF_LAT, REF_LON, REF_PROBS, 10.0, bandwidth_km)
+    total = float(REF_PROBS.sum())
+    # The reference itself: each point's kernel is normalised over the sphere, so the world holds all mass.
+    assert float(expected.sum()) == pytest.approx(total, rel=1e-12)
+    assert grid.values.shape == expected.shape == (18, 36)
+    values = grid.values.astype(np.float64)
+    if density:  # probability per km^2: back to mass with the reference's own cell areas
+        assert grid.density
+        values = values * reference_areas_km2(spec)[:, None]
+    np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-6 * total)
+    assert grid.mass == pytest.approx(total, abs=1e-6 * total)
+
+
+@pytest.mark.parametrize(("extent", "cell", "bandwidth_km"), [
+    ((-30.0, -40.0, 60.0, 30.0), 2.5, 500.0),  # partial rows and columns: the padded, truncated path
+    ((150.0, -30.0, 180.0, 0.0), 2.5, 800.0),  # touches the antimeridian: its work area wraps round it
+    ((-180.0, 60.0, 180.0, 90.0), 5.0, 300.0),  # polar cap: mass from beyond the pole, whole parallels
+])
+def test_sub_extent_matches_a_brute_force_reference(extent, cell, bandwidth_km):
+    lat = np.array([10.0, -39.0, 29.9, -20.0, 0.0, -15.0, -5.0, 88.0, 75.0, 62.0, -60.0])
+    lon = np.array([20.0, -29.0, 59.0, 170.0, -178.0, 179.9, 150.5, 10.0, -170.0, 100.0, 100.0])
+    probs = np.array([0.2, 0.1, 0.1, 0.15, 0.1, 0.05, 0.05, 0.1, 0.05, 0.05, 0.05])
+    spec = GridSpec(*extent, cell)
+    grid = probability_grid(lat, lon, probs, spec, bandwidth_km=bandwidth_km)
+    expected = crop(reference_world(lat, lon, probs, cell, bandwidth_km), spec)
+    total = float(probs.sum())
+    assert grid.values.shape == expected.shape
+    np.testing.assert_allclose(grid.values, expected, rtol=1e-6, atol=1e-6 * total)
+    assert grid.mass == pytest.approx(float(expected.sum()), abs=1e-6 * total)
+    assert 0.0 < grid.mass < total  # a real sub-extent: some mass inside, some outside

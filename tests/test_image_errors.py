@@ -6,8 +6,13 @@ Split from test_images (colour modes); every fixture file is generated here in t
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -18,6 +23,8 @@ from PIL import Image, ImageFile
 from model_utils import images
 from model_utils.images import PhotoError, load_photo, read_exif_gps
 from tests.photos import noisy_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def png_claiming(path: Path, width: int, height: int) -> Path:
@@ -138,17 +145,76 @@ def test_header_ok_but_pixels_missing(tmp_path):
     assert "hollow.png" in str(err.value)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anything")
+# Run by an unprivileged user: a child Python process as "nobody" when the tests run as root (as in CI),
+# where root would read a mode-000 file anyway. It reads a sibling photo first, so a failure to read the
+# locked one can only come from the file's own permissions, not from the folder, the repo or the venv.
+UNPRIVILEGED_LOAD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from model_utils.images import PhotoError, load_photo
+readable = load_photo(sys.argv[2]).image.size
+try:
+    load_photo(sys.argv[3])
+except PhotoError as exc:
+    outcome = {"error": type(exc).__name__, "message": str(exc)}
+else:
+    outcome = {"error": None, "message": "loaded"}
+print(json.dumps({"readable_size": list(readable), **outcome}))
+"""
+
+
+def as_nobody() -> list[str]:
+    """A command prefix that runs the rest as user nobody, group nogroup, without root's groups."""
+    if shutil.which("setpriv"):
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "nobody", "--"]
+    pytest.fail("running as root, and neither setpriv nor runuser (util-linux) is installed to drop to user "
+                "nobody: install util-linux, or run the tests as an unprivileged user")
+
+
 def test_unreadable_file(tmp_path):
-    path = tmp_path / "secret.jpg"
-    Image.new("RGB", (4, 4)).save(path)
-    path.chmod(0)
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        path = tmp_path / "secret.jpg"
+        Image.new("RGB", (4, 4)).save(path)
+        path.chmod(0)
+        try:
+            with pytest.raises(PhotoError, match="permission") as err:
+                load_photo(path)
+            assert "secret.jpg" in str(err.value)
+        finally:
+            path.chmod(0o644)
+        return
+
+    # A fresh folder nobody can enter, directly under the system temp folder (pytest's own base folder
+    # is private to root); /tmp itself is world-traversable.
+    folder = Path(tempfile.mkdtemp(prefix="geoclip-permission-"))
     try:
-        with pytest.raises(PhotoError, match="permission") as err:
-            load_photo(path)
-        assert "secret.jpg" in str(err.value)
+        folder.chmod(0o755)
+        readable = folder / "readable.jpg"
+        Image.new("RGB", (6, 5)).save(readable)
+        readable.chmod(0o644)
+        path = folder / "secret.jpg"
+        Image.new("RGB", (4, 4)).save(path)
+        path.chmod(0)
+        # the checkout and its venv may sit where nobody cannot look (a CI home folder): the child gets a
+        # copy of model_utils beside the photos and the base interpreter, whose numpy and PIL are the system's
+        shutil.copytree(ROOT / "model_utils", folder / "model_utils",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for entry in folder.rglob("*"):
+            if entry.name != "secret.jpg":
+                entry.chmod(0o755 if entry.is_dir() else 0o644)
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(folder)}
+        done = subprocess.run([*as_nobody(), python, "-c", UNPRIVILEGED_LOAD, str(folder), str(readable),
+                               str(path)], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"the child as nobody failed:\n{done.stdout}\n{done.stderr}"
+        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        assert outcome["readable_size"] == [6, 5]  # the folder, repo and venv are readable by nobody
+        assert outcome["error"] == "PhotoError", outcome
+        assert "permission" in outcome["message"] and "secret.jpg" in outcome["message"], outcome
     finally:
-        path.chmod(0o644)
+        shutil.rmtree(folder)
 
 
 def test_permission_error_message(tmp_path, monkeypatch):
