@@ -15,6 +15,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from model_utils.constants import DEFAULT_CLIP
+
 from . import settings
 from .dependencies import check_dependencies
 from .guard import guarded
@@ -33,11 +35,11 @@ class SetupTab(QWidget):
         model_box = QGroupBox(tr("Model"))
         form = QFormLayout(model_box)
         self.clip_model = QLineEdit(settings.get("clip_model"))
-        self.clip_model.setPlaceholderText(settings.DEFAULT_CLIP)
+        self.clip_model.setPlaceholderText(DEFAULT_CLIP)
         self.clip_model.setToolTip(
             tr("CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
             "local folder saved with save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or "
-            f"{settings.DEFAULT_CLIP}.")
+            f"{DEFAULT_CLIP}.")
         )
         self.clip_folder = QgsFileWidget()
         self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)

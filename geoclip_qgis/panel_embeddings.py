@@ -22,10 +22,12 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from model_utils.constants import EMBED_DIM
+
 from .compat import LAYER_FILTER_HAS_GEOMETRY
 from .guard import guarded
 from .i18n import tr
-from .processing.embedding_writers import EMBED_DIM, FORMATS, KNOWN_EXTENSIONS
+from .processing.embedding_writers import FORMATS, KNOWN_EXTENSIONS
 from .task_runner import RunControls
 
 KEY = "geoclip/embeddings/"

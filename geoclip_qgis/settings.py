@@ -12,7 +12,7 @@ from __future__ import annotations
 from qgis.core import QgsSettings
 
 PREFIX = "geoclip/"
-DEFAULT_CLIP = "openai/clip-vit-large-patch14"
+
 MODEL_KEYS = ("clip_model", "weights", "cache_dir")
 
 

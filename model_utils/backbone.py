@@ -14,9 +14,9 @@ import os
 import threading
 from pathlib import Path
 
+from .constants import DEFAULT_CLIP
 from .errors import BackboneUnavailable
 
-DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 REQUIRED_PROJECTION = 768
 PROBE_SECONDS = 4.0
 

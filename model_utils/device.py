@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+from .constants import DEVICES, PRECISIONS
 
 
 def pick_device(device: str = "auto") -> str:

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from pyproj import Geod
 
+from .constants import ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES
+
 __all__ = [
     "ACCURACY_THRESHOLDS_KM",
     "EARTH_RADIUS_KM",
@@ -23,9 +25,6 @@ __all__ = [
     "validate_latlon",
 ]
 
-# The thresholds of the GeoCLIP paper's results table, with the names it gives them.
-ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
-THRESHOLD_NAMES: tuple[str, ...] = ("street", "city", "region", "country", "continent")
 
 # IUGG mean Earth radius: the sphere that best matches WGS84 on average.
 EARTH_RADIUS_KM = 6371.0088

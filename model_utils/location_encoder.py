@@ -12,11 +12,12 @@ import math
 import torch
 from torch import nn
 
+from .constants import EMBED_DIM
+
 # Equal Earth projection constants (Šavrič, Patterson, Jenny 2018) and GeoCLIP's scale factor.
 A1, A2, A3, A4 = 1.340264, -0.081106, 0.000893, 0.003796
 SCALE = 66.50336
 SIGMAS = (2**0, 2**4, 2**8)
-EMBED_DIM = 512
 
 
 def equal_earth(latlon: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,7 @@ def test_environment_when_nothing_given_or_saved(saved, no_env, key, tmp_path): 
 def test_defaults_when_nothing_given_saved_or_set(saved, no_env, tmp_path):  # noqa: ARG001 - cleans up
     no_env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert all(settings.resolve(key) is None for key in settings.MODEL_KEYS)
-    assert end_to_end("clip_model") == DEFAULT_CLIP == settings.DEFAULT_CLIP  # the panel shows model_utils' default
+    assert end_to_end("clip_model") == DEFAULT_CLIP
     assert Path(end_to_end("cache_dir")) == tmp_path / "xdg" / "geoclip-qgis"
     weights = end_to_end("weights")  # the geoclip wheel, installed in the test venv
     assert Path(weights).parts[-3:] == ("geoclip", "model", "weights")

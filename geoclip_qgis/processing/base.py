@@ -20,13 +20,13 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from model_utils.constants import DEVICES, PRECISIONS
+
 from ..compat import FLAG_ADVANCED
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable, resource
 
 T = TypeVar("T")
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 
 
 class GeoClipAlgorithm(QgsProcessingAlgorithm):

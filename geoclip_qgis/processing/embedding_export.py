@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from qgis.core import QgsFields, QgsProcessingException
 
+from model_utils.constants import EMBED_DIM
 from model_utils.safe_files import commit_renames, temp_sibling
 
 from .embedding_writers import (
-    EMBED_DIM,
     PCA_USAGE,
     Columns,
     ExportCanceled,

@@ -23,6 +23,8 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from model_utils.constants import ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES
+
 from ..compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT, plain
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable
@@ -30,15 +32,9 @@ from .base import GeoClipAlgorithm
 from .geometry import iter_latlon
 from .outputs import ensure_writable_folder
 
-# Output ids per threshold of the paper's table (model_utils is imported lazily, so the values are
-# repeated here; processAlgorithm checks they match model_utils.geo.ACCURACY_THRESHOLDS_KM).
-THRESHOLD_OUTPUTS: tuple[tuple[str, float, str], ...] = (
-    ("SHARE_1KM", 1.0, "street"),
-    ("SHARE_25KM", 25.0, "city"),
-    ("SHARE_200KM", 200.0, "region"),
-    ("SHARE_750KM", 750.0, "country"),
-    ("SHARE_2500KM", 2500.0, "continent"),
-)
+# Output ids per threshold of the paper's table: SHARE_1KM ("street") ... SHARE_2500KM ("continent").
+THRESHOLD_OUTPUTS: tuple[tuple[str, float, str], ...] = tuple(
+    (f"SHARE_{km:g}KM", km, name) for km, name in zip(ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES))
 PHOTO_FIELD_GUESSES = ("photo", "path", "filepath", "file_path")
 NAME_FIELD_GUESSES = ("photo_name", "name", "filename", "file_name")
 RANK_FIELD = "rank"
@@ -189,15 +185,12 @@ class EvaluateGeolocation(GeoClipAlgorithm):
 
         ensure_model_utils_importable()
         try:
-            from model_utils.geo import ACCURACY_THRESHOLDS_KM, geodesic_km
+            from model_utils.geo import geodesic_km
             from model_utils.report import PhotoResult, write_accuracy_report
         except ImportError as exc:
             raise QgsProcessingException(
                 f"Evaluating needs Python packages that are not installed ({exc.name}). Open the GeoCLIP "
                 "panel's Setup tab to see what is missing and how to install it.") from exc
-        if tuple(km for _, km, _ in THRESHOLD_OUTPUTS) != tuple(ACCURACY_THRESHOLDS_KM):
-            raise QgsProcessingException("Internal error: the accuracy thresholds of the algorithm and "
-                                         "model_utils.geo differ.")
 
         rows, counts = self._read_rows(source, lat_field, lon_field, context, feedback)
         if feedback.isCanceled():

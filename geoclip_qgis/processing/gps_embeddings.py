@@ -28,13 +28,14 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
+from model_utils.constants import EMBED_DIM
+
 from ..compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
 from ..i18n import tr
 from .base import GeoClipAlgorithm
 from .embedding_export import BATCH_SIZE, ExportRun, commit
 from .embedding_writers import (
     DBF_FIELD_WARNING,
-    EMBED_DIM,
     FORMATS,
     KNOWN_EXTENSIONS,
     PCA_USAGE,

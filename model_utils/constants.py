@@ -1,0 +1,12 @@
+"""Numbers and names the model, the plugin and the tools share, importable without torch or pyproj
+(the QGIS plugin reads them while it loads, before any heavy package is needed)."""
+
+from __future__ import annotations
+
+EMBED_DIM = 512  # GeoCLIP's shared image / location embedding size
+DEFAULT_CLIP = "openai/clip-vit-large-patch14"  # the backbone GeoCLIP was trained with
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+# The paper's accuracy table: distance thresholds and their names.
+ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
+THRESHOLD_NAMES: tuple[str, ...] = ("street", "city", "region", "country", "continent")
