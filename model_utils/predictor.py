@@ -36,6 +36,15 @@ class Prediction:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def errors_km(self) -> np.ndarray | None:
+        """Each guess's geodesic distance (km) to the EXIF position, best guess first; None without one."""
+        if self.gps is None:
+            return None
+        from .geo import geodesic_km
+
+        return np.asarray(geodesic_km(self.gps[0], self.gps[1], self.lat, self.lon), dtype=np.float64).reshape(-1)
+
 
 def _source_name(item, index: int) -> str:
     return str(item) if not hasattr(item, "size") else f"<PIL image #{index}>"

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -25,6 +24,7 @@ from model_utils.constants import DEVICES, PRECISIONS
 from ..compat import FLAG_ADVANCED
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable, resource
+from .geometry import WGS84
 
 T = TypeVar("T")
 
@@ -100,7 +100,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(extent_name) in (None, ""):
             bounds = (-180.0, -90.0, 180.0, 90.0)
         else:
-            rect = self.parameterAsExtent(parameters, extent_name, context, QgsCoordinateReferenceSystem("EPSG:4326"))
+            rect = self.parameterAsExtent(parameters, extent_name, context, WGS84)
             if rect.isNull() or rect.width() <= 0 or rect.height() <= 0:
                 raise QgsProcessingException(
                     f"The extent has zero area ({rect.toString()}); draw or pick an extent with an area, "

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsField,
     QgsFields,
@@ -26,9 +25,8 @@ from qgis.core import (
 from model_utils.safe_files import next_free, temp_sibling
 
 from ..compat import WKB_NO_GEOMETRY, WKB_POINT, FieldType, field_type_code, is_null
-from .geometry import PointBatch
+from .geometry import WGS84, PointBatch
 
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 DBF_FIELD_WARNING = 255
 SHP_WIDTH, SHP_DECIMALS = 20, 15  # DBF numbers are text: 15 decimals keep float32 values to < 1e-15
 

@@ -185,8 +185,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
 
         ensure_model_utils_importable()
         try:
-            from model_utils.geo import geodesic_km
-            from model_utils.report import PhotoResult, write_accuracy_report
+            from model_utils.report import PhotoResult, photo_result, write_accuracy_report
         except ImportError as exc:
             raise QgsProcessingException(
                 f"Evaluating needs Python packages that are not installed ({exc.name}). Open the GeoCLIP "
@@ -211,16 +210,15 @@ class EvaluateGeolocation(GeoClipAlgorithm):
                 "true latitude and longitude fields.")
         _check_ranges(truth, lat_field, lon_field)
 
-        errors = geodesic_km([r["true_lat"] for r in truth], [r["true_lon"] for r in truth],
-                             [r["pred_lat"] for r in truth], [r["pred_lon"] for r in truth])
-        for row, error in zip(truth, errors):
-            row["error_km"] = float(error)
+        # errors are recomputed from the points (photo_result: the one place that computes a missing error)
+        known = {id(r) for r in truth}
+        results = [photo_result(PhotoResult(
+            photo=r["photo"], pred_lat=r["pred_lat"], pred_lon=r["pred_lon"],
+            true_lat=r["true_lat"] if id(r) in known else None, true_lon=r["true_lon"] if id(r) in known else None,
+            error_km=None, prob=r["prob"], photo_name=r["photo_name"])) for r in rows]
+        for row, result in zip(rows, results):
+            row["error_km"] = result.error_km
         _warn_stored_errors(truth, feedback)
-        results = [PhotoResult(photo=r["photo"], pred_lat=r["pred_lat"], pred_lon=r["pred_lon"],
-                               true_lat=r["true_lat"] if "error_km" in r else None,
-                               true_lon=r["true_lon"] if "error_km" in r else None,
-                               error_km=r.get("error_km"), prob=r["prob"], photo_name=r["photo_name"])
-                   for r in rows]
         try:
             paths = write_accuracy_report(results, folder, title=f"GeoCLIP geolocation accuracy: {layer_name}")
         except (OSError, ValueError) as exc:

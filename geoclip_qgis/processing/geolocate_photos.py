@@ -292,7 +292,6 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     def _run(self, model, paths, top_k, spec, bandwidth, density, batch, work: Path, feedback,
              regional=None) -> dict:
-        from model_utils.geo import geodesic_km
         from model_utils.heatmap import probability_grid
 
         # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
@@ -313,9 +312,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                     feedback.reportError(pred.error, False)
                     continue
                 n_ok += 1
-                err_km = None
-                if pred.gps is not None:
-                    err_km = float(geodesic_km(pred.gps[0], pred.gps[1], pred.lat[0], pred.lon[0]))
+                err_km = None if pred.gps is None else float(pred.errors_km[0])
                 # every geolocated photo is a report row: those without GPS are counted as left out
                 truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
                                        true_lat=None if pred.gps is None else pred.gps[0],

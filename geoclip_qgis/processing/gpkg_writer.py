@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsField,
     QgsFields,
     QgsProcessingContext,
@@ -31,9 +30,8 @@ from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime
 
 from ..compat import WKB_POINT, FieldType, is_null
 from .embedding_writers import Columns, _Writer
-from .geometry import PointBatch
+from .geometry import WGS84, PointBatch
 
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 PAGE_SIZE = 65536  # a 512-REAL row is ~4.2 KB: with SQLite's default 4 KB pages every row would overflow
 PACKED_DTYPE = np.dtype("<f4")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsProcessingException,
@@ -24,9 +23,8 @@ from ..compat import GEOMETRY_POLYGON, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VEC
 from ..i18n import tr
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
+from .geometry import WGS84
 from .outputs import refuse_existing, write_geotiff
-
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
 
 class PlacesLikeHere(GeoClipAlgorithm):

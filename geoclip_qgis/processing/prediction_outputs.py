@@ -9,7 +9,6 @@ import datetime as dt
 from pathlib import Path
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsCoordinateTransformContext,
     QgsFeature,
     QgsField,
@@ -23,8 +22,7 @@ from qgis.core import (
 from model_utils.safe_files import next_free
 
 from ..compat import WKB_LINESTRING, WKB_POINT, FieldType
-
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+from .geometry import WGS84
 
 
 def new_run_name(root: Path) -> str:
@@ -90,10 +88,8 @@ def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
 
 def write_points(writer, fields: QgsFields, pred, label: str) -> None:
     """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
-    from model_utils.geo import geodesic_km
-
     truth = pred.gps
-    errors = geodesic_km(truth[0], truth[1], pred.lat, pred.lon) if truth else [None] * len(pred.lat)
+    errors = pred.errors_km if truth else [None] * len(pred.lat)
     for rank, (lat, lon, prob, err) in enumerate(zip(pred.lat, pred.lon, pred.prob, errors), start=1):
         feature = QgsFeature(fields)
         feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
