@@ -162,6 +162,23 @@ def describe_rows(rows: np.ndarray) -> str:
     return f"{rows.size} {noun} ({listed})"
 
 
+def latlon_problems(latlon: np.ndarray, max_lon: float = 180.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row masks of an (N, 2) [lat, lon] array: (not finite, latitude beyond +-90, longitude outside
+    [-180, ``max_lon``]); each row is in at most one. The one range rule every caller applies."""
+    arr = np.asarray(latlon, dtype=np.float64).reshape(-1, 2)
+    not_finite = ~np.isfinite(arr).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad_lat = ~not_finite & (np.abs(arr[:, 0]) > 90.0)
+        bad_lon = ~not_finite & ~bad_lat & ((arr[:, 1] < -180.0) | (arr[:, 1] > max_lon))
+    return not_finite, bad_lat, bad_lon
+
+
+def invalid_latlon(latlon: np.ndarray) -> np.ndarray:
+    """Row mask: not a usable [lat, lon] (not finite or out of range)."""
+    not_finite, bad_lat, bad_lon = latlon_problems(latlon)
+    return not_finite | bad_lat | bad_lon
+
+
 def validate_latlon(latlon: Any) -> np.ndarray:
     """Return ``latlon`` as an (N, 2) float64 array of [lat, lon] degrees, or raise.
 
@@ -176,12 +193,9 @@ def validate_latlon(latlon: Any) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"latlon must have shape (N, 2) as [lat, lon] rows; got shape {arr.shape}")
     problems = []
-    not_finite = ~np.isfinite(arr).all(axis=1)
+    not_finite, bad_lat, bad_lon = latlon_problems(arr)
     if not_finite.any():
         problems.append(f"NaN or infinite values in {describe_rows(np.flatnonzero(not_finite))}")
-    with np.errstate(invalid="ignore"):
-        bad_lat = ~not_finite & (np.abs(arr[:, 0]) > 90.0)
-        bad_lon = ~not_finite & (np.abs(arr[:, 1]) > 180.0)
     if bad_lat.any():
         problems.append(f"latitude outside [-90, 90] in {describe_rows(np.flatnonzero(bad_lat))}"
                         " (are latitude and longitude swapped?)")

@@ -237,7 +237,9 @@ class DownstreamClassifier(GeoClipAlgorithm):
                 f"Layer '{layer_name}' has no feature with a usable geometry "
                 f"({sum(frozen['skipped'].values())} skipped); nothing to classify.")
         latlon = frozen["latlon"]
-        bad = ~np.isfinite(latlon).all(axis=1) | (np.abs(latlon[:, 0]) > 90) | (np.abs(latlon[:, 1]) > 180)
+        from model_utils.geo import invalid_latlon
+
+        bad = invalid_latlon(latlon)
         if bad.any():
             fids = ", ".join(str(f) for f in frozen["fids"][bad][:10])
             raise QgsProcessingException(

@@ -52,9 +52,9 @@ def encode_ahead(batches: Iterator[PointBatch], encode: Callable[[np.ndarray], n
 
 def _check_latlon(batch: PointBatch) -> None:
     """Name the features whose transformed point is not a valid [lat, lon] (e.g. outside a CRS's area)."""
-    lat, lon = batch.latlon[:, 0], batch.latlon[:, 1]
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(batch.latlon).all(axis=1) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    from model_utils.geo import invalid_latlon
+
+    bad = invalid_latlon(batch.latlon)
     if bad.any():
         ids = ", ".join(str(int(f)) for f in batch.fids[bad][:10])
         raise QgsProcessingException(

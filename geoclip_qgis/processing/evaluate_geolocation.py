@@ -255,8 +255,14 @@ def _coordinate(value, field: str, fid: int) -> float | None:
 
 
 def _check_ranges(rows: list[dict], lat_field: str, lon_field: str) -> None:
-    bad_lat = [r["fid"] for r in rows if not -90.0 <= r["true_lat"] <= 90.0]
-    bad_lon = [r["fid"] for r in rows if not -180.0 <= r["true_lon"] <= 360.0]
+    import numpy as np
+
+    from model_utils.geo import latlon_problems
+
+    _, lat_mask, lon_mask = latlon_problems(np.array([[r["true_lat"], r["true_lon"]] for r in rows]),
+                                            max_lon=360.0)  # a 0..360 longitude field is fine
+    bad_lat = [r["fid"] for r, bad in zip(rows, lat_mask) if bad]
+    bad_lon = [r["fid"] for r, bad in zip(rows, lon_mask) if bad]
     problems = []
     if bad_lat:
         problems.append(f"'{lat_field}' outside [-90, 90] in feature(s) {_listing(bad_lat)}")

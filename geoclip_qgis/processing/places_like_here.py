@@ -95,8 +95,12 @@ class PlacesLikeHere(GeoClipAlgorithm):
         raise QgsProcessingException(f"Layer '{source.sourceName()}' has no feature with a geometry to use as query.")
 
     def process(self, parameters, context, feedback):
+        import numpy as np
+
+        from model_utils.geo import invalid_latlon
+
         lat, lon = self._query(parameters, context)
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        if invalid_latlon(np.array([[lat, lon]]))[0]:
             raise QgsProcessingException(f"The query point ({lat:.4f}, {lon:.4f}) is outside WGS84 lat/lon ranges.")
         spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE)
         out = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
@@ -117,8 +121,6 @@ class PlacesLikeHere(GeoClipAlgorithm):
         except GeoClipError as exc:
             raise QgsProcessingException(str(exc)) from exc
         out.parent.mkdir(parents=True, exist_ok=True)
-        import numpy as np
-
         from ..layers import SIMILARITY_STYLE_FROM, SIMILARITY_STYLE_QUANTILE, SIMILARITY_STYLE_TO
 
         # the style's range is computed here, on the values in memory, not by re-reading the file on the GUI thread
