@@ -26,7 +26,6 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsProviderRegistry,
 )
 
 from model_utils.safe_files import next_free
@@ -42,7 +41,7 @@ from ..compat import (
 )
 from ..i18n import tr
 from .base import GeoClipAlgorithm, progress_callbacks
-from .geometry import iter_latlon
+from .geometry import iter_latlon, layer_folder
 from .outputs import ensure_writable_folder
 
 FEATURE_CHOICES = [
@@ -184,14 +183,6 @@ class DownstreamClassifier(GeoClipAlgorithm):
             path = base / path
         return str(path)
 
-    def _layer_folder(self, parameters, context) -> Path | None:
-        layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
-        if layer is None:
-            return None
-        parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
-        path = parts.get("path") or ""
-        return Path(path).parent if path else None
-
     # ------------------------------------------------------------------ run
     def process(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, self.INPUT, context)
@@ -228,8 +219,8 @@ class DownstreamClassifier(GeoClipAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
 
         # 1. freeze the layer into plain arrays
-        frozen = self._freeze(source, label_field, photo_field, self._layer_folder(parameters, context),
-                              context, feedback)
+        folder = layer_folder(self.parameterAsVectorLayer(parameters, self.INPUT, context))
+        frozen = self._freeze(source, label_field, photo_field, folder, context, feedback)
         for reason, count in frozen["skipped"].items():
             feedback.reportError(f"{count} feature(s) of '{layer_name}' skipped: {reason}.", False)
         if len(frozen["fids"]) == 0:

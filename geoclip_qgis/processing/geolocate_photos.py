@@ -44,6 +44,7 @@ from ..compat import (
 from ..i18n import tr
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
+from .geometry import layer_folder
 from .outputs import ensure_writable_folder, write_geotiff
 from .prediction_outputs import (
     accuracy_report,
@@ -240,7 +241,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 f"The photo layer '{source.sourceName()}' has no photo path field "
                 f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
                 f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
-        base = _layer_folder(self.parameterAsVectorLayer(parameters, self.PHOTO_LAYER, context))
+        base = layer_folder(self.parameterAsVectorLayer(parameters, self.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0
@@ -366,14 +367,3 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
             self.OUTPUT_FOLDER: str(final.parent),
         }
-
-
-def _layer_folder(layer) -> Path | None:
-    """Folder of a file-based layer, against which relative photo paths are resolved."""
-    if layer is None:
-        return None
-    from qgis.core import QgsProviderRegistry
-
-    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
-    folder = Path(path).parent if path else None
-    return folder if folder is not None and folder.is_dir() else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from qgis.core import (
@@ -50,6 +51,18 @@ def representative_point(geometry: QgsGeometry) -> QgsGeometry | None:
     if point is None or point.isNull() or point.isEmpty():
         return None
     return point
+
+
+def layer_folder(layer) -> Path | None:
+    """The folder of a file-based layer (relative photo paths in its fields are resolved against it); None
+    for a layer that is not a file or whose folder is gone."""
+    if layer is None:
+        return None
+    from qgis.core import QgsProviderRegistry
+
+    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
+    folder = Path(path).parent if path else None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None,

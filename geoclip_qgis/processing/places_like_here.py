@@ -19,11 +19,11 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..compat import GEOMETRY_POLYGON, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
 from ..i18n import tr
 from ..layers import load_on_completion
 from .base import GeoClipAlgorithm, progress_callbacks
-from .geometry import WGS84
+from .geometry import WGS84, representative_point
 from .outputs import refuse_existing, write_geotiff
 
 
@@ -85,10 +85,9 @@ class PlacesLikeHere(GeoClipAlgorithm):
             raise QgsProcessingException("Give a query point (click on the map) or a layer with a feature.")
         transform = QgsCoordinateTransform(source.sourceCrs(), WGS84, context.transformContext())
         for feature in source.getFeatures(QgsFeatureRequest().setLimit(50)):
-            geom = feature.geometry()
-            if geom is None or geom.isEmpty():
+            geom = representative_point(feature.geometry())
+            if geom is None:
                 continue
-            geom = geom.pointOnSurface() if geom.type() == GEOMETRY_POLYGON else geom.centroid()
             geom.transform(transform)
             point = geom.asPoint()
             return point.y(), point.x()
