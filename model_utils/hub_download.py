@@ -9,8 +9,9 @@ the cache never holds a half model: a snapshot counts as cached only when every 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import BackboneUnavailable, Canceled
@@ -89,6 +90,22 @@ def _bar_class(repo: str, done: int, total: int, progress: Progress | None,
     return Bar
 
 
+@contextlib.contextmanager
+def _plain_http() -> Iterator[None]:
+    """huggingface_hub over plain HTTP(S) for this download, then as it was. With hf_xet installed the
+    hub's large files come through Xet instead: its progress arrives through two bars from a native thread,
+    and a Cancel raised there is not guaranteed to stop it. Over HTTP each chunk passes our bar (progress,
+    Cancel) and a cut connection resumes with a Range request."""
+    from huggingface_hub import constants
+
+    was = constants.HF_HUB_DISABLE_XET
+    constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET = was
+
+
 def download(repo: str, tower: str, progress: Progress | None = None,
              is_canceled: Callable[[], bool] | None = None) -> Path:
     """Download what both towers of ``repo`` need (weights, config, image processor, tokenizer) into the HF
@@ -108,8 +125,9 @@ def download(repo: str, tower: str, progress: Progress | None = None,
     total, done, folder, shown = sum(sizes[n] for n in names), 0, None, {"tenth": -1, "text": ""}
     for name in names:
         try:
-            path = hf_hub_download(repo, name, endpoint=hub,
-                                   tqdm_class=_bar_class(repo, done, total, progress, is_canceled, shown))
+            with _plain_http():
+                path = hf_hub_download(repo, name, endpoint=hub,
+                                       tqdm_class=_bar_class(repo, done, total, progress, is_canceled, shown))
         except Canceled:
             raise
         except Exception as exc:  # noqa: BLE001 - network, disk, hub errors alike

@@ -3,9 +3,12 @@
 It serves model folders (``save_pretrained`` layout) under the hub's URL layout on 127.0.0.1:
 ``/api/models/<repo>[/revision/<rev>]`` (what ``HfApi.model_info`` reads), ``HEAD``/``GET``
 ``/<repo>/resolve/<rev>/<file>`` with the metadata headers ``huggingface_hub`` needs (``X-Repo-Commit``,
-``ETag``, ``X-Linked-Etag``/``X-Linked-Size`` for large files) and ``Range`` requests, and 404s with the hub's
-``X-Error-Code``. It also answers as a forward proxy (absolute URLs in the request line), so a test can
-give ``huggingface_hub`` a hub host that only the proxy can resolve.
+``ETag``), ``Range`` requests, and 404s with the hub's ``X-Error-Code``. Large files are answered as the
+hub answers them: a redirect to a CDN on another host (127.0.0.2; a name only the proxy resolves when asked
+through the proxy) with ``X-Linked-Etag``/``X-Linked-Size`` and the Xet headers (``X-Xet-Hash``, a refresh
+route this server does not serve: a client that took the Xet path instead of HTTP would fail). It also
+answers as a forward proxy (absolute URLs in the request line), so a test can give ``huggingface_hub`` a
+hub host that only the proxy can resolve.
 
 Faults a test can switch on: ``throttle`` (seconds per 16 KiB sent, so a download is still running when
 the test cancels it), ``cut_after`` (close the connection when a file's body reaches that byte offset,
@@ -48,18 +51,25 @@ class HubStandIn:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="hub-standin")
-        self._thread.start()
+        # the hub, and its "CDN" on another loopback address: a redirect to another host is not followed by
+        # huggingface_hub's HEAD, so the hub's own headers (X-Linked-*, X-Xet-*) are the ones it reads
+        self._servers = [ThreadingHTTPServer((host, 0), _handler(self)) for host in ("127.0.0.1", "127.0.0.2")]
+        for server in self._servers:
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True, name="hub-standin").start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._servers[0].server_address[1]}"
+
+    @property
+    def cdn_url(self) -> str:
+        return f"http://127.0.0.2:{self._servers[1].server_address[1]}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
 
     def log(self, request: Request) -> None:
         with self._lock:
@@ -74,7 +84,13 @@ class HubStandIn:
             return True
 
     def gets(self, filename: str) -> list[Request]:
-        return [r for r in self.requests if r.method == "GET" and r.path.endswith("/" + filename)]
+        """The GETs that fetched ``filename``'s bytes (for a large file: from the CDN, not the redirect)."""
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith("/" + filename)
+                and (r.path.startswith("/cdn/") or "/resolve/" in r.path and not self._large(filename))]
+
+    def _large(self, filename: str) -> bool:
+        return any(files[filename].stat().st_size > LARGE for files in map(self.files, self.repos)
+                   if filename in files)
 
     # ------------------------------------------------------------------ repo contents
     def files(self, repo: str) -> dict[str, Path]:
@@ -97,6 +113,7 @@ def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's object id
 
 
+_CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+|[^/]+)/(?P<file>[^/]+)$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+|[^/]+?)(?:/revision/(?P<rev>[^/]+))?$")
 
@@ -123,6 +140,12 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             hub.log(Request(self.command, path, self.headers.get("Range"), proxied))
             if path.rstrip("/") == "/api/models":
                 return self._json({"models": []}, body)
+            cdn = _CDN.match(path)
+            if cdn:
+                files = hub.files(cdn["repo"])
+                if cdn["file"] not in files:
+                    return self._error(404, "EntryNotFound", body)
+                return self._file(files[cdn["file"]].read_bytes(), body)
             info = _INFO.match(path)
             if info:
                 if info["repo"] not in hub.repos:
@@ -136,7 +159,24 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             files = hub.files(resolve["repo"])
             if resolve["file"] not in files:
                 return self._error(404, "EntryNotFound", body)
-            self._file(files[resolve["file"]].read_bytes(), body)
+            data = files[resolve["file"]].read_bytes()
+            if len(data) > LARGE:
+                host = "http://cdn.geoclip-test.invalid" if proxied else hub.cdn_url
+                return self._redirect(data, f"{host}/cdn/{resolve['repo']}/{resolve['file']}", resolve["repo"])
+            self._file(data, body)
+
+        def _redirect(self, data: bytes, location: str, repo: str) -> None:
+            digest = hashlib.sha256(data).hexdigest()
+            self.send_response(302)
+            self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("ETag", f'"{_git_sha1(data)}"')
+            self.send_header("X-Linked-Etag", f'"{digest}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("X-Xet-Hash", digest)
+            self.send_header("X-Xet-Refresh-Route", f"/api/models/{repo}/xet-read-token/{COMMIT}")
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _file(self, data: bytes, body: bool) -> None:
             start, status = 0, 200
@@ -145,13 +185,8 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 start, status = int(wanted[1]), 206
             self.send_response(status)
             self.send_header("X-Repo-Commit", COMMIT)
-            if len(data) > LARGE:
-                digest = hashlib.sha256(data).hexdigest()
-                self.send_header("ETag", f'"{digest}"')
-                self.send_header("X-Linked-Etag", f'"{digest}"')
-                self.send_header("X-Linked-Size", str(len(data)))
-            else:
-                self.send_header("ETag", f'"{_git_sha1(data)}"')
+            large = len(data) > LARGE  # served by the "CDN": its ETag is the content's sha256
+            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest() if large else _git_sha1(data)}"')
             self.send_header("Accept-Ranges", "bytes")
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
