@@ -112,7 +112,9 @@ def test_the_parameter_beats_the_setting_which_beats_the_environment(qgis_app, m
         assert settings.resolve("weights", None) is None  # model_utils then reads $GEOCLIP_WEIGHTS
         from model_utils.weights import find_weights
 
-        with pytest.raises(Exception, match="/from/env"):
+        from model_utils.errors import WeightsError
+
+        with pytest.raises(WeightsError, match="/from/env"):
             find_weights(settings.resolve("weights"))
     finally:
         settings.put("weights", "")
