@@ -110,9 +110,8 @@ def test_the_parameter_beats_the_setting_which_beats_the_environment(qgis_app, m
         assert settings.resolve("weights", "") == "/from/setting"
         settings.put("weights", "")
         assert settings.resolve("weights", None) is None  # model_utils then reads $GEOCLIP_WEIGHTS
-        from model_utils.weights import find_weights
-
         from model_utils.errors import WeightsError
+        from model_utils.weights import find_weights
 
         with pytest.raises(WeightsError, match="/from/env"):
             find_weights(settings.resolve("weights"))

@@ -185,6 +185,9 @@ def test_pca_writes_fit_that_reproduces_the_columns(geoclip_provider, model, tmp
     emb = expected_values(model, feats, normalize=bool(fit["normalize"]))
     projected = (emb.astype(np.float64) - fit["mean"]) @ fit["components"].T
     assert np.abs(values_of(feats, list(fit["columns"])) - projected).max() <= 1e-6
+    from model_utils.pca import load_pca, project  # the Python API applies the same file the same way
+
+    assert np.array_equal(project(emb, load_pca(pca_file)), projected)
     assert "components keep" in feedback.text
     assert folder_files(tmp_path) == ["pca.gpkg", "pca.gpkg.pca.npz"]  # no spill or temp files left
 

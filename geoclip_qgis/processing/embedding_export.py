@@ -15,10 +15,10 @@ import numpy as np
 from qgis.core import QgsFields, QgsProcessingException
 
 from model_utils.constants import EMBED_DIM
+from model_utils.pca import StreamingPCA, save_pca
 from model_utils.safe_files import commit_renames, temp_sibling
 
 from .embedding_writers import (
-    PCA_USAGE,
     Columns,
     ExportCanceled,
     NpzWriter,
@@ -60,34 +60,6 @@ def _check_latlon(batch: PointBatch) -> None:
         raise QgsProcessingException(
             f"{int(bad.sum())} feature(s) give no valid WGS84 latitude/longitude (feature id {ids}): "
             "is the layer's CRS right?")
-
-
-class _HeldBackPCA:
-    """IncrementalPCA fed batch by batch; a short last batch joins the previous one (partial_fit needs
-    at least ``n_components`` rows per call)."""
-
-    def __init__(self, n_components: int) -> None:
-        from sklearn.decomposition import IncrementalPCA
-
-        self.pca = IncrementalPCA(n_components=n_components)
-        self.k = n_components
-        self.held: np.ndarray | None = None
-
-    def add(self, values: np.ndarray) -> None:
-        values = values.astype(np.float64)
-        if self.held is None:
-            self.held = values
-        elif len(values) < self.k:
-            self.held = np.concatenate([self.held, values])
-        else:
-            self.pca.partial_fit(self.held)
-            self.held = values
-
-    def finish(self):
-        if self.held is not None:
-            self.pca.partial_fit(self.held)
-            self.held = None
-        return self.pca
 
 
 # ---------------------------------------------------------------------------- the algorithm
@@ -174,7 +146,7 @@ class ExportRun:
         k = self.alg.n_pca
         spill = temp_sibling(self.alg.output.with_name(self.alg.output.name + ".spill"))
         self.scratch += [spill, spill.with_name(spill.name + ".fid")]
-        pca, count = _HeldBackPCA(k), 0
+        pca, count = StreamingPCA(k), 0
         self.feedback.setProgressText(f"Pass 1 of 2: encoding and fitting a {k}-component PCA…")
         with open(spill, "wb") as values_out, open(self.scratch[1], "wb") as fids_out:
             for batch, values in encode_ahead(self._batches(False, self.tally), self.encode):
@@ -224,9 +196,4 @@ class ExportRun:
         tmp = temp_sibling(final)
         self.extra_renames.append((tmp, final))
         with open(tmp, "wb") as out:
-            np.savez(out, components=fitted.components_.astype(np.float64), mean=fitted.mean_.astype(np.float64),
-                     explained_variance=fitted.explained_variance_,
-                     explained_variance_ratio=fitted.explained_variance_ratio_,
-                     singular_values=fitted.singular_values_, n_samples=np.int64(fitted.n_samples_seen_),
-                     normalize=np.bool_(self.alg.normalize), columns=np.array(self.columns.values),
-                     usage=np.array(PCA_USAGE))
+            save_pca(fitted, out, normalize=self.alg.normalize, columns=list(self.columns.values))

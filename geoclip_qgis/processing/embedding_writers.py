@@ -49,8 +49,6 @@ FORMATS = [
 ]
 KNOWN_EXTENSIONS = {f.extension for f in FORMATS}
 
-PCA_USAGE = ("pcs = (GeoCLIP.encode_locations(latlon, normalize=bool(normalize)).astype('float64') - mean) "
-             "@ components.T   # latlon: (N, 2) degrees [lat, lon] in WGS84")
 
 
 class ExportCanceled(QgsProcessingException):

@@ -29,6 +29,7 @@ from qgis.core import (
 )
 
 from model_utils.constants import EMBED_DIM
+from model_utils.pca import PCA_USAGE
 
 from ..compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
 from ..i18n import tr
@@ -38,7 +39,6 @@ from .embedding_writers import (
     DBF_FIELD_WARNING,
     FORMATS,
     KNOWN_EXTENSIONS,
-    PCA_USAGE,
     SHP_WIDTH,
     Columns,
     gpkg_safe_fields,
