@@ -27,7 +27,7 @@ class GeoClipPlugin:
             from qgis.core import Qgis, QgsMessageLog
 
             QgsMessageLog.logMessage(str(exc), "GeoCLIP", Qgis.MessageLevel.Critical)
-        from .installer import add_deps_to_path
+        from .setup.installer import add_deps_to_path
 
         add_deps_to_path()  # packages the Setup tab installed earlier
 
@@ -41,7 +41,7 @@ class GeoClipPlugin:
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
         """Add the toolbar button and menu entry that show or hide the GeoCLIP dock."""
         self.initProcessing()
-        from .panel import GeoClipDock
+        from .ui.dock import GeoClipDock
 
         self.dock = GeoClipDock(self.iface)
         self.dock.setObjectName("GeoClipDock")
@@ -82,6 +82,6 @@ def release_model() -> None:
     (Python 3.13) crashed on exit after any run."""
     import sys
 
-    geoclip_module = sys.modules.get("model_utils.geoclip")
+    geoclip_module = sys.modules.get("model_utils.model.geoclip")
     if geoclip_module is not None:
         geoclip_module.release_shared_model()

@@ -10,7 +10,7 @@ __all__ = ["GeoCLIP"]
 
 def __getattr__(name: str):
     if name == "GeoCLIP":
-        from .geoclip import GeoCLIP
+        from .model.geoclip import GeoCLIP
 
         return GeoCLIP
     raise AttributeError(f"module 'model_utils' has no attribute {name!r}")

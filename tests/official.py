@@ -10,7 +10,7 @@ import importlib.machinery
 import sys
 import types
 
-from model_utils.weights import wheel_package_dir
+from model_utils.model.weights import wheel_package_dir
 
 
 def official_model_package():

@@ -1,4 +1,4 @@
-"""Device and precision choice (model_utils.device): what "auto" picks, what an unavailable or unknown
+"""Device and precision choice (model_utils.model.device): what "auto" picks, what an unavailable or unknown
 device or precision does, and that the choices match the Processing parameters' lists.
 
 The machine's real hardware is used where the answer does not depend on it; the GPU branches are
@@ -13,8 +13,8 @@ import re
 import pytest
 import torch
 
-from model_utils import device as dev
-from model_utils.device import DEVICES, PRECISIONS, pick_device, pick_dtype
+from model_utils.model import device as dev
+from model_utils.model.device import DEVICES, PRECISIONS, pick_device, pick_dtype
 
 
 def has_mps() -> bool:

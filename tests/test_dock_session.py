@@ -23,7 +23,7 @@ from tests.qgis_events import use_folder, wait_for
 # ------------------------------------------------------------------ 1. widgets only on the main thread
 def test_feedback_from_a_worker_thread_reaches_the_log_on_the_main_thread(loaded_plugin):
     controls = loaded_plugin.dock.geolocate_tab.controls
-    from geoclip_qgis.task_runner import PanelFeedback
+    from geoclip_qgis.ui.task_runner import PanelFeedback
 
     feedback = PanelFeedback()
     seen_on: list[bool] = []
@@ -111,7 +111,7 @@ def test_the_parameter_beats_the_setting_which_beats_the_environment(qgis_app, m
         settings.put("weights", "")
         assert settings.resolve("weights", None) is None  # model_utils then reads $GEOCLIP_WEIGHTS
         from model_utils.errors import WeightsError
-        from model_utils.weights import find_weights
+        from model_utils.model.weights import find_weights
 
         with pytest.raises(WeightsError, match="/from/env"):
             find_weights(settings.resolve("weights"))
@@ -120,7 +120,7 @@ def test_the_parameter_beats_the_setting_which_beats_the_environment(qgis_app, m
 
 
 def test_one_loaded_model_per_process(tiny_clip, tmp_path):
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     first = shared_model(clip_model=str(tiny_clip), device="cpu")
     assert shared_model(clip_model=str(tiny_clip), device="cpu") is first
@@ -299,7 +299,7 @@ def test_empty_input_is_refused_before_a_task_starts(loaded_plugin, tmp_path):
 
 
 def test_the_missing_backbone_message_names_hf_hub_offline_only_when_set(monkeypatch):
-    from model_utils.backbone import missing_message
+    from model_utils.model.backbone import missing_message
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert "HF_HUB_OFFLINE" not in missing_message("openai/clip-vit-large-patch14", "not cached")

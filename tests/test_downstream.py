@@ -305,8 +305,8 @@ def test_report_files_and_prediction_layer_agree_with_the_scores(geoclip_provide
 
 
 def test_multi_label_tags_give_map_above_chance(geoclip_provider, cities, tmp_path):
-    from model_utils.downstream import ProbeConfig, run_probe
-    from model_utils.geoclip import shared_model
+    from model_utils.downstream.probe import ProbeConfig, run_probe
+    from model_utils.model.geoclip import shared_model
 
     layer = city_layer(cities)
     maps = {}
@@ -377,8 +377,8 @@ def test_selected_features_null_geometries_and_offline_latlon(geoclip_provider, 
 
 
 def test_projected_crs_gives_the_same_embeddings_and_predictions(geoclip_provider, cities, tmp_path):
-    from geoclip_qgis.processing.geometry import layer_latlon
-    from model_utils.geoclip import shared_model
+    from geoclip_qgis.processing.io.geometry import layer_latlon
+    from model_utils.model.geoclip import shared_model
 
     subset = cities[:800]
     wgs84 = city_layer(subset)
@@ -413,7 +413,7 @@ def test_projected_crs_gives_the_same_embeddings_and_predictions(geoclip_provide
 
 
 def test_geometry_rule_for_lines_and_polygons(qgis_app):
-    from geoclip_qgis.processing.geometry import layer_latlon
+    from geoclip_qgis.processing.io.geometry import layer_latlon
 
     context = QgsProcessingContext()
     polygons = QgsVectorLayer("Polygon?crs=EPSG:4326", "u", "memory")
@@ -508,7 +508,7 @@ def test_image_and_fused_features_skip_bad_photos(geoclip_provider, tiny_clip, c
 
 
 def test_map_helper_excludes_tags_without_positives():
-    from model_utils.downstream import mean_average_precision, parse_labels, stratified_split
+    from model_utils.downstream.probe import mean_average_precision, parse_labels, stratified_split
 
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
     scores = np.array([[0.9, 0.1, 0.3], [0.8, 0.7, 0.2], [0.7, 0.2, 0.9], [0.1, 0.6, 0.1]])

@@ -1,4 +1,5 @@
-"""The accuracy report (model_utils.report) and ``geoclip:evaluategeolocation`` in real headless QGIS."""
+"""The accuracy report (``model_utils.evaluation.accuracy_report``) and ``geoclip:evaluategeolocation``, in
+real headless QGIS."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from qgis.core import (
 )
 
 from geoclip_qgis.compat import WKB_POINT, WKB_POLYGON, FieldType
+from model_utils.evaluation.accuracy_report import PhotoResult, write_accuracy_report
 from model_utils.geo import geodesic_km
-from model_utils.report import PhotoResult, write_accuracy_report
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 ODD_NAME = 'a<b>&"c".jpg'

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from model_utils.images import PhotoError, load_photo, read_exif_gps
+from model_utils.photos.images import PhotoError, load_photo, read_exif_gps
 from tests.photos import assert_close, rgb_at
 
 # Hand-built EXIF, so tests can store values PIL's writer refuses (wrong types, zero denominators).

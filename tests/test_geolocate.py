@@ -53,7 +53,7 @@ def test_top1_point_is_in_the_raster_maximum():
     """With a peaked GeoCLIP distribution (real weights, 100K gallery), the raster's maximum cell holds
     the top-1 gallery point. The query is a location embedding scored exactly as a photo embedding is."""
     from model_utils import GeoCLIP
-    from model_utils.heatmap import GridSpec, probability_grid
+    from model_utils.maps.heatmap import GridSpec, probability_grid
 
     model = GeoCLIP.from_pretrained(device="cpu")
     gallery = model.gallery.latlon

@@ -40,7 +40,7 @@ PACKED = 1
 
 @pytest.fixture(scope="module")
 def model():
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     return shared_model()
 
@@ -191,7 +191,7 @@ def test_cancel_packed_leaves_nothing(geoclip_provider, tmp_path):
 
 
 def test_geometry_blobs_match_ogr(tmp_path):
-    from geoclip_qgis.processing.gpkg_writer import point_blobs
+    from geoclip_qgis.processing.io.gpkg_writer import point_blobs
 
     layer = memory_layer()
     add_features(layer, [QgsGeometry.fromPointXY(QgsPointXY(12.5, -41.25))])

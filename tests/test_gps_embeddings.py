@@ -47,7 +47,7 @@ from tests.embedding_helpers import (
 
 @pytest.fixture(scope="module")
 def model():
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     return shared_model()  # the same instance the algorithm uses
 
@@ -185,7 +185,7 @@ def test_pca_writes_fit_that_reproduces_the_columns(geoclip_provider, model, tmp
     emb = expected_values(model, feats, normalize=bool(fit["normalize"]))
     projected = (emb.astype(np.float64) - fit["mean"]) @ fit["components"].T
     assert np.abs(values_of(feats, list(fit["columns"])) - projected).max() <= 1e-6
-    from model_utils.pca import load_pca, project  # the Python API applies the same file the same way
+    from model_utils.downstream.pca import load_pca, project  # the Python API applies the same file the same way
 
     assert np.array_equal(project(emb, load_pca(pca_file)), projected)
     assert "components keep" in feedback.text

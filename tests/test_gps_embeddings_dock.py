@@ -16,7 +16,7 @@ from tests.embedding_helpers import E_NAMES, FMT, expected_values, folder_files,
 
 @pytest.fixture(scope="module")
 def model():
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     return shared_model()  # the same instance the algorithm uses
 

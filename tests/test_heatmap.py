@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model_utils.geo import EARTH_RADIUS_KM
-from model_utils.heatmap import (
+from model_utils.maps.heatmap import (
     KM_PER_DEGREE,
     MAX_CELLS,
     Canceled,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_utils.backbone import DEFAULT_CLIP
+from model_utils.model.backbone import DEFAULT_CLIP
 from tests.hub_standin import COMMIT, HubStandIn
 
 REPO_DIR = "models--" + DEFAULT_CLIP.replace("/", "--")
@@ -102,7 +102,7 @@ def test_second_run_uses_the_cache_with_the_hub_gone(hub, online_hub, monkeypatc
 
 def test_cancel_mid_download_keeps_nothing_and_the_next_run_starts_clean(hub, online_hub):
     from model_utils.errors import Canceled
-    from model_utils.hub_download import cached_snapshot
+    from model_utils.model.hub_download import cached_snapshot
 
     hub.throttle = 0.01  # ~1.6 MB/s: the weights take half a second, so Cancel lands mid-file
     rec = Recorder(cancel_after_bytes=True)
@@ -135,7 +135,7 @@ def test_a_cut_connection_resumes_with_a_range_request(hub, online_hub, tiny_cli
 
 def test_a_connection_cut_every_time_fails_clearly_and_leaves_no_half_model(hub, online_hub):
     from model_utils.errors import BackboneUnavailable
-    from model_utils.hub_download import cached_snapshot
+    from model_utils.model.hub_download import cached_snapshot
 
     hub.cut_after, hub.cuts = 100_000, 1000
     with pytest.raises(BackboneUnavailable) as caught:
@@ -214,7 +214,7 @@ def test_the_algorithm_shows_the_download_in_bytes_and_cancel_stops_it(geoclip_p
     import processing
     from qgis.core import QgsProcessingException
 
-    from model_utils.geoclip import release_shared_model
+    from model_utils.model.geoclip import release_shared_model
     from tests.photos import write_photos
 
     write_photos(tmp_path / "in", n=1)

@@ -39,7 +39,7 @@ def proxy():
 
 
 def test_the_probe_goes_through_the_proxy_of_the_environment(monkeypatch, proxy, online_hub):  # noqa: ARG001
-    from model_utils.backbone import hub_reachable
+    from model_utils.model.backbone import hub_reachable
 
     # a hub name only the proxy can resolve: without the proxy the probe would fail at DNS
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.geoclip-test.invalid")
@@ -49,14 +49,14 @@ def test_the_probe_goes_through_the_proxy_of_the_environment(monkeypatch, proxy,
 
 
 def test_no_proxy_and_an_unresolvable_hub_is_unreachable(monkeypatch, online_hub):  # noqa: ARG001
-    from model_utils.backbone import hub_reachable
+    from model_utils.model.backbone import hub_reachable
 
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.geoclip-test.invalid")
     assert hub_reachable(timeout=3.0) is False
 
 
 def test_a_hub_that_accepts_and_stays_silent_is_unreachable(monkeypatch, online_hub):  # noqa: ARG001
-    from model_utils.backbone import hub_reachable
+    from model_utils.model.backbone import hub_reachable
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

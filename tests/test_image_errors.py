@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from model_utils import images
-from model_utils.images import PhotoError, load_photo, read_exif_gps
+from model_utils.photos import images
+from model_utils.photos.images import PhotoError, load_photo, read_exif_gps
 from tests.photos import noisy_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ def test_header_ok_but_pixels_missing(tmp_path):
 UNPRIVILEGED_LOAD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from model_utils.images import PhotoError, load_photo
+from model_utils.photos.images import PhotoError, load_photo
 readable = load_photo(sys.argv[2]).image.size
 try:
     load_photo(sys.argv[3])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from model_utils.images import (
+from model_utils.photos.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     PhotoError,

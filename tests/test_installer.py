@@ -57,7 +57,7 @@ def offline_pip(tmp_path, monkeypatch):
 
 
 def test_install_into_the_folder_and_import(offline_pip):
-    from geoclip_qgis.installer import Installation, add_deps_to_path
+    from geoclip_qgis.setup.installer import Installation, add_deps_to_path
 
     lines: list[str] = []
     assert Installation([DIST], lines.append).run(), "\n".join(lines)
@@ -87,7 +87,7 @@ def platform_copy(tmp_path, monkeypatch):
 
 def test_installed_packages_win_over_the_platforms_older_copies(offline_pip, platform_copy):  # noqa: ARG001
     """The walkthrough's failure: torch from the folder imported Debian's old sympy and stopped."""
-    from geoclip_qgis.installer import Installation, add_deps_to_path
+    from geoclip_qgis.setup.installer import Installation, add_deps_to_path
 
     build_wheel(offline_pip.parent / "wheels", version="0.2")
     lines: list[str] = []
@@ -99,7 +99,7 @@ def test_installed_packages_win_over_the_platforms_older_copies(offline_pip, pla
 def test_the_platforms_numpy_is_pinned_and_kept(offline_pip, platform_copy, monkeypatch):  # noqa: ARG001
     """What QGIS's compiled modules link against (numpy) stays the platform's: pip resolves against that
     version and its own copy is dropped, at install time and from a folder filled by hand."""
-    from geoclip_qgis import installer
+    from geoclip_qgis.setup import installer
 
     monkeypatch.setattr(installer, "PLATFORM_PINNED", (DIST,))  # the dummy plays numpy
     wheels = offline_pip.parent / "wheels"
@@ -126,7 +126,7 @@ def test_the_platforms_numpy_is_pinned_and_kept(offline_pip, platform_copy, monk
 
 
 def test_failure_says_why_and_changes_nothing(offline_pip):
-    from geoclip_qgis.installer import Installation
+    from geoclip_qgis.setup.installer import Installation
 
     assert Installation([DIST], lambda _l: None).run()
     before = sorted(p.name for p in offline_pip.iterdir())
@@ -139,7 +139,7 @@ def test_failure_says_why_and_changes_nothing(offline_pip):
 
 
 def test_cancel_stops_pip_and_keeps_nothing(offline_pip):
-    from geoclip_qgis.installer import Installation
+    from geoclip_qgis.setup.installer import Installation
 
     lines: list[str] = []
     installation = Installation([DIST], lines.append)
@@ -160,8 +160,8 @@ def test_cancel_stops_pip_and_keeps_nothing(offline_pip):
 
 
 def test_pyproj_is_left_to_the_platform():
-    from geoclip_qgis.dependencies import DependencyStatus
-    from geoclip_qgis.installer import requirements
+    from geoclip_qgis.setup.dependencies import DependencyStatus
+    from geoclip_qgis.setup.installer import requirements
 
     missing = [DependencyStatus(m, d, "", False, None) for m, d in
                (("torch", "torch"), ("pyproj", "pyproj"), ("geoclip", "geoclip"))]
@@ -169,7 +169,7 @@ def test_pyproj_is_left_to_the_platform():
 
 
 def test_pip_commands_keep_torch_and_the_weights_wheel_apart(tmp_path, monkeypatch):
-    from geoclip_qgis.installer import TORCH_CPU_INDEX, pip_commands
+    from geoclip_qgis.setup.installer import TORCH_CPU_INDEX, pip_commands
 
     monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
     monkeypatch.delenv("GEOCLIP_TORCH_INDEX", raising=False)
@@ -192,7 +192,7 @@ def test_pip_commands_keep_torch_and_the_weights_wheel_apart(tmp_path, monkeypat
 
 
 def test_an_unreachable_cpu_index_fails_fast_in_one_line_and_takes_no_cuda(tmp_path, monkeypatch):
-    from geoclip_qgis.installer import Installation
+    from geoclip_qgis.setup.installer import Installation
 
     monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)
     monkeypatch.setenv("GEOCLIP_TORCH_INDEX", "http://127.0.0.1:9/whl/cpu")  # nothing listens there
@@ -207,7 +207,7 @@ def test_an_unreachable_cpu_index_fails_fast_in_one_line_and_takes_no_cuda(tmp_p
 def test_setup_tab_installs_in_a_task(loaded_plugin, offline_pip, monkeypatch, artifacts_dir):
     from qgis.core import QgsApplication
 
-    from geoclip_qgis import dependencies
+    from geoclip_qgis.setup import dependencies
 
     monkeypatch.setattr(dependencies, "REQUIRED", (*dependencies.REQUIRED, (MODULE, DIST, "test package")))
     setup = loaded_plugin.dock.setup_tab
@@ -246,7 +246,7 @@ def _fake_python(folder: Path, name: str) -> Path:
 def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(tmp_path, monkeypatch):
     import os
 
-    from geoclip_qgis import installer
+    from geoclip_qgis.setup import installer
 
     shims = tmp_path / "shims"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -263,7 +263,7 @@ def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(tmp_path, monk
 
 
 def test_no_matching_interpreter_is_a_clear_error_before_pip(tmp_path, monkeypatch):
-    from geoclip_qgis import installer
+    from geoclip_qgis.setup import installer
 
     shims = tmp_path / "shims"
     _fake_python(shims, "python3")
@@ -291,7 +291,7 @@ def test_cancel_ends_pip_and_everything_it_started(tmp_path):
     import gc
     import warnings
 
-    from geoclip_qgis.installer import Installation
+    from geoclip_qgis.setup.installer import Installation
 
     script = ("import subprocess, sys, time\n"
               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
@@ -325,8 +325,8 @@ def test_the_setup_tab_command_is_what_the_installer_runs(qgis_app, tmp_path, mo
     """--target into the plugin's folder (accepted where PEP 668 refuses --user), QGIS's interpreter, CPU torch."""
     import shlex
 
-    from geoclip_qgis.dependencies import DependencyStatus
-    from geoclip_qgis.installer import TORCH_CPU_INDEX, install_hint
+    from geoclip_qgis.setup.dependencies import DependencyStatus
+    from geoclip_qgis.setup.installer import TORCH_CPU_INDEX, install_hint
 
     monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
     monkeypatch.delenv("GEOCLIP_PIP_ARGS", raising=False)

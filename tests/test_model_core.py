@@ -11,7 +11,7 @@ from PIL import Image
 
 from model_utils import GeoCLIP
 from model_utils.errors import BackboneUnavailable, WeightsError
-from model_utils.gallery import Gallery, cache_path
+from model_utils.model.gallery import Gallery, cache_path
 from tests.official import kauai_png, official_model_package
 from tests.photos import write_gps_photo, write_photos
 

@@ -1,4 +1,4 @@
-"""``model_utils.pca``: the streaming fit equals a one-shot fit, and a saved PCA projects like sklearn."""
+"""``model_utils.downstream.pca``: the streaming fit equals a one-shot fit, and a saved PCA projects like sklearn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 def test_streaming_fit_with_a_short_last_batch_matches_sklearn(tmp_path):
     from sklearn.decomposition import IncrementalPCA
 
-    from model_utils.pca import PCA_USAGE, StreamingPCA, load_pca, project, save_pca
+    from model_utils.downstream.pca import PCA_USAGE, StreamingPCA, load_pca, project, save_pca
 
     rng = np.random.default_rng(0)
     values = rng.normal(size=(1003, 16)) @ rng.normal(size=(16, 16))

@@ -7,8 +7,8 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-from model_utils.grid import GridSpec
-from model_utils.similarity import similarity_grid
+from model_utils.maps.grid import GridSpec
+from model_utils.maps.similarity import similarity_grid
 from tests.embedding_helpers import add_features, folder_files, memory_layer
 
 PARIS = (48.8566, 2.3522)
@@ -17,7 +17,7 @@ EUROPE = (-10.0, 35.0, 30.0, 60.0)  # xmin, ymin, xmax, ymax
 
 @pytest.fixture(scope="module")
 def model():
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     return shared_model()
 

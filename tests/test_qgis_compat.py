@@ -61,7 +61,7 @@ def test_guarded_returns_its_default_after_an_exception(qgis_app):  # noqa: ARG0
 
 def test_dock_survives_a_failing_result_loader(loaded_plugin, tmp_path, monkeypatch, message_log):
     """A failure while loading results (any QGIS API change there) leaves the dock usable and says so."""
-    import geoclip_qgis.task_runner as task_runner
+    import geoclip_qgis.ui.task_runner as task_runner
     def broken_loader(*args, **kwargs):
         raise TypeError("handleAlgorithmResults() takes from 2 to 4 positional arguments but 5 were given")
 

@@ -8,7 +8,7 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from model_utils.errors import GeoClipError
-from model_utils.gallery import Gallery
+from model_utils.model.gallery import Gallery
 from tests.embedding_helpers import LogFeedback
 from tests.official import kauai_png
 

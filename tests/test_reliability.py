@@ -94,7 +94,7 @@ def test_point_layer_with_null_and_empty_points(geoclip_provider, tmp_path):
 @pytest.mark.parametrize("mode", [False, True])
 def test_writing_a_raster_leaves_gdals_exception_mode_as_it_was(tmp_path, mode):
     """GDAL's exception mode is one switch for every plugin in QGIS's interpreter: ours only borrows it."""
-    from geoclip_qgis.processing.outputs import write_geotiff
+    from geoclip_qgis.processing.io.outputs import write_geotiff
 
     was = gdal.GetUseExceptions()
     (gdal.UseExceptions if mode else gdal.DontUseExceptions)()

@@ -14,10 +14,10 @@ import pytest
 from qgis.core import QgsProcessingContext, QgsSettings
 
 from geoclip_qgis import settings
-from model_utils.backbone import DEFAULT_CLIP, clip_source
 from model_utils.errors import WeightsError
-from model_utils.gallery import default_cache_dir
-from model_utils.weights import find_weights
+from model_utils.model.backbone import DEFAULT_CLIP, clip_source
+from model_utils.model.gallery import default_cache_dir
+from model_utils.model.weights import find_weights
 
 ENV = {"clip_model": "GEOCLIP_CLIP_MODEL", "weights": "GEOCLIP_WEIGHTS", "cache_dir": "GEOCLIP_CACHE_DIR"}
 

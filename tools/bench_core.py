@@ -136,7 +136,7 @@ def _rounded(values: list[float]) -> list[float]:
 
 def _pixels(processor, path: Path):
     """Decode + preprocess one photo exactly as our predictor does (EXIF orientation included)."""
-    from model_utils.images import load_photo
+    from model_utils.photos.images import load_photo
 
     return processor(images=[load_photo(path).image], return_tensors="pt")["pixel_values"]
 
@@ -188,7 +188,7 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
     import torch
 
     from model_utils import GeoCLIP
-    from model_utils.heatmap import GridSpec, probability_grid
+    from model_utils.maps.heatmap import GridSpec, probability_grid
     from tests.official import official_model_package
     from tests.photos import write_photos
 
@@ -406,7 +406,7 @@ def _rss_child(which: str, clip: str, photo: str, cache_dir: str) -> dict:
 
     proc = psutil.Process()
     if which == "ours":
-        from model_utils.geoclip import GeoCLIP
+        from model_utils.model.geoclip import GeoCLIP
 
         base = proc.memory_info().rss
 

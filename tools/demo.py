@@ -69,8 +69,8 @@ def sample_layer(folder: Path):
 
 def backbone_problem() -> str | None:
     """None if the CLIP backbone can be loaded, else the paragraph explaining what to do."""
-    from model_utils import backbone
     from model_utils.errors import BackboneUnavailable
+    from model_utils.model import backbone
 
     try:
         backbone.resolve(backbone.clip_source())
@@ -115,7 +115,7 @@ def run(args) -> int:
 
     from geoclip_qgis.layers import style_prediction_points, style_probability_raster, style_similarity_raster
     from geoclip_qgis.processing.provider import GeoClipProvider
-    from model_utils.weights import wheel_package_dir
+    from model_utils.model.weights import wheel_package_dir
     from tests.rendering import render_layers, world_basemap
 
     Processing.initialize()

@@ -24,7 +24,7 @@ from model_utils.constants import DEVICES, PRECISIONS
 from ..compat import FLAG_ADVANCED
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable, resource
-from .geometry import WGS84
+from .io.geometry import WGS84
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(param)
 
     def model_choices(self, parameters, context) -> dict:
-        """Plain-data model options for ``model_utils.geoclip.shared_model``: each resolved by
+        """Plain-data model options for ``model_utils.model.geoclip.shared_model``: each resolved by
         ``settings.resolve`` (parameter, saved setting, then model_utils' environment variable/default)."""
         from .. import settings
 
@@ -94,7 +94,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
     def grid_spec(self, parameters, context, extent_name: str, cell_name: str):
         """A ``GridSpec`` in EPSG:4326 from an optional extent (any CRS; empty = world) and a cell size."""
         ensure_model_utils_importable()
-        from model_utils.grid import GridSpec
+        from model_utils.maps.grid import GridSpec
 
         cell = self.parameterAsDouble(parameters, cell_name, context)
         if parameters.get(extent_name) in (None, ""):
@@ -120,7 +120,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
         try:
             from model_utils.errors import GeoClipError
-            from model_utils.geoclip import shared_model
+            from model_utils.model.geoclip import shared_model
         except ImportError as exc:
             raise QgsProcessingException(
                 f"GeoCLIP needs Python packages that are not installed ({exc.name}). Open the GeoCLIP "

@@ -12,12 +12,12 @@ from ..paths import resource
 
 def algorithm_classes() -> list:
     """Every algorithm the provider offers (imports are cheap: no torch at this point)."""
-    from .downstream_classifier import DownstreamClassifier
-    from .evaluate_geolocation import EvaluateGeolocation
-    from .geolocate_photos import GeolocatePhotos
-    from .geolocate_text import GeolocateText
-    from .gps_embeddings import GpsEmbeddings
-    from .places_like_here import PlacesLikeHere
+    from .algorithms.downstream_classifier import DownstreamClassifier
+    from .algorithms.evaluate_geolocation import EvaluateGeolocation
+    from .algorithms.geolocate_photos import GeolocatePhotos
+    from .algorithms.geolocate_text import GeolocateText
+    from .algorithms.gps_embeddings import GpsEmbeddings
+    from .algorithms.places_like_here import PlacesLikeHere
 
     return [GeolocatePhotos, GeolocateText, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings]
 

@@ -17,8 +17,8 @@ def regional_gallery(alg, parameters, context, feedback):
         alg.parameterAsDouble(parameters, alg.CELL_SIZE, context)
     spec = alg.grid_spec(parameters, context, alg.EXTENT, alg.CELL_SIZE)  # the raster's snapped extent
     from model_utils.errors import GeoClipError
-    from model_utils.gallery import Gallery
     from model_utils.geo import geodesic_km
+    from model_utils.model.gallery import Gallery
 
     try:
         gallery = Gallery.grid(spacing, (spec.xmin, spec.ymin, spec.xmax, spec.ymax),

@@ -1,0 +1,1 @@
+"""The Processing algorithms (toolbox, batch, models, qgis_process)."""

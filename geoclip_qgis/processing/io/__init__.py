@@ -1,0 +1,1 @@
+"""What the algorithms read and write: points from layers, GeoTIFF, GeoPackage, Parquet, NPZ; whole outputs or none."""

@@ -1,0 +1,112 @@
+"""What every geolocation run writes besides rasters: run folder names, the top-k points layer, the report.
+
+Shared by ``geoclip:geolocatephotos`` and ``geoclip:geolocatetext`` so both produce the same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateTransformContext,
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsVectorFileWriter,
+)
+
+from model_utils.safe_files import next_free
+
+from ...compat import WKB_LINESTRING, WKB_POINT, FieldType
+from .geometry import WGS84
+
+
+def new_run_name(root: Path) -> str:
+    stamp = dt.datetime.now().strftime("geoclip_%Y%m%d_%H%M%S")
+    return next_free(stamp, lambda name: (root / name).exists() or (root / f".{name}.part").exists())
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
+    name = next_free(safe, lambda candidate: candidate.lower() in used)
+    used.add(name.lower())
+    return name
+
+
+POINT_FIELDS = [("rank", FieldType.INT), ("prob", FieldType.DOUBLE), ("lat", FieldType.DOUBLE),
+                ("lon", FieldType.DOUBLE), ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE),
+                ("error_km", FieldType.DOUBLE)]
+
+
+def points_writer(path: Path, source_fields: tuple[str, str]):
+    fields = QgsFields()
+    for name, kind in [(source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), *POINT_FIELDS]:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "predictions"
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_POINT, WGS84,
+                                        QgsCoordinateTransformContext(), options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not create {path}: {writer.errorMessage()}")
+    return writer, fields, path
+
+
+def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
+    """Layer ``truth`` of the run's GeoPackage: per photo with EXIF GPS, a line from its top-1 guess to
+    the EXIF position (straight in degrees; it may cross the map for guesses across the antimeridian)."""
+    rows = [r for r in rows if r.get("true_lat") is not None]
+    if not rows:
+        return False
+    fields = QgsFields()
+    for name, kind in [("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("error_km", FieldType.DOUBLE),
+                       ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE)]:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "truth"
+    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_LINESTRING, WGS84, QgsCoordinateTransformContext(),
+                                        options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not add the truth layer to {path}: {writer.errorMessage()}")
+    for row in rows:
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(row["pred_lon"], row["pred_lat"]),
+                                                        QgsPointXY(row["true_lon"], row["true_lat"])]))
+        feature.setAttributes([row["photo"], label_of(row["photo"]), row["error_km"], row["true_lat"],
+                               row["true_lon"]])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the truth line of {row['photo']}: {writer.errorMessage()}")
+    del writer  # closes the layer
+    return True
+
+
+def write_points(writer, fields: QgsFields, pred, label: str) -> None:
+    """One point per top-k guess; with EXIF GPS, each guess's geodesic error in km."""
+    truth = pred.gps
+    errors = pred.errors_km if truth else [None] * len(pred.lat)
+    for rank, (lat, lon, prob, err) in enumerate(zip(pred.lat, pred.lon, pred.prob, errors), start=1):
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
+        feature.setAttributes([
+            pred.source, label, rank, float(prob), float(lat), float(lon),
+            truth[0] if truth else None, truth[1] if truth else None, None if err is None else float(err),
+        ])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
+
+
+def accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
+    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
+    from model_utils.evaluation.accuracy_report import write_accuracy_report
+
+    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
+    with_truth = sum(row.get("true_lat") is not None for row in rows)
+    feedback.pushInfo(f"Accuracy report written: {with_truth} photo(s) with EXIF GPS, "
+                      f"{len(rows) - with_truth} without (left out of the figures)")
+    return Path(paths.html).name

@@ -1,0 +1,174 @@
+"""The GeoCLIP dock: a thin front-end over the Processing algorithms, plus setup and status."""
+
+from __future__ import annotations
+
+from qgis.gui import QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from model_utils.constants import DEFAULT_CLIP
+
+from .. import settings
+from ..guard import guarded
+from ..i18n import tr
+from ..setup.dependencies import check_dependencies
+from ..setup.installer import PLATFORM_ONLY, install_hint
+from .installer_controls import InstallerControls
+
+
+class SetupTab(QWidget):
+    """Which CLIP backbone, weights and cache to use, and whether the Python side is installed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox(tr("Model"))
+        form = QFormLayout(model_box)
+        self.clip_model = QLineEdit(settings.get("clip_model"))
+        self.clip_model.setPlaceholderText(DEFAULT_CLIP)
+        self.clip_model.setToolTip(
+            tr("CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
+            "local folder saved with save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or "
+            f"{DEFAULT_CLIP}.")
+        )
+        self.clip_folder = QgsFileWidget()
+        self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.clip_folder.setToolTip(tr("Pick a local CLIP folder instead of typing a repo id"))
+        self.clip_folder.fileChanged.connect(self._folder_picked)
+        self.weights = QgsFileWidget()
+        self.weights.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.weights.setFilePath(settings.get("weights"))
+        self.weights.setToolTip(
+            tr("Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
+            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel.")
+        )
+        self.cache_dir = QgsFileWidget()
+        self.cache_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.cache_dir.setFilePath(settings.get("cache_dir"))
+        self.cache_dir.setToolTip(
+            tr("Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
+            "Empty: your user cache folder.")
+        )
+        form.addRow(tr("CLIP backbone"), self.clip_model)
+        form.addRow(tr("…or local folder"), self.clip_folder)
+        form.addRow(tr("GeoCLIP weights"), self.weights)
+        form.addRow(tr("Embedding cache"), self.cache_dir)
+        saved_note = QLabel(tr("Choices apply to the next run and are remembered in your QGIS profile "
+                            "(also for the Processing toolbox and qgis_process)."))
+        saved_note.setWordWrap(True)
+        form.addRow(saved_note)
+        self.clip_model.editingFinished.connect(self.save)
+        self.weights.fileChanged.connect(self.save)
+        self.cache_dir.fileChanged.connect(self.save)
+        layout.addWidget(model_box)
+
+        deps_box = QGroupBox(tr("Python dependencies"))
+        deps_layout = QVBoxLayout(deps_box)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(self.status.textInteractionFlags())
+        deps_layout.addWidget(self.status)
+        self.installer = InstallerControls()
+        self.installer.finished.connect(self.refresh_status)
+        deps_layout.addWidget(self.installer)
+        layout.addWidget(deps_box)
+        layout.addStretch(1)
+        self.refresh_status()
+
+    def show_error(self, text: str) -> None:
+        """Where ``@guarded`` shows an unexpected error of this tab's slots."""
+        self.installer.log.appendPlainText(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
+
+    @guarded
+    def _folder_picked(self, path: str) -> None:
+        self.clip_model.setText(path)
+        self.save()
+
+    @guarded
+    def save(self) -> None:
+        """Remember the model choices as shown (QgsSettings); every later run resolves through them."""
+        settings.put("clip_model", self.clip_model.text())
+        settings.put("weights", self.weights.filePath())
+        settings.put("cache_dir", self.cache_dir.filePath())
+
+    def model_parameters(self) -> dict:
+        """The choices as shown, as algorithm parameters: the dock runs what the user sees."""
+        return {"CLIP_MODEL": self.clip_model.text().strip() or None,
+                "WEIGHTS": self.weights.filePath().strip() or None}
+
+    @guarded
+    def refresh_status(self) -> None:
+        """Show found/missing dependencies without importing any of them."""
+        deps = check_dependencies()
+        rows = []
+        for dep in deps:
+            mark = "✔" if dep.found else "✘"
+            version = dep.version or "missing"
+            rows.append(tr(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>"))
+        missing = [d for d in deps if not d.found]
+        if missing:
+            rows.append(tr("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
+                        f"<br><code>{install_hint(missing)}</code>"))
+            rows += [f"<br><b>{d.distribution}</b>: {PLATFORM_ONLY[d.distribution]}." for d in missing
+                     if d.distribution in PLATFORM_ONLY]
+        else:
+            rows.append(tr("<br>All dependencies found."))
+        self.status.setText("<br>".join(rows))
+        self.installer.set_missing(missing)
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a scroll area: a tab never forces the dock (and QGIS's window) taller than the screen."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
+class GeoClipDock(QgsDockWidget):
+    """Dock widget hosting the plugin's tabs, each in a scroll area so the dock fits a laptop screen."""
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__("GeoCLIP", parent)
+        self.iface = iface
+        self.tabs = QTabWidget()
+        from .embeddings_tab import EmbeddingsTab
+        from .geolocate_tab import GeolocateTab
+        from .text_tab import TextTab
+
+        self.geolocate_tab = GeolocateTab(iface)
+        self.text_tab = TextTab(iface)
+        self.embeddings_tab = EmbeddingsTab(iface)
+        self.setup_tab = SetupTab()
+        for tab, title in ((self.geolocate_tab, "Geolocate photos"), (self.text_tab, "Text query"),
+                           (self.embeddings_tab, "GPS embeddings"), (self.setup_tab, "Setup")):
+            self.tabs.addTab(scrolling(tab), title)
+        for tab in self.task_tabs():
+            tab.controls.model_parameters = self.setup_tab.model_parameters
+            tab.controls.iface = iface
+        self.setWidget(self.tabs)
+
+    def index_of(self, tab: QWidget) -> int:
+        """The tab index of ``tab`` (each tab sits inside a scroll area); -1 if it is not one."""
+        return next((i for i in range(self.tabs.count()) if self.tabs.widget(i).widget() is tab), -1)
+
+    def task_tabs(self) -> list[QWidget]:
+        """The tabs that run Processing tasks (each has ``controls``)."""
+        return [self.geolocate_tab, self.text_tab, self.embeddings_tab]
+
+    def shutdown(self) -> None:
+        """Before the plugin unloads: stop every running task and detach it from the widgets about to go."""
+        for tab in self.task_tabs():
+            tab.controls.shutdown()
+        self.setup_tab.installer.shutdown()

@@ -1,0 +1,87 @@
+"""The "Results" group shared by the geolocation tabs (photos, text): top-k, raster grid, output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle, QgsSettings
+from qgis.gui import QgsExtentWidget, QgsFileWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+
+from ..i18n import tr
+
+
+class ResultsOptions(QGroupBox):
+    """Options of the probability rasters and top-k points; remembered under ``key``."""
+
+    def __init__(self, iface, key: str, noun: str, parent: QWidget | None = None) -> None:
+        super().__init__("Results", parent)
+        self.key = key
+        s = QgsSettings()
+        form = QFormLayout(self)
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setValue(s.value(key + "top_k", 5, type=int))
+        self.top_k.setToolTip(tr(f"How many of GeoCLIP's best guesses to keep per {noun} (points layer)"))
+        self.cell = QDoubleSpinBox()
+        self.cell.setDecimals(3)
+        self.cell.setRange(0.001, 10.0)
+        self.cell.setSingleStep(0.05)
+        self.cell.setSuffix(tr(" °"))
+        self.cell.setValue(s.value(key + "cell", 0.25, type=float))
+        self.cell.setToolTip(tr("Raster cell size in degrees (0.25° ≈ 28 km at the equator)"))
+        self.bandwidth = QDoubleSpinBox()
+        self.bandwidth.setRange(0.0, 5000.0)
+        self.bandwidth.setSuffix(tr(" km"))
+        self.bandwidth.setValue(s.value(key + "bandwidth", 50.0, type=float))
+        self.bandwidth.setToolTip(tr("How far each gallery point's probability is spread (Gaussian std. dev.)"))
+        self.extent = QgsExtentWidget()
+        self.extent.setToolTip(tr("Raster extent: empty = whole world; or the map canvas / a layer's extent"))
+        self.extent.setNullValueAllowed(True, tr("Whole world"))
+        self.extent.clear()
+        if iface is not None and iface.mapCanvas() is not None:
+            self.extent.setMapCanvas(iface.mapCanvas())
+        self.density = QCheckBox(tr("Density per km² instead of mass per cell"))
+        self.density.setToolTip(tr("Mass per cell sums to 1 over the world; density divides by cell area"))
+        self.regional = QCheckBox(tr("Regional gallery: zoom to city scale inside the extent"))
+        self.regional.setChecked(s.value(key + "regional", False, type=bool))
+        self.regional.setToolTip(tr("Rank against a dense grid of points over the extent (every 'cell size' degrees) "
+                                 "instead of GeoCLIP's 100K worldwide gallery: zoom the map to a city, set the "
+                                 "extent to the map canvas and run again. Needs an extent."))
+        self.output = QgsFileWidget()
+        self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.output.setFilePath(s.value(key + "output", str(Path.home() / "GeoCLIP"), type=str))
+        self.output.setToolTip(tr("Each run writes a new subfolder here; earlier results are never overwritten"))
+        form.addRow(tr("Top-k"), self.top_k)
+        form.addRow(tr("Cell size"), self.cell)
+        form.addRow(tr("Bandwidth"), self.bandwidth)
+        form.addRow(tr("Extent"), self.extent)
+        form.addRow("", self.density)
+        form.addRow("", self.regional)
+        form.addRow(tr("Output folder"), self.output)
+
+    def parameters(self) -> dict:
+        params = {
+            "TOP_K": self.top_k.value(),
+            "CELL_SIZE": self.cell.value(),
+            "BANDWIDTH_KM": self.bandwidth.value(),
+            "DENSITY": self.density.isChecked(),
+            "GALLERY": 1 if self.regional.isChecked() else 0,
+            "OUTPUT_FOLDER": self.output.filePath(),
+        }
+        if not self.extent.isValid() or self.extent.outputExtent().isNull():
+            params["EXTENT"] = None
+        else:
+            rect: QgsRectangle = self.extent.outputExtent()
+            crs: QgsCoordinateReferenceSystem = self.extent.outputCrs()
+            params["EXTENT"] = f"{rect.xMinimum()},{rect.xMaximum()},{rect.yMinimum()},{rect.yMaximum()} " \
+                               f"[{crs.authid()}]"
+        return params
+
+    def remember(self) -> None:
+        s = QgsSettings()
+        s.setValue(self.key + "top_k", self.top_k.value())
+        s.setValue(self.key + "cell", self.cell.value())
+        s.setValue(self.key + "bandwidth", self.bandwidth.value())
+        s.setValue(self.key + "regional", self.regional.isChecked())
+        s.setValue(self.key + "output", self.output.filePath())

@@ -1,0 +1,1 @@
+"""GeoCLIP embeddings as features: probes (classifiers), their reports, PCA."""

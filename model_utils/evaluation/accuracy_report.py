@@ -1,0 +1,375 @@
+"""The accuracy report: the GeoCLIP paper's table for a set of photos, as CSV and as one HTML file.
+
+Pure Python (numpy + pyproj through :mod:`model_utils.geo`), so the Processing algorithms, the
+demo and the tests all write the same report without Qt or QGIS.
+
+Files written into ``folder`` (``stem`` defaults to ``accuracy``):
+
+``accuracy.csv``  one table, columns ``threshold_km, name, share, percent, n_within, n, error_km``:
+    five rows for the paper's thresholds (street 1 km ... continent 2500 km; ``share`` in 0..1,
+    ``percent`` = 100 * share, ``n_within`` photos within, ``n`` photos evaluated), then the rows
+    ``median_error`` and ``mean_error`` (value in ``error_km``) and ``without_ground_truth``
+    (``n`` = photos left out because they have no true position). Blank cells do not apply.
+``per_photo.csv`` (``<stem>_per_photo.csv`` for another stem) one row per photo:
+    ``photo, photo_name, pred_lat, pred_lon, true_lat, true_lon, error_km, prob``.
+``accuracy.html`` self-contained (inline CSS and SVG, no scripts, no external files): the table in
+    the paper's layout next to the paper's own Im2GPS3k row, median/mean error and N, a chart of
+    the share of photos within d km (log axis 0.1 ... 20,000 km), and the per-photo table.
+
+Nothing is ever overwritten: if any of the three names is taken, all three get the first free
+suffix (``accuracy_2.csv``, ``per_photo_2.csv``, ``accuracy_2.html``). Each file is written to a
+hidden temp file in the same folder and renamed into place, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..geo import ACCURACY_THRESHOLDS_KM, AccuracyReport, accuracy_at_thresholds, geodesic_km, threshold_name
+from ..safe_files import next_free, write_texts
+
+__all__ = [
+    "PAPER_IM2GPS3K_PERCENT",
+    "PhotoResult",
+    "ReportPaths",
+    "photo_result",
+    "write_accuracy_report",
+]
+
+# GeoCLIP (NeurIPS 2023), Table 1, Im2GPS3k: % of photos within 1 / 25 / 200 / 750 / 2500 km.
+PAPER_IM2GPS3K_PERCENT: tuple[float, ...] = (14.11, 34.47, 50.65, 69.67, 83.82)
+
+CHART_MIN_KM = 0.1
+CHART_MAX_KM = 20_000.0
+
+ACCURACY_COLUMNS = ("threshold_km", "name", "share", "percent", "n_within", "n", "error_km")
+PER_PHOTO_COLUMNS = ("photo", "photo_name", "pred_lat", "pred_lon", "true_lat", "true_lon", "error_km", "prob")
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """One photo's top-1 guess and, when known, where it was really taken.
+
+    ``true_lat``/``true_lon`` are None for photos without EXIF GPS; ``error_km`` is computed
+    geodesically (WGS84) from the coordinates when not given.
+    """
+
+    photo: str
+    pred_lat: float
+    pred_lon: float
+    true_lat: float | None = None
+    true_lon: float | None = None
+    error_km: float | None = None
+    prob: float | None = None
+    photo_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.photo_name or Path(self.photo).name or self.photo
+
+    @property
+    def has_truth(self) -> bool:
+        return self.true_lat is not None and self.true_lon is not None
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """The files actually written (their names may carry a ``_2``... suffix) and the numbers in them."""
+
+    csv: Path
+    per_photo_csv: Path
+    html: Path
+    accuracy: AccuracyReport
+
+
+def _number(value: Any) -> float | None:
+    """A float, or None for missing values (None, NaN, empty strings; callers pass plain Python values)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip() in ("", "NULL"):
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def photo_result(row: PhotoResult | Mapping[str, Any]) -> PhotoResult:
+    """Accept a :class:`PhotoResult` or a dict (``pred_lat``/``pred_lon``, or ``lat``/``lon``)."""
+    if isinstance(row, PhotoResult):
+        result = row
+    else:
+        def first(*keys: str) -> Any:
+            return next((row[k] for k in keys if k in row and row[k] is not None), None)
+
+        pred_lat, pred_lon = _number(first("pred_lat", "lat")), _number(first("pred_lon", "lon"))
+        if pred_lat is None or pred_lon is None:
+            raise ValueError(f"photo {first('photo', 'path', 'photo_name')!r} has no predicted lat/lon")
+        result = PhotoResult(
+            photo=str(first("photo", "path", "photo_name") or ""),
+            pred_lat=pred_lat, pred_lon=pred_lon,
+            true_lat=_number(first("true_lat")), true_lon=_number(first("true_lon")),
+            error_km=_number(first("error_km")), prob=_number(first("prob")),
+            photo_name=None if first("photo_name") is None else str(first("photo_name")),
+        )
+    if result.has_truth and result.error_km is None:
+        error = float(geodesic_km(result.true_lat, result.true_lon, result.pred_lat, result.pred_lon))
+        result = PhotoResult(result.photo, result.pred_lat, result.pred_lon, result.true_lat, result.true_lon,
+                             error, result.prob, result.photo_name)
+    elif not result.has_truth and result.error_km is not None:
+        result = PhotoResult(result.photo, result.pred_lat, result.pred_lon, None, None, None, result.prob,
+                             result.photo_name)
+    return result
+
+
+def write_accuracy_report(rows: Iterable[PhotoResult | Mapping[str, Any]], folder: str | Path,
+                          title: str = "GeoCLIP geolocation accuracy", stem: str = "accuracy") -> ReportPaths:
+    """Write the accuracy CSV, the per-photo CSV and the HTML report into ``folder`` (created if needed).
+
+    Photos without ground truth are listed but left out of every figure. Raises ValueError when
+    no photo has ground truth (there is nothing to evaluate) or a coordinate is out of range.
+    """
+    results = [photo_result(r) for r in rows]
+    errors = np.array([r.error_km if r.has_truth else np.nan for r in results], dtype=np.float64)
+    report = accuracy_at_thresholds(errors)
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, per_photo_path, html_path = _free_names(folder, stem)
+    contents = {
+        csv_path: _accuracy_csv(report, errors),
+        per_photo_path: _per_photo_csv(results),
+        html_path: _html(report, results, errors, title, csv_path.name, per_photo_path.name),
+    }
+    write_texts(contents)
+    return ReportPaths(csv=csv_path, per_photo_csv=per_photo_path, html=html_path, accuracy=report)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _free_names(folder: Path, stem: str) -> tuple[Path, Path, Path]:
+    """The three report files under the first suffix ('', '_2', '_3', ...) for which none exists yet."""
+    per_photo_stem = "per_photo" if stem == "accuracy" else f"{stem}_per_photo"
+
+    def names(suffix: str) -> tuple[Path, Path, Path]:
+        return (folder / f"{stem}{suffix}.csv", folder / f"{per_photo_stem}{suffix}.csv",
+                folder / f"{stem}{suffix}.html")
+
+    return names(next_free("", lambda suffix: any(p.exists() for p in names(suffix))))
+
+
+def _g(value: float | None, fmt: str) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def _accuracy_csv(report: AccuracyReport, errors: np.ndarray) -> str:
+    valid = errors[~np.isnan(errors)]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(ACCURACY_COLUMNS)
+    for row in report.as_rows():
+        n_within = int(np.count_nonzero(valid <= row["threshold_km"]))
+        writer.writerow([_g(row["threshold_km"], "g"), row["name"], _g(row["share"], ".10g"),
+                         _g(row["percent"], ".10g"), n_within, report.n, ""])
+    writer.writerow(["", "median_error", "", "", "", report.n, _g(report.median_km, ".4f")])
+    writer.writerow(["", "mean_error", "", "", "", report.n, _g(report.mean_km, ".4f")])
+    writer.writerow(["", "without_ground_truth", "", "", "", report.n_ignored, ""])
+    return out.getvalue()
+
+
+def _per_photo_csv(results: list[PhotoResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(PER_PHOTO_COLUMNS)
+    for r in results:
+        writer.writerow([r.photo, r.name, _g(r.pred_lat, ".6f"), _g(r.pred_lon, ".6f"), _g(r.true_lat, ".6f"),
+                         _g(r.true_lon, ".6f"), _g(r.error_km, ".4f"), _g(r.prob, ".6g")])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2329;margin:2em auto;
+max-width:980px;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em}
+.meta{color:#5b6770;margin-top:0}
+table{border-collapse:collapse;margin:.6em 0}
+th,td{border-bottom:1px solid #d5dbe0;padding:.35em .7em;text-align:right;vertical-align:top}
+th{background:#f2f5f7;font-weight:600}
+th.l,td.l{text-align:left}
+tr.ref td{color:#5b6770;font-style:italic}
+.accuracy td.v{font-variant-numeric:tabular-nums;font-weight:600}
+.summary td{text-align:left}
+.photos td{font-variant-numeric:tabular-nums}
+.photos td.l{max-width:22em;overflow-wrap:anywhere}
+.nogps{color:#8a949c}
+.note{color:#5b6770;font-size:.92em}
+svg{max-width:100%;height:auto}
+"""
+
+
+def _fmt_km(km: float) -> str:
+    if km < 10:
+        return f"{km:.2f} km"
+    if km < 1000:
+        return f"{km:.1f} km"
+    return f"{km:,.0f} km"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray, title: str,
+          csv_name: str, per_photo_name: str) -> str:
+    rows = report.as_rows()
+    head = "".join(f'<th>{_e(r["name"].capitalize())}<br>{r["threshold_km"]:g} km</th>' for r in rows)
+    ours = "".join(f'<td class="v">{r["percent"]:.2f}</td>' for r in rows)
+    table = [f'<table class="accuracy"><thead><tr><th class="l">% of photos within</th>{head}</tr></thead><tbody>',
+             f'<tr><td class="l">This set (N = {report.n})</td>{ours}</tr>']
+    if tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM:
+        paper = "".join(f"<td>{p:.2f}</td>" for p in PAPER_IM2GPS3K_PERCENT)
+        table.append(f'<tr class="ref"><td class="l">Reference: GeoCLIP paper, Im2GPS3k (N = 2,997)</td>{paper}</tr>')
+    table.append("</tbody></table>")
+    summary = (
+        '<table class="summary"><tbody>'
+        f"<tr><th class=\"l\">Photos evaluated (N)</th><td>{report.n}</td></tr>"
+        f"<tr><th class=\"l\">Median error</th><td>{_e(_fmt_km(report.median_km))}</td></tr>"
+        f"<tr><th class=\"l\">Mean error</th><td>{_e(_fmt_km(report.mean_km))}</td></tr>"
+        f"<tr><th class=\"l\">Photos without ground truth (left out)</th><td>{report.n_ignored}</td></tr>"
+        "</tbody></table>"
+    )
+    generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">Generated {generated} · top-1 predictions against the true position (EXIF GPS or '
+        f"given coordinates) · distances geodesic on the WGS84 ellipsoid · data: {_e(csv_name)}, "
+        f"{_e(per_photo_name)}</p>",
+        "<h2>Accuracy at the paper's thresholds</h2>",
+        *table,
+        '<p class="note">Share of photos whose top-1 prediction lies within each distance of the true position '
+        "(an error exactly on a threshold counts as within). The reference row is the GeoCLIP paper's result on "
+        "the Im2GPS3k benchmark, for scale only: a different set of photos gives different numbers.</p>",
+        summary,
+        "<h2>Accuracy against distance</h2>",
+        _svg_chart(errors[~np.isnan(errors)], report),
+        '<p class="note">Cumulative share of photos whose error is at most d km (log scale). Dots mark this '
+        "set at the five thresholds; hollow diamonds the paper's Im2GPS3k values.</p>",
+        "<h2>Per photo</h2>",
+        _photo_table(results),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _photo_table(results: list[PhotoResult]) -> str:
+    rows = []
+    for i, r in enumerate(results, start=1):
+        if r.has_truth:
+            truth = f"<td>{r.true_lat:.5f}</td><td>{r.true_lon:.5f}</td>"
+            error = f"<td>{r.error_km:,.2f}</td><td class=\"l\">{_e(_closest_threshold(r.error_km))}</td>"
+        else:
+            truth = '<td class="nogps" colspan="2">no ground truth</td>'
+            error = '<td class="nogps">–</td><td class="l nogps">not evaluated</td>'
+        prob = "–" if r.prob is None else f"{r.prob:.4f}"
+        rows.append(f'<tr><td>{i}</td><td class="l" title="{_e(r.photo)}">{_e(r.name)}</td>'
+                    f"<td>{r.pred_lat:.5f}</td><td>{r.pred_lon:.5f}</td>{truth}{error}<td>{prob}</td></tr>")
+    return ('<table class="photos"><thead><tr><th>#</th><th class="l">Photo</th><th>Pred. lat</th>'
+            "<th>Pred. lon</th><th>True lat</th><th>True lon</th><th>Error (km)</th><th class=\"l\">Within</th>"
+            "<th>Top-1 prob.</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _closest_threshold(error_km: float) -> str:
+    for t in ACCURACY_THRESHOLDS_KM:
+        if error_km <= t:
+            return f"{threshold_name(t)} ({t:g} km)"
+    return f"beyond {ACCURACY_THRESHOLDS_KM[-1]:g} km"
+
+
+def _svg_chart(errors: np.ndarray, report: AccuracyReport) -> str:
+    """Empirical cumulative share of photos within d km, as a step line on a log distance axis."""
+    width, height = 760, 380
+    left, right, top, bottom = 64, 24, 44, 56
+    plot_w, plot_h = width - left - right, height - top - bottom
+    lo, hi = math.log10(CHART_MIN_KM), math.log10(CHART_MAX_KM)
+
+    def x(km: float) -> float:
+        km = min(max(km, CHART_MIN_KM), CHART_MAX_KM)
+        return left + (math.log10(km) - lo) / (hi - lo) * plot_w
+
+    def y(share: float) -> float:
+        return top + (1.0 - share) * plot_h
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" role="img" aria-labelledby="chart-title chart-desc" class="chart" '
+           'font-family="system-ui,sans-serif" font-size="12">',
+           '<title id="chart-title">Share of photos within a distance</title>',
+           f'<desc id="chart-desc">Cumulative share of the {report.n} evaluated photos whose error is at most '
+           f"d km, for d from {CHART_MIN_KM:g} to {CHART_MAX_KM:,.0f} km on a log scale.</desc>",
+           f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fbfcfd" stroke="#aab4bc"/>']
+    for share in (0.0, 0.25, 0.5, 0.75, 1.0):  # horizontal grid + y labels
+        yy = y(share)
+        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{left + plot_w}" y2="{yy:.1f}" stroke="#e3e8ec"/>')
+        out.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end" fill="#5b6770">{share * 100:.0f}%</text>')
+    for exp in range(-1, 5):  # decades on the x axis
+        km = 10.0 ** exp
+        xx = x(km)
+        out.append(f'<line x1="{xx:.1f}" y1="{top + plot_h}" x2="{xx:.1f}" y2="{top + plot_h + 5}" stroke="#5b6770"/>')
+        out.append(f'<text x="{xx:.1f}" y="{top + plot_h + 19}" text-anchor="middle" fill="#5b6770">{km:,g}</text>')
+    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 12}" text-anchor="middle" fill="#1d2329">'
+               "Distance from the true position, d (km, log scale)</text>")
+    out.append(f'<text transform="translate(16 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+               'fill="#1d2329">Photos within d</text>')
+    for t in report.thresholds_km:  # the paper's thresholds
+        xx = x(t)
+        out.append(f'<line x1="{xx:.1f}" y1="{top}" x2="{xx:.1f}" y2="{top + plot_h}" stroke="#c2a25a" '
+                   'stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{xx:.1f}" y="{top - 20}" text-anchor="middle" fill="#7a6328">'
+                   f"{_e(threshold_name(t).capitalize())}</text>")
+        out.append(f'<text x="{xx:.1f}" y="{top - 7}" text-anchor="middle" fill="#7a6328">{t:,g} km</text>')
+    # The step line: flat between errors, rising by 1/n at each one.
+    ordered = np.sort(errors)
+    n = ordered.size
+    share = float(np.count_nonzero(ordered <= CHART_MIN_KM)) / n
+    points = [f"M{x(CHART_MIN_KM):.1f},{y(share):.1f}"]
+    for value in np.unique(ordered[(ordered > CHART_MIN_KM) & (ordered <= CHART_MAX_KM)]):
+        new_share = float(np.count_nonzero(ordered <= value)) / n
+        points.append(f"H{x(float(value)):.1f}V{y(new_share):.1f}")
+        share = new_share
+    points.append(f"H{x(CHART_MAX_KM):.1f}")
+    out.append(f'<path class="cdf" d="{"".join(points)}" fill="none" stroke="#1f6fb2" stroke-width="2.2"/>')
+    if tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM:
+        for t, p in zip(report.thresholds_km, PAPER_IM2GPS3K_PERCENT):
+            xx, yy = x(t), y(p / 100.0)
+            out.append(f'<path d="M{xx:.1f},{yy - 5:.1f}l5,5l-5,5l-5,-5z" fill="#fff" stroke="#8a949c" '
+                       'stroke-width="1.5"><title>Paper, Im2GPS3k: '
+                       f"{p:.2f}% within {t:g} km</title></path>")
+    for t, s in zip(report.thresholds_km, report.share_within):
+        xx, yy = x(t), y(s)
+        out.append(f'<circle cx="{xx:.1f}" cy="{yy:.1f}" r="4.5" fill="#1f6fb2"><title>This set: '
+                   f"{100 * s:.2f}% within {t:g} km</title></circle>")
+        out.append(f'<text x="{xx + 7:.1f}" y="{yy - 7:.1f}" fill="#1f6fb2" font-weight="600">{100 * s:.1f}%</text>')
+    # Legend in the lower right, where a cumulative curve rarely passes.
+    legend_x, legend_y = left + plot_w - 282, top + plot_h - 52
+    out.append(f'<rect x="{legend_x - 8}" y="{legend_y - 12}" width="276" height="44" fill="#fff" '
+               'fill-opacity="0.9" stroke="#d5dbe0"/>')
+    out.append(f'<line x1="{legend_x}" y1="{legend_y}" x2="{legend_x + 22}" y2="{legend_y}" stroke="#1f6fb2" '
+               'stroke-width="2.2"/>')
+    out.append(f'<text x="{legend_x + 28}" y="{legend_y + 4}" fill="#1d2329">This set (N = {report.n})</text>')
+    if tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM:
+        out.append(f'<path d="M{legend_x + 11},{legend_y + 13}l5,5l-5,5l-5,-5z" fill="#fff" stroke="#8a949c" '
+                   'stroke-width="1.5"/>')
+        out.append(f'<text x="{legend_x + 28}" y="{legend_y + 22}" fill="#1d2329">GeoCLIP paper, Im2GPS3k '
+                   "(reference)</text>")
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""From gallery scores to maps: grids, the geodesic kernel, similarity fields."""

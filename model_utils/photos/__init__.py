@@ -1,0 +1,1 @@
+"""Reading photos safely: decoding, size limits, EXIF GPS and time."""
