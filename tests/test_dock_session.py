@@ -16,8 +16,8 @@ from qgis.core import QgsApplication, QgsProject, QgsSettings
 from qgis.PyQt.QtCore import QThread
 
 from geoclip_qgis.guard import LOG_TAG
-from tests.photos import write_photos
 from tests.qgis_events import use_folder, wait_for
+from tools.samples.photos import write_photos
 
 
 # ------------------------------------------------------------------ 1. widgets only on the main thread
@@ -222,7 +222,7 @@ def _run_folder(tab, folder, out) -> str:
 
 
 def test_counts_never_call_a_failure_a_success(loaded_plugin, clip_env, tmp_path):  # noqa: ARG001
-    from tests.photos import write_gps_photo
+    from tools.samples.photos import write_gps_photo
 
     tab = loaded_plugin.dock.geolocate_tab
     tab.cell.setValue(2.0)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from model_utils.photos.images import PhotoError, load_photo, read_exif_gps
-from tests.photos import assert_close, rgb_at
+from tools.samples.photos import assert_close, rgb_at
 
 # Hand-built EXIF, so tests can store values PIL's writer refuses (wrong types, zero denominators).
 ASCII, RATIONAL = 2, 5

@@ -8,8 +8,8 @@ from osgeo import gdal
 from qgis.core import QgsProject, QgsVectorLayer
 
 from geoclip_qgis.compat import WKB_POINT, FieldType
-from tests.official import kauai_png
-from tests.photos import write_gps_photo, write_photos
+from tools.samples.official import kauai_png
+from tools.samples.photos import write_gps_photo, write_photos
 
 
 def run(params):

@@ -14,9 +14,9 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from tests.official import kauai_png
-from tests.photos import write_gps_photo, write_photos
-from tests.rendering import world_basemap
+from tools.samples.official import kauai_png
+from tools.samples.photos import write_gps_photo, write_photos
+from tools.samples.rendering import world_basemap
 
 
 @pytest.fixture()

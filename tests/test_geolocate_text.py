@@ -154,7 +154,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
         QgsSettings,
     )
 
-    from tests.rendering import world_basemap
+    from tools.samples.rendering import world_basemap
 
     tab = loaded_plugin.dock.text_tab
     tabs = loaded_plugin.dock.tabs

@@ -215,7 +215,7 @@ def test_the_algorithm_shows_the_download_in_bytes_and_cancel_stops_it(geoclip_p
     from qgis.core import QgsProcessingException
 
     from model_utils.model.geoclip import release_shared_model
-    from tests.photos import write_photos
+    from tools.samples.photos import write_photos
 
     write_photos(tmp_path / "in", n=1)
     params = {"FOLDER": str(tmp_path / "in"), "TOP_K": 1, "CELL_SIZE": 10.0, "OUTPUT_FOLDER": str(tmp_path / "out")}

@@ -22,7 +22,7 @@ from PIL import Image, ImageFile
 
 from model_utils.photos import images
 from model_utils.photos.images import PhotoError, load_photo, read_exif_gps
-from tests.photos import noisy_rgb
+from tools.samples.photos import noisy_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from model_utils.photos.folders import find_photos
 from model_utils.photos.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     PhotoError,
-    find_photos,
     iter_photos,
     load_photo,
 )
-from tests.photos import assert_close, noisy_rgb, rgb_at
+from tools.samples.photos import assert_close, noisy_rgb, rgb_at
 
 # ------------------------------------------------------------------------------------- helpers
 

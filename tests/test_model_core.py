@@ -12,8 +12,8 @@ from PIL import Image
 from model_utils import GeoCLIP
 from model_utils.errors import BackboneUnavailable, WeightsError
 from model_utils.model.gallery import Gallery, cache_path
-from tests.official import kauai_png, official_model_package
-from tests.photos import write_gps_photo, write_photos
+from tools.samples.official import kauai_png, official_model_package
+from tools.samples.photos import write_gps_photo, write_photos
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from osgeo import gdal
 
-from tests.official import kauai_png
+from tools.samples.official import kauai_png
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from qgis.core import QgsProcessingException, QgsVectorLayer
 from model_utils.errors import GeoClipError
 from model_utils.model.gallery import Gallery
 from tests.embedding_helpers import LogFeedback
-from tests.official import kauai_png
+from tools.samples.official import kauai_png
 
 PARIS = "2.2,2.5,48.8,48.95 [EPSG:4326]"  # xmin, xmax, ymin, ymax
 

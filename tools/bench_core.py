@@ -10,19 +10,17 @@ ours vs the bare vision-tower forward, the gallery cache build and load, photos 
 folder of 32 camera-sized photos with and without decode/inference overlap, and the 0.1 degree
 world probability raster. Peak RSS of each model is measured in its own subprocess.
 
-Run it through ``tools/bench.py --only core``; ``python tools/bench_core.py --rss-child ...`` is
-the subprocess entry used for the memory measurement.
+Run it through ``tools/bench.py --only core``; the memory measurement runs ``tools/bench_rss.py`` in a
+subprocess per model.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script (the RSS subprocess)
+if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
+from tools.bench_rss import measure_rss  # noqa: E402
 
 CLIP_SIZE = "vit-l-14"
 CLIP_DIR = ".clip-vit-l-14"
@@ -47,7 +46,6 @@ OFFICIAL_IMAGES = 2  # official predict() takes ~12 s per call here
 PAIRS = 3  # (ours, bare) pairs before and after each official call
 RASTER_REPS = 3
 RASTER_CELL_DEG = 0.1
-CHILD_TIMEOUT_S = 600
 
 TARGET_SPEEDUP = (">=", 8.0)
 TARGET_OVERHEAD = ("<=", 15.0)
@@ -90,7 +88,7 @@ def ensure_clip(root: Path | None = None) -> tuple[Path, float | None]:
     """The random ViT-L/14-shaped CLIP folder (built on first use, ~1.7 GB) and its build time."""
     import transformers
 
-    from tests.clip_factory import build_clip
+    from tools.samples.clip_factory import build_clip
 
     folder = (root or bench_dir()) / CLIP_DIR
     if not _complete(folder):
@@ -101,8 +99,8 @@ def ensure_clip(root: Path | None = None) -> tuple[Path, float | None]:
 
 
 def ensure_folder_photos(root: Path | None = None) -> tuple[list[Path], float | None]:
-    """32 synthetic camera-sized JPEGs (tests/photos.py), written once."""
-    from tests.photos import write_photos
+    """32 synthetic camera-sized JPEGs (tools/samples/photos.py), written once."""
+    from tools.samples.photos import write_photos
 
     folder = (root or bench_dir()) / PHOTOS_DIR
     if not _complete(folder):
@@ -141,26 +139,6 @@ def _pixels(processor, path: Path):
     return processor(images=[load_photo(path).image], return_tensors="pt")["pixel_values"]
 
 
-def _child_env() -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    return env
-
-
-def _measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path) -> dict:
-    """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", which, "--clip", str(clip),
-           "--photo", str(photo), "--cache-dir", str(cache_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(), timeout=CHILD_TIMEOUT_S,
-                          check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"RSS subprocess '{which}' failed (exit {proc.returncode}): {' / '.join(tail)}")
-    return json.loads(lines[-1])
-
-
 # ---------------------------------------------------------------------------- the section
 def bench_core(out: dict) -> None:
     """Fill ``out`` with the core measurements (see the module docstring)."""
@@ -169,11 +147,11 @@ def bench_core(out: dict) -> None:
     clip, clip_built = ensure_clip(root)
     folder_photos, photos_built = ensure_folder_photos(root)
     out["setup"] = {
-        "backbone": f"random CLIPModel with the {CLIP_SIZE} shape (tests/clip_factory.py), fp32, CPU",
+        "backbone": f"random CLIPModel with the {CLIP_SIZE} shape (tools/samples/clip_factory.py), fp32, CPU",
         "backbone_folder": str(clip),
         "backbone_build_s": "reused" if clip_built is None else round(clip_built, 1),
         "folder_photos": f"{len(folder_photos)} JPEGs of {FOLDER_PHOTO_SIZE[0]}x{FOLDER_PHOTO_SIZE[1]} "
-                         f"(tests/photos.py) in {clip.parent / PHOTOS_DIR}",
+                         f"(tools/samples/photos.py) in {clip.parent / PHOTOS_DIR}",
         "folder_photos_build_s": "reused" if photos_built is None else round(photos_built, 1),
     }
     work = Path(tempfile.mkdtemp(prefix="core-", suffix=".tmp", dir=root))
@@ -189,8 +167,8 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
 
     from model_utils import GeoCLIP
     from model_utils.maps.heatmap import GridSpec, probability_grid
-    from tests.official import official_model_package
-    from tests.photos import write_photos
+    from tools.samples.official import official_model_package
+    from tools.samples.photos import write_photos
 
     out["setup"]["torch_threads"] = torch.get_num_threads()
     samples: dict = {}
@@ -358,7 +336,7 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
     model = vision = None
     gc.collect()
     log("core: peak RSS of ours and of the official model, each in its own subprocess")
-    rss = {which: _measure_rss(which, clip, photos[0], cache) for which in ("ours", "official")}
+    rss = {which: measure_rss(which, clip, photos[0], cache) for which in ("ours", "official")}
     out["rss"] = rss
     for which, label in (("ours", "Ours (vision tower only)"), ("official", "Official (full CLIPModel)")):
         r = rss[which]
@@ -379,76 +357,3 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
         "The official predict() encodes all 100K gallery points on every call; ours reads them once from "
         "the on-disk cache, so the speed-up is about (gallery encode + backbone) / backbone.",
     ]
-
-
-# ---------------------------------------------------------------------------- RSS subprocess
-def _peak_rss_mb() -> float:
-    """High-water RSS of this process image.
-
-    ``VmHWM`` is reset by exec; ``ru_maxrss`` is not: a child forked from a 4 GB benchmark process
-    reports 4 GB whatever it does itself, so ru_maxrss is only the fallback.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _rss_child(which: str, clip: str, photo: str, cache_dir: str) -> dict:
-    """Load one model, predict one photo; report memory (MB) and times."""
-    import psutil
-    import torch
-
-    proc = psutil.Process()
-    if which == "ours":
-        from model_utils.model.geoclip import GeoCLIP
-
-        base = proc.memory_info().rss
-
-        def load():
-            m = GeoCLIP.from_pretrained(clip_model=clip, device="cpu", cache_dir=cache_dir)
-            m.load_backbone()
-            m.gallery_embeddings()
-            return m
-
-        def predict(m):
-            return m.predict([photo], top_k=TOP_K)
-    else:
-        from tests.official import official_model_package
-
-        pkg = official_model_package()
-        base = proc.memory_info().rss
-
-        def load():
-            return pkg.GeoCLIP(from_pretrained=True, clip_path=clip).eval()
-
-        def predict(m):
-            return m.predict(photo, top_k=TOP_K)
-
-    t_load, model = _timed(load)
-    loaded = proc.memory_info().rss
-    t_pred, _ = _timed(predict, model)
-    return {"which": which, "after_imports_mb": base / 2**20, "after_load_mb": loaded / 2**20,
-            "peak_rss_mb": _peak_rss_mb(), "load_s": t_load, "predict_s": t_pred,
-            "torch_threads": torch.get_num_threads()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="RSS subprocess of the core benchmark")
-    parser.add_argument("--rss-child", choices=("ours", "official"), required=True)
-    parser.add_argument("--clip", required=True)
-    parser.add_argument("--photo", required=True)
-    parser.add_argument("--cache-dir", required=True)
-    args = parser.parse_args(argv)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    print(json.dumps(_rss_child(args.rss_child, args.clip, args.photo, args.cache_dir)), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

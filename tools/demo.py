@@ -116,7 +116,7 @@ def run(args) -> int:
     from geoclip_qgis.layers import style_prediction_points, style_probability_raster, style_similarity_raster
     from geoclip_qgis.processing.provider import GeoClipProvider
     from model_utils.model.weights import wheel_package_dir
-    from tests.rendering import render_layers, world_basemap
+    from tools.samples.rendering import render_layers, world_basemap
 
     Processing.initialize()
     provider = GeoClipProvider()  # keep a Python reference while it is registered

@@ -17,7 +17,6 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Union
 
 import numpy as np
@@ -31,7 +30,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "Photo",
     "PhotoError",
-    "find_photos",
     "iter_photos",
     "load_photo",
     "read_exif_gps",
@@ -126,33 +124,6 @@ def read_exif_gps(src: PhotoSource) -> tuple[float, float] | None:
         with _open_image(fp, source) as im:
             _check_size(im, source, DEFAULT_MAX_PIXELS)
             return gps_from_exif(safe_exif(im))
-
-
-def find_photos(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Sorted photo files in ``folder`` (suffix in IMAGE_EXTENSIONS, any case); hidden ones skipped.
-
-    Hidden means a name starting with "." (or the Windows hidden attribute), for files and, when
-    recursive, for folders too, so thumbnails caches like ``.thumbnails/`` stay out of a batch.
-    Sub-folders that cannot be listed are skipped; symlinked folders are not followed (no loops).
-    """
-    root = Path(os.fspath(folder))
-    try:
-        st = root.stat()
-    except (OSError, ValueError):
-        raise PhotoError(
-            f"Photo folder not found: '{root}'. Check the path and that the drive is mounted."
-        ) from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise PhotoError(f"'{root}' is a file, not a folder. Choose the folder that holds the photos.")
-    try:
-        found = _scan(root, recursive, top=True)
-    except PermissionError:
-        raise PhotoError(
-            f"Photo folder '{root}' cannot be listed (permission denied). Check its permissions."
-        ) from None
-    except OSError as exc:
-        raise PhotoError(f"Photo folder '{root}' cannot be listed ({exc.strerror or exc}).") from None
-    return sorted(found)
 
 
 def iter_photos(
@@ -384,37 +355,3 @@ def _stretch_to_8bit(values: np.ndarray) -> np.ndarray:
 
 def _grey_to_rgb(grey: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(grey)).convert("RGB")
-
-
-# --------------------------------------------------------------------------------------------
-# folders
-
-
-def _is_hidden(entry: os.DirEntry) -> bool:
-    if entry.name.startswith("."):
-        return True
-    attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)  # Windows only
-    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0))
-
-
-def _scan(folder: Path, recursive: bool, *, top: bool) -> list[Path]:
-    found: list[Path] = []
-    try:
-        with os.scandir(folder) as entries:
-            entries = list(entries)
-    except OSError:
-        if top:
-            raise
-        return found  # an unreadable sub-folder does not stop the batch
-    for entry in entries:
-        try:
-            if _is_hidden(entry):
-                continue
-            if entry.is_file():
-                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append(folder / entry.name)
-            elif recursive and entry.is_dir(follow_symlinks=False):
-                found.extend(_scan(folder / entry.name, recursive, top=False))
-        except OSError:
-            continue  # vanished or unreadable entry
-    return found

@@ -214,7 +214,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         folder = self.parameterAsFile(parameters, self.FOLDER, context)
         if folder:
             from model_utils.errors import GeoClipError
-            from model_utils.photos.images import find_photos
+            from model_utils.photos.folders import find_photos
 
             try:
                 found = find_photos(folder, recursive=self.parameterAsBool(parameters, self.RECURSIVE, context))
