@@ -49,8 +49,40 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
+    NO_INPUT = ""  # an algorithm with optional inputs of which one is needed says so here, and in has_input
+
+    def has_input(self, parameters, context) -> bool:
+        return True
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        """Refuse a run with no input at all before a task starts (the dock and the toolbox both ask)."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok and self.NO_INPUT and not self.has_input(parameters, context):
+            return False, self.NO_INPUT
+        return ok, message
+
+    def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802 - QGIS API
+        """Reads the parameters on the main thread into ``self.job`` (``prepare``), before the task starts.
+
+        A bad parameter found here is raised again by ``processAlgorithm``: QGIS would turn an exception
+        from this method into a generic "There were errors executing the algorithm" for ``processing.run``
+        callers, and the message is the useful part."""
+        self.job, self.refusal = None, None
+        try:
+            self.job = self.prepare(parameters, context, feedback)
+        except QgsProcessingException as exc:
+            self.refusal = exc
+        return True
+
+    def prepare(self, parameters, context, feedback):
+        """The run's plain-data job (a frozen dataclass), or None for an algorithm that reads its
+        parameters in ``process``."""
+        return None
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         """Runs ``process`` in a thread Python starts itself (see ``in_python_thread``)."""
+        if getattr(self, "refusal", None) is not None:
+            raise self.refusal
         return in_python_thread(lambda: self.process(parameters, context, feedback))
 
     def process(self, parameters, context, feedback) -> dict:
@@ -112,8 +144,9 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         except ValueError as exc:
             raise QgsProcessingException(f"Raster extent / cell size: {exc}") from exc
 
-    def load_model(self, parameters, context, feedback: QgsProcessingFeedback):
-        """The process-wide shared GeoCLIP (loaded once, reused by later runs)."""
+    def load_model(self, choices: dict, feedback: QgsProcessingFeedback):
+        """The process-wide shared GeoCLIP for ``choices`` (``model_choices``; loaded once, reused by later
+        runs)."""
         try:
             ensure_model_utils_importable()
         except ImportError as exc:  # a foreign model_utils, or ours missing: the message says which
@@ -127,7 +160,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                 "panel's Setup tab to see what is missing and how to install it.") from exc
         feedback.pushInfo("Loading GeoCLIP (the first run in a QGIS session takes longest)…")
         try:
-            return shared_model(**self.model_choices(parameters, context))
+            return shared_model(**choices)
         except (GeoClipError, ValueError) as exc:
             raise QgsProcessingException(str(exc)) from exc
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 from qgis.core import QgsProcessingException
 
 
-def regional_gallery(alg, parameters, context, feedback):
-    """The dense grid gallery over the raster extent, or None for GeoCLIP's worldwide gallery."""
-    if alg.parameterAsEnum(parameters, alg.GALLERY, context) != 1:
-        return None
-    if parameters.get(alg.EXTENT) in (None, ""):
-        raise QgsProcessingException(
-            "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
-            "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
-    spacing = alg.parameterAsDouble(parameters, alg.GALLERY_SPACING, context) or \
-        alg.parameterAsDouble(parameters, alg.CELL_SIZE, context)
-    spec = alg.grid_spec(parameters, context, alg.EXTENT, alg.CELL_SIZE)  # the raster's snapped extent
+def regional_gallery(spec, spacing: float, bandwidth_km: float, feedback):
+    """A dense grid gallery over the raster extent ``spec`` (a GridSpec), every ``spacing`` degrees (0: the
+    cell size); warns when the kernel is wide for the extent."""
+    spacing = spacing or spec.cell_size
     from model_utils.errors import GeoClipError
     from model_utils.geo import geodesic_km
     from model_utils.model.gallery import Gallery
@@ -31,7 +24,7 @@ def regional_gallery(alg, parameters, context, feedback):
     mid = (spec.ymin + spec.ymax) / 2
     width_km = min(float(geodesic_km(spec.ymin, spec.xmin, spec.ymax, spec.xmin)),
                    float(geodesic_km(mid, spec.xmin, mid, spec.xmax)))
-    bandwidth = alg.parameterAsDouble(parameters, alg.BANDWIDTH, context)
+    bandwidth = bandwidth_km
     if bandwidth > width_km / 4:
         feedback.reportError(
             f"Kernel bandwidth {bandwidth:g} km is wide for an extent about {width_km:.0f} km across: much of "

@@ -9,6 +9,7 @@ from qgis.gui import QgsExtentWidget, QgsFileWidget
 from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 
 from ..i18n import tr
+from ..processing.algorithms.geolocation import GalleryMode
 
 
 class ResultsOptions(QGroupBox):
@@ -66,7 +67,7 @@ class ResultsOptions(QGroupBox):
             "CELL_SIZE": self.cell.value(),
             "BANDWIDTH_KM": self.bandwidth.value(),
             "DENSITY": self.density.isChecked(),
-            "GALLERY": 1 if self.regional.isChecked() else 0,
+            "GALLERY": int(GalleryMode.REGIONAL if self.regional.isChecked() else GalleryMode.WORLD),
             "OUTPUT_FOLDER": self.output.filePath(),
         }
         if not self.extent.isValid() or self.extent.outputExtent().isNull():

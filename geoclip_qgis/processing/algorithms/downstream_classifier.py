@@ -276,7 +276,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
         try:
             if config.needs_images:  # fail on a photo field pointing nowhere before loading any backbone
                 check_photo_paths(frozen["photos"], [f"fid {f}" for f in frozen["fids"]], config.photo_name)
-            model = self.load_model(parameters, context, feedback) if config.needs_model else None
+            model = self.load_model(self.model_choices(parameters, context), feedback) if config.needs_model else None
             progress, is_canceled = progress_callbacks(feedback, 5, 90)
             result = run_probe(config, frozen["labels"], frozen["latlon"], frozen["photos"], model,
                                row_ids=[f"fid {f}" for f in frozen["fids"]], progress=progress,

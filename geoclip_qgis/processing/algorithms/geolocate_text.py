@@ -16,20 +16,35 @@ from qgis.core import (
 )
 
 from ...i18n import tr
-from .geolocate_photos import GeolocatePhotos
+from ..base import GeoClipAlgorithm
+from . import geolocation
+from .geolocation import InputKind
 
 MAX_QUERIES = 10_000
 LABEL_CHARS = 60
 
 
-class GeolocateText(GeolocatePhotos):
+def _label(source: str) -> str:
+    text = " ".join(source.split())
+    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
+
+
+def _group_title(result: dict) -> str:
+    more = result["n_ok"] - 1
+    return f"Text: {result['first']}" + (f" (+{more} more)" if more > 0 else "")
+
+
+class GeolocateText(GeoClipAlgorithm):
     """Where on Earth does a description point to? GeoCLIP's answer for text, as rasters and points."""
 
     QUERIES = "QUERIES"
     QUERY_FILE = "QUERY_FILE"
-    NOUN = "query"
-    DEFAULT_BATCH = 32
-    SOURCE_FIELDS = ("query", "label")
+    KIND = InputKind(
+        noun="query", default_batch=32, source_fields=("query", "label"), label=_label,
+        stem=lambda source: _label(source).rstrip("…"), group_title=_group_title,
+        load_tower=lambda model, progress=None, is_canceled=None: model.load_text_tower(progress, is_canceled),
+        predictions=lambda model, items, top_k, batch, progress, is_canceled, gallery: model.iter_predict_text(
+            items, top_k=top_k, batch_size=batch, progress=progress, is_canceled=is_canceled, gallery=gallery))
 
     def name(self) -> str:
         return "geolocatetext"
@@ -64,26 +79,7 @@ class GeolocateText(GeolocatePhotos):
                                                 extension="txt", optional=True)
         query_file.setHelp("A UTF-8 text file; each non-empty line is one query.")
         self.addParameter(query_file)
-        self.add_output_parameters()
-
-    # ------------------------------------------------------------------ what differs from photos
-    def label(self, source: str) -> str:
-        text = " ".join(source.split())
-        return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
-
-    def stem(self, source: str) -> str:
-        return self.label(source).rstrip("…")
-
-    def group_title(self, result: dict) -> str:
-        more = result["n_ok"] - 1
-        return f"Text: {result['first']}" + (f" (+{more} more)" if more > 0 else "")
-
-    def load_tower(self, model, progress=None, is_canceled=None) -> None:
-        model.load_text_tower(progress, is_canceled)
-
-    def predictions(self, model, items: list[str], top_k: int, batch: int, progress, is_canceled, gallery):
-        return model.iter_predict_text(items, top_k=top_k, batch_size=batch, progress=progress,
-                                       is_canceled=is_canceled, gallery=gallery)
+        geolocation.add_parameters(self, self.KIND)
 
     NO_INPUT = ("No text queries given: type one or more queries (one per line, e.g. 'Pyramids of Giza'), or "
                 "choose a text file with one query per line.")
@@ -105,6 +101,13 @@ class GeolocateText(GeolocatePhotos):
                 f"{len(queries)} queries is more than one run takes ({MAX_QUERIES}); split them into several runs.")
         return queries
 
+
+    def prepare(self, parameters, context, feedback) -> geolocation.GeolocationJob:
+        return geolocation.prepare(self, self.KIND, self.inputs(parameters, context, feedback), parameters, context,
+                                   feedback)
+
+    def process(self, parameters, context, feedback) -> dict:
+        return geolocation.run(self, self.KIND, self.job, context, feedback)
 
 def _read_query_file(path: Path) -> list[str]:
     try:

@@ -187,7 +187,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
         for path in self._targets():
             refuse_existing(path)
 
-        model = self.load_model(parameters, context, feedback)
+        model = self.load_model(self.model_choices(parameters, context), feedback)
         shapefile = self.fmt.key == "shp"
         n_values = self.n_pca or EMBED_DIM
         in_fields = source.fields() if self.fmt.key != "npz" else QgsFields()

@@ -106,7 +106,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
         if out.suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"The similarity raster is a GeoTIFF: use a .tif name, not {out.name}")
         refuse_existing(out)
-        model = self.load_model(parameters, context, feedback)
+        model = self.load_model(self.model_choices(parameters, context), feedback)
         from model_utils.errors import Canceled, GeoClipError
         from model_utils.maps.similarity import similarity_grid
 

@@ -1,0 +1,264 @@
+"""What photo and text geolocation share: their output parameters, a frozen job read on the main thread,
+and the run itself (predictions -> points layer, one probability raster each, truth lines, accuracy
+report, loaded as one styled layer group). The two algorithms differ only in an :class:`InputKind`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+)
+
+from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
+from ...i18n import tr
+from ...layers import load_on_completion
+from ..base import GeoClipAlgorithm, progress_callbacks
+from ..io.outputs import ensure_writable_folder, write_geotiff
+from ..io.prediction_outputs import (
+    accuracy_report,
+    new_run_name,
+    points_writer,
+    unique_stem,
+    write_points,
+    write_truth_lines,
+)
+from ..regional_gallery import regional_gallery
+
+# parameter names (the dock builds its parameter dicts with these)
+TOP_K = "TOP_K"
+CELL_SIZE = "CELL_SIZE"
+BANDWIDTH = "BANDWIDTH_KM"
+EXTENT = "EXTENT"
+DENSITY = "DENSITY"
+RASTERS = "WRITE_RASTERS"
+BATCH = "BATCH_SIZE"
+OUTPUT_FOLDER = "OUTPUT_FOLDER"
+GALLERY = "GALLERY"
+GALLERY_SPACING = "GALLERY_SPACING"
+
+
+class GalleryMode(IntEnum):
+    """The 'GPS gallery' choice, by its index in the enum parameter."""
+
+    WORLD = 0
+    REGIONAL = 1
+
+
+GALLERY_LABELS = {GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
+                  GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """What differs between geolocating photos and text queries."""
+
+    noun: str  # "photo" / "query": parameter labels, log lines, raster metadata
+    default_batch: int
+    source_fields: tuple[str, str]  # the points layer's (input, short name) fields
+    label: Callable[[str], str]  # an input's short name (logs, legend, the name field)
+    stem: Callable[[str], str]  # its raster's file name, before it is made safe and unique
+    group_title: Callable[[dict], str]  # the layer group's name, from the run's result
+    load_tower: Callable[..., None]  # (model, progress, is_canceled): the CLIP tower this kind needs
+    predictions: Callable[..., Any]  # (model, items, top_k, batch, progress, is_canceled, gallery)
+
+
+@dataclass(frozen=True)
+class GeolocationJob:
+    """Everything a run needs, read from the parameters on the main thread."""
+
+    items: tuple[str, ...]
+    top_k: int
+    spec: Any  # model_utils GridSpec of the rasters, or None when no rasters are written
+    bandwidth_km: float
+    density: bool
+    batch: int
+    out_root: Path
+    regional: Any  # a model_utils Gallery over the extent, or None for the worldwide one
+    model_choices: tuple[tuple[str, Any], ...]  # for shared_model(**dict(...))
+
+
+def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
+    """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
+    noun = kind.noun
+    alg.addParameter(QgsProcessingParameterNumber(
+        TOP_K, tr(f"Top-k predictions per {noun}"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=1000))
+    alg.addParameter(QgsProcessingParameterNumber(
+        CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE, defaultValue=0.25, minValue=0.001, maxValue=10.0))
+    alg.addParameter(QgsProcessingParameterNumber(
+        BANDWIDTH, tr("Kernel bandwidth (km, standard deviation on the sphere)"),
+        NUMBER_DOUBLE, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
+    alg.addParameter(QgsProcessingParameterExtent(
+        EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
+    gallery = QgsProcessingParameterEnum(GALLERY, tr("GPS gallery"), options=[GALLERY_LABELS[m] for m in GalleryMode],
+                                         defaultValue=int(GalleryMode.WORLD))
+    gallery.setHelp("Regional: rank against a grid of points over the raster extent (zoom the map to a city "
+                    "and use the canvas extent); answers and rasters get the grid's resolution.")
+    alg.addParameter(gallery)
+    alg.addParameter(QgsProcessingParameterNumber(
+        GALLERY_SPACING, tr("Regional gallery spacing (degrees; 0 = the raster cell size)"),
+        NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=10.0))
+    alg.addParameter(QgsProcessingParameterBoolean(
+        DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
+    alg.addParameter(QgsProcessingParameterBoolean(
+        RASTERS, tr(f"Write a probability raster per {noun}"), defaultValue=True))
+    batch = QgsProcessingParameterNumber(
+        BATCH, tr(f"{noun.capitalize()}s per batch"), NUMBER_INTEGER,
+        defaultValue=kind.default_batch, minValue=1, maxValue=256)
+    batch.setFlags(batch.flags() | FLAG_ADVANCED)
+    alg.addParameter(batch)
+    alg.add_model_parameters(image_side=True)
+    alg.addParameter(QgsProcessingParameterFolderDestination(
+        OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
+    alg.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", tr("Run folder")))
+    alg.addOutput(QgsProcessingOutputVectorLayer("POINTS", tr("Top-k predictions"), SOURCE_VECTOR_POINT))
+    alg.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", tr("Probability rasters")))
+    alg.addOutput(QgsProcessingOutputHtml("REPORT_HTML", tr("Accuracy report (HTML)")))
+    alg.addOutput(QgsProcessingOutputNumber("N_PHOTOS", tr(f"{noun.capitalize()}s geolocated")))
+    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{noun.capitalize()}s that failed")))
+    alg.addOutput(QgsProcessingOutputString("ERRORS", tr(f"Per-{noun} errors")))
+
+
+def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters, context,
+            feedback) -> GeolocationJob:
+    """The frozen job for ``items``; bad parameters are refused here, before any work."""
+    write_rasters = alg.parameterAsBool(parameters, RASTERS, context)
+    regional = None
+    if alg.parameterAsEnum(parameters, GALLERY, context) == GalleryMode.REGIONAL:
+        if parameters.get(EXTENT) in (None, ""):
+            raise QgsProcessingException(
+                "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
+                "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
+        regional = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
+                                    alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
+                                    alg.parameterAsDouble(parameters, BANDWIDTH, context), feedback)
+    out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
+    feedback.pushInfo(f"{len(items)} {kind.noun}(s) to geolocate; outputs under {out_root}")
+    return GeolocationJob(
+        items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
+        spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
+        bandwidth_km=alg.parameterAsDouble(parameters, BANDWIDTH, context),
+        density=alg.parameterAsBool(parameters, DENSITY, context),
+        batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional,
+        model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
+
+
+def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, feedback) -> dict:
+    """Geolocate the job's items into a new run folder (kept only when the run succeeds) and ask Processing
+    to load the results."""
+    model = alg.load_model(dict(job.model_choices), feedback)
+    from model_utils.errors import Canceled, GeoClipError
+
+    run_name = new_run_name(job.out_root)
+    work = job.out_root / f".{run_name}.part"
+    work.mkdir(parents=True)
+    try:
+        result = _geolocate(kind, job, model, work, feedback)
+        final = job.out_root / run_name
+        os.replace(work, final)
+    except Canceled as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise QgsProcessingException("Canceled: no outputs were kept.") from exc
+    except GeoClipError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise QgsProcessingException(str(exc)) from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return _outputs(kind, result, final, context, feedback)
+
+
+def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback) -> dict:
+    from model_utils.maps.heatmap import probability_grid
+
+    # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
+    kind.load_tower(model, *progress_callbacks(feedback, 0, 100))
+    gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
+    model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=job.regional)
+    predict_progress, _ = progress_callbacks(feedback, 10, 95)
+    gallery = (job.regional or model.gallery).latlon
+    writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
+    raster_dir = work / "rasters"
+    raster_dir.mkdir()
+    rasters, errors, truth_rows, n_ok = [], [], [], 0
+    used_names: set[str] = set()
+    try:
+        for pred in kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
+                                     job.regional):
+            if pred.error:
+                errors.append(pred.error)
+                feedback.reportError(pred.error, False)
+                continue
+            n_ok += 1
+            err_km = None if pred.gps is None else float(pred.errors_km[0])
+            # every geolocated input is a report row: those without GPS are counted as left out
+            truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
+                                   true_lat=None if pred.gps is None else pred.gps[0],
+                                   true_lon=None if pred.gps is None else pred.gps[1],
+                                   error_km=err_km, prob=float(pred.prob[0])))
+            write_points(writer, fields, pred, kind.label(pred.source))
+            if job.spec is not None:
+                grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, job.spec,
+                                        bandwidth_km=job.bandwidth_km, density=job.density)
+                stem = unique_stem(kind.stem(pred.source), used_names)
+                raster = write_geotiff(
+                    grid.values, job.spec.geotransform, raster_dir / f"{stem}.tif",
+                    description="probability per km2" if job.density else "probability mass per cell",
+                    metadata={kind.noun: pred.source, "mass_in_extent": f"{grid.mass:.6f}",
+                              "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
+                              "top1_lon": f"{pred.lon[0]:.6f}"})
+                rasters.append((raster.name, kind.label(pred.source), grid.mass))
+            feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
+                              f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else ""))
+    finally:
+        del writer  # closes the GeoPackage
+    if n_ok == 0:
+        raise QgsProcessingException(  # each reason was reported once above, as it happened
+            f"None of the {len(job.items)} {kind.noun}(s) could be geolocated (the reasons are listed above).")
+    feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
+    truth = write_truth_lines(points_path, truth_rows, kind.label)
+    report = None
+    if any(row["true_lat"] is not None for row in truth_rows):
+        report = accuracy_report(truth_rows, work / "report", feedback)
+    return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
+                first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
+
+
+def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
+    points = str(final / result["points"])
+    rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
+    group = f"GeoCLIP {kind.group_title(result)}"
+    for (_name, label, _mass), path in zip(result["rasters"], rasters):
+        load_on_completion(context, path, kind.stem(label), group, "probability", raster=True, run_id=str(final))
+    if result["truth"]:
+        load_on_completion(context, f"{points}|layername=truth", "Error to EXIF position", group, "truth",
+                           run_id=str(final))
+    load_on_completion(context, f"{points}|layername=predictions", "Top-k predictions", group, "points",
+                       run_id=str(final))
+    report = str(final / "report" / result["report"]) if result["report"] else ""
+    if report:
+        feedback.pushInfo(f"Accuracy report: {report}")
+    feedback.setProgress(100)
+    return {
+        "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
+        "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
+        OUTPUT_FOLDER: str(final.parent),
+    }
