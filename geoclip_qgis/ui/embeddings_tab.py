@@ -27,7 +27,7 @@ from model_utils.constants import EMBED_DIM
 from ..compat import LAYER_FILTER_HAS_GEOMETRY
 from ..guard import guarded
 from ..i18n import tr
-from ..processing.io.embedding_writers import FORMATS, KNOWN_EXTENSIONS
+from ..processing.io.embedding_writers import FORMATS, KNOWN_EXTENSIONS, FieldLayout
 from .task_runner import RunControls
 
 KEY = "geoclip/embeddings/"
@@ -132,7 +132,8 @@ class EmbeddingsTab(QWidget):
             "NORMALIZE": self.normalize.isChecked(),
             "PCA_COMPONENTS": self.pca.value(),
             "FORMAT": self.format.currentIndex(),
-            "LAYOUT": 1 if self.packed.isEnabled() and self.packed.currentIndex() == 1 else 0,
+            "LAYOUT": int(FieldLayout.PACKED if self.packed.isEnabled()
+                          and self.packed.currentIndex() == FieldLayout.PACKED else FieldLayout.FIELDS),
             "OUTPUT": self.output.filePath().strip(),
         }
 

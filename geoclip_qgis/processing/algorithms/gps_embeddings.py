@@ -34,13 +34,16 @@ from model_utils.downstream.pca import PCA_USAGE
 from ...compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
 from ...i18n import tr
 from ..base import GeoClipAlgorithm
-from ..io.embedding_export import BATCH_SIZE, ExportRun, commit
+from ..io.embedding_export import BATCH_SIZE, ExportJob, ExportRun, commit
 from ..io.embedding_writers import (
     DBF_FIELD_WARNING,
     FORMATS,
     KNOWN_EXTENSIONS,
+    LAYOUT_LABELS,
     SHP_WIDTH,
     Columns,
+    FieldLayout,
+    OutputFormat,
     gpkg_safe_fields,
     plan_columns,
 )
@@ -57,8 +60,6 @@ class GpsEmbeddings(GeoClipAlgorithm):
     FORMAT = "FORMAT"
     LAYOUT = "LAYOUT"
     OUTPUT = "OUTPUT"
-    LAYOUTS = ["One number field per value (e000…e511; readable in QGIS)",
-               "One binary field 'embedding' (float32 array; GeoPackage only; half the size, ~2x faster)"]
 
     def name(self) -> str:
         return "gpsembeddings"
@@ -113,7 +114,9 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.addParameter(pca)
         self.addParameter(QgsProcessingParameterEnum(
             self.FORMAT, tr("Output format"), options=[f.label for f in FORMATS], defaultValue=0))
-        layout = QgsProcessingParameterEnum(self.LAYOUT, tr("Embedding fields"), options=self.LAYOUTS, defaultValue=0)
+        layout = QgsProcessingParameterEnum(self.LAYOUT, tr("Embedding fields"),
+                                            options=[LAYOUT_LABELS[m] for m in FieldLayout],
+                                            defaultValue=int(FieldLayout.FIELDS))
         layout.setHelp("Number fields work everywhere in QGIS; the binary field is compact and fast (GeoPackage).")
         layout.setFlags(layout.flags() | FLAG_ADVANCED)
         self.addParameter(layout)
@@ -125,47 +128,33 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_COUNT", tr("Features skipped (no geometry)")))
 
     # ------------------------------------------------------------------ main thread: freeze inputs
-    def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802
-        """Resolve the layer and every option on the calling (main) thread; the run sees plain data."""
-        self.source = self.parameterAsSource(parameters, self.INPUT, context)
-        if self.source is None:
+    def prepare(self, parameters, context, feedback) -> ExportJob:
+        """The layer and every option, resolved on the calling (main) thread; the run sees plain data."""
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        self.normalize = self.parameterAsBool(parameters, self.NORMALIZE, context)
-        self.n_pca = self.parameterAsInt(parameters, self.PCA_COMPONENTS, context)
-        self.fmt = FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)]
-        self.packed = self.parameterAsEnum(parameters, self.LAYOUT, context) == 1
+        fmt = FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)]
+        packed = self.parameterAsEnum(parameters, self.LAYOUT, context) == FieldLayout.PACKED
+        if packed and fmt.key == "npz":
+            packed = False  # .npz holds one array already
+            feedback.pushInfo("'Embedding fields': .npz always stores the values as one array; option ignored.")
+        elif packed and fmt.key != "gpkg":
+            raise QgsProcessingException(
+                f"'Embedding fields' = one binary field needs the GeoPackage format; {fmt.label} cannot "
+                "hold it. Choose GeoPackage, or 'one number field per value'.")
         raw = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not raw:
             raise QgsProcessingException("Choose an output file.")
-        self.output = self._with_format_extension(Path(raw), feedback)
-        self.project = context.project()
-        return True
-
-    def _with_format_extension(self, path: Path, feedback) -> Path:
-        """The format decides the extension: 'x' or 'x.gpkg' with format CSV becomes 'x.csv' (logged)."""
-        ext = self.fmt.extension
-        if path.suffix.lower() == ext:
-            return path
-        fixed = path.with_suffix(ext) if path.suffix.lower() in KNOWN_EXTENSIONS else path.with_name(path.name + ext)
-        feedback.pushInfo(f"Output format is {self.fmt.label}: writing {fixed.name} (not {path.name}).")
-        return fixed
-
-    def _targets(self) -> list[Path]:
-        """Every file the run will create (Shapefile sidecars, the PCA fit), to refuse overwriting them."""
-        out = self.output
-        files = [out.with_suffix(ext) for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg")] \
-            if self.fmt.key == "shp" else [out]
-        if self.n_pca:
-            files.append(self.pca_path)
-        return files
-
-    @property
-    def pca_path(self) -> Path:
-        return self.output.with_name(self.output.name + ".pca.npz")
+        return ExportJob(source=source, fmt=fmt, packed=packed,
+                         normalize=self.parameterAsBool(parameters, self.NORMALIZE, context),
+                         n_pca=self.parameterAsInt(parameters, self.PCA_COMPONENTS, context),
+                         output=_with_format_extension(Path(raw), fmt, feedback), project=context.project(),
+                         model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
 
     # ------------------------------------------------------------------ worker thread: compute + write
     def process(self, parameters, context, feedback):
-        source, name = self.source, self.source.sourceName()
+        job: ExportJob = self.job
+        source, name = job.source, job.source.sourceName()
         if source.wkbType() == WKB_NO_GEOMETRY:
             raise QgsProcessingException(
                 f"Layer '{name}' has no geometry (it is a table): GPS embeddings need point, line or polygon "
@@ -176,35 +165,28 @@ class GpsEmbeddings(GeoClipAlgorithm):
                 f"Layer '{name}' has no features to export (with 'Selected features only', select some first).")
         if not source.sourceCrs().isValid():
             feedback.reportError(f"Layer '{name}' has no CRS: its coordinates are taken as WGS84 degrees.", False)
-        if self.packed and self.fmt.key == "npz":
-            self.packed = False  # .npz holds one array already
-            feedback.pushInfo("'Embedding fields': .npz always stores the values as one array; option ignored.")
-        elif self.packed and self.fmt.key != "gpkg":
-            raise QgsProcessingException(
-                f"'Embedding fields' = one binary field needs the GeoPackage format; {self.fmt.label} cannot "
-                "hold it. Choose GeoPackage, or 'one number field per value'.")
-        ensure_writable_folder(self.output.parent)
-        for path in self._targets():
+        ensure_writable_folder(job.output.parent)
+        for path in job.targets():
             refuse_existing(path)
 
-        model = self.load_model(self.model_choices(parameters, context), feedback)
-        shapefile = self.fmt.key == "shp"
-        n_values = self.n_pca or EMBED_DIM
-        in_fields = source.fields() if self.fmt.key != "npz" else QgsFields()
-        packed_name = ("pca" if self.n_pca else "embedding") if self.packed else None
-        columns = plan_columns(in_fields.names(), n_values, "pc" if self.n_pca else "e", shapefile, packed_name)
-        if self.fmt.key == "gpkg":
+        model = self.load_model(dict(job.model_choices), feedback)
+        shapefile = job.fmt.key == "shp"
+        n_values = job.n_pca or EMBED_DIM
+        in_fields = source.fields() if job.fmt.key != "npz" else QgsFields()
+        packed_name = ("pca" if job.n_pca else "embedding") if job.packed else None
+        columns = plan_columns(in_fields.names(), n_values, "pc" if job.n_pca else "e", shapefile, packed_name)
+        if job.fmt.key == "gpkg":
             in_fields = gpkg_safe_fields(in_fields, columns)
-        self._log_plan(columns, in_fields, n_values, total, feedback)
+        _log_plan(job, columns, in_fields, n_values, total, feedback)
 
         def encode(latlon: np.ndarray) -> np.ndarray:
-            return model.encode_locations(latlon, normalize=self.normalize, batch_size=BATCH_SIZE)
+            return model.encode_locations(latlon, normalize=job.normalize, batch_size=BATCH_SIZE)
 
         tally = SkipTally()
-        run = ExportRun(self, source, context, feedback, columns, in_fields, encode, tally, total)
+        run = ExportRun(job, context, feedback, columns, in_fields, encode, tally, total)
         started = time.perf_counter()
         try:
-            count = run.export_pca() if self.n_pca else run.export()
+            count = run.export_pca() if job.n_pca else run.export()
             renames = run.writer.renames() + run.extra_renames
             commit(renames)
         except BaseException:
@@ -216,44 +198,56 @@ class GpsEmbeddings(GeoClipAlgorithm):
         if tally.wrapped_longitudes:
             feedback.pushInfo(f"{tally.wrapped_longitudes} longitude(s) beyond ±180° were wrapped into [-180, 180].")
         feedback.pushInfo(f"Exported {count} feature(s) of '{name}' in {seconds:.1f} s "
-                          f"({count / max(seconds, 1e-9):.0f} points/s) to {self.output}")
-        if self.fmt.key in ("gpkg", "shp") and self.project is not None:
-            details = QgsProcessingContext.LayerDetails(self.output.stem, self.project, self.OUTPUT)
+                          f"({count / max(seconds, 1e-9):.0f} points/s) to {job.output}")
+        if job.fmt.key in ("gpkg", "shp") and job.project is not None:
+            details = QgsProcessingContext.LayerDetails(job.output.stem, job.project, self.OUTPUT)
             details.forceName = True
             details.layerTypeHint = QgsProcessingUtils.LayerHint.Vector
-            context.addLayerToLoadOnCompletion(str(self.output), details)
+            context.addLayerToLoadOnCompletion(str(job.output), details)
         feedback.setProgress(100)
         return {
-            self.OUTPUT: str(self.output),
-            "PCA_FILE": str(self.pca_path) if self.n_pca else "",
+            self.OUTPUT: str(job.output),
+            "PCA_FILE": str(job.pca_path) if job.n_pca else "",
             "FEATURE_COUNT": count,
             "SKIPPED_COUNT": tally.total,
         }
 
-    def _log_plan(self, columns: Columns, in_fields: QgsFields, n_values: int, total: int, feedback) -> None:
-        what = f"{n_values} PCA components" if self.n_pca else f"{n_values} embedding values"
-        norm = "L2-normalised" if self.normalize else "raw (not normalised)"
-        feedback.pushInfo(f"{total if total >= 0 else 'unknown number of'} feature(s) -> {what}, {norm}, "
-                          f"{self.fmt.label}: {self.output}")
-        if self.packed:
-            feedback.pushInfo(f"The values go into one binary field '{columns.values[0]}': {n_values} little-endian "
-                              "float32 per feature; numpy.frombuffer(blob, '<f4') reads them back.")
-        if columns.renamed:
-            pairs = ", ".join(f"{old} -> {new}" for old, new in columns.renamed[:12])
-            more = f" and {len(columns.renamed) - 12} more" if len(columns.renamed) > 12 else ""
+
+
+def _with_format_extension(path: Path, fmt: OutputFormat, feedback) -> Path:
+    """The format decides the extension: 'x' or 'x.gpkg' with format CSV becomes 'x.csv' (logged)."""
+    ext = fmt.extension
+    if path.suffix.lower() == ext:
+        return path
+    fixed = path.with_suffix(ext) if path.suffix.lower() in KNOWN_EXTENSIONS else path.with_name(path.name + ext)
+    feedback.pushInfo(f"Output format is {fmt.label}: writing {fixed.name} (not {path.name}).")
+    return fixed
+
+
+def _log_plan(job: ExportJob, columns: Columns, in_fields: QgsFields, n_values: int, total: int, feedback) -> None:
+    what = f"{n_values} PCA components" if job.n_pca else f"{n_values} embedding values"
+    norm = "L2-normalised" if job.normalize else "raw (not normalised)"
+    feedback.pushInfo(f"{total if total >= 0 else 'unknown number of'} feature(s) -> {what}, {norm}, "
+                      f"{job.fmt.label}: {job.output}")
+    if job.packed:
+        feedback.pushInfo(f"The values go into one binary field '{columns.values[0]}': {n_values} little-endian "
+                          "float32 per feature; numpy.frombuffer(blob, '<f4') reads them back.")
+    if columns.renamed:
+        pairs = ", ".join(f"{old} -> {new}" for old, new in columns.renamed[:12])
+        more = f" and {len(columns.renamed) - 12} more" if len(columns.renamed) > 12 else ""
+        feedback.reportError(
+            f"{len(columns.renamed)} column name(s) clash (with the input's fields, or with GeoPackage's "
+            f"integer key 'fid'), so they get a suffix; no values are lost: {pairs}{more}.", False)
+    if job.fmt.key == "shp":
+        n_fields = len(in_fields) + n_values + 3
+        if n_fields > DBF_FIELD_WARNING:
             feedback.reportError(
-                f"{len(columns.renamed)} column name(s) clash (with the input's fields, or with GeoPackage's "
-                f"integer key 'fid'), so they get a suffix; no values are lost: {pairs}{more}.", False)
-        if self.fmt.key == "shp":
-            n_fields = len(in_fields) + n_values + 3
-            if n_fields > DBF_FIELD_WARNING:
-                feedback.reportError(
-                    f"Shapefile with {n_fields} fields: GDAL writes them, but some DBF readers only read the "
-                    f"first {DBF_FIELD_WARNING} fields. To stay under {DBF_FIELD_WARNING}, set 'PCA components' "
-                    f"to at most {max(1, DBF_FIELD_WARNING - len(in_fields) - 3)} (e.g. 64), or use GeoPackage.",
-                    False)
-            record = n_values * SHP_WIDTH + 2 * SHP_WIDTH + 20
-            if total > 0 and total * record > 2**31:
-                feedback.reportError(
-                    f"The .dbf will be about {total * record / 2**30:.1f} GB: many programs cannot read DBF "
-                    "files over 2 GB. GeoPackage or Parquet have no such limit.", False)
+                f"Shapefile with {n_fields} fields: GDAL writes them, but some DBF readers only read the "
+                f"first {DBF_FIELD_WARNING} fields. To stay under {DBF_FIELD_WARNING}, set 'PCA components' "
+                f"to at most {max(1, DBF_FIELD_WARNING - len(in_fields) - 3)} (e.g. 64), or use GeoPackage.",
+                False)
+        record = n_values * SHP_WIDTH + 2 * SHP_WIDTH + 20
+        if total > 0 and total * record > 2**31:
+            feedback.reportError(
+                f"The .dbf will be about {total * record / 2**30:.1f} GB: many programs cannot read DBF "
+                "files over 2 GB. GeoPackage or Parquet have no such limit.", False)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qgis.core import QgsFields, QgsProcessingException
@@ -22,6 +24,7 @@ from .embedding_writers import (
     Columns,
     ExportCanceled,
     NpzWriter,
+    OutputFormat,
     ParquetWriter,
     VectorWriter,
     _Writer,
@@ -71,13 +74,38 @@ def commit(renames: list[tuple[Path, Path]]) -> None:
         raise QgsProcessingException(f"Could not move the finished output into place: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """An export's options, read from the parameters on the main thread."""
+
+    source: Any  # the QgsProcessingFeatureSource
+    fmt: OutputFormat
+    packed: bool  # the values in one binary field (GeoPackage)
+    normalize: bool
+    n_pca: int  # 0: the 512 values themselves
+    output: Path
+    project: Any  # the QgsProject to load the result into, or None
+    model_choices: tuple[tuple[str, Any], ...]
+
+    @property
+    def pca_path(self) -> Path:
+        return self.output.with_name(self.output.name + ".pca.npz")
+
+    def targets(self) -> list[Path]:
+        """Every file the run will create (Shapefile sidecars, the PCA fit), to refuse overwriting them."""
+        files = [self.output.with_suffix(ext) for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg")] \
+            if self.fmt.key == "shp" else [self.output]
+        if self.n_pca:
+            files.append(self.pca_path)
+        return files
+
+
 class ExportRun:
     """One export: streams batches from the source into the writer (one pass, or two with PCA)."""
 
-    def __init__(self, alg,  # the GpsEmbeddings algorithm: its frozen options (fmt, output, n_pca, …)
-                 source, context, feedback, columns: Columns, in_fields: QgsFields,
+    def __init__(self, job: ExportJob, context, feedback, columns: Columns, in_fields: QgsFields,
                  encode: Callable[[np.ndarray], np.ndarray], tally: SkipTally, total: int) -> None:
-        self.alg, self.source, self.context, self.feedback = alg, source, context, feedback
+        self.job, self.source, self.context, self.feedback = job, job.source, context, feedback
         self.columns, self.in_fields, self.encode, self.tally, self.total = columns, in_fields, encode, tally, total
         self.writer: _Writer | None = None
         self.extra_renames: list[tuple[Path, Path]] = []
@@ -86,7 +114,7 @@ class ExportRun:
     # -------------------------------------------------------------- plumbing
     def _batches(self, attributes: bool, tally: SkipTally | None) -> Iterator[PointBatch]:
         for batch in iter_point_batches(self.source, self.context, self.feedback, BATCH_SIZE,
-                                        attributes=attributes and self.alg.fmt.key != "npz",
+                                        attributes=attributes and self.job.fmt.key != "npz",
                                         tally=tally if tally is not None else SkipTally()):
             _check_latlon(batch)
             yield batch
@@ -101,14 +129,14 @@ class ExportRun:
             self.feedback.setProgress(start + (end - start) * min(1.0, done / self.total))
 
     def _open_writer(self, dtype) -> _Writer:
-        alg, final = self.alg, self.alg.output
-        if alg.fmt.key == "npz":
+        job, final = self.job, self.job.output
+        if job.fmt.key == "npz":
             return NpzWriter(final, self.columns, dtype)
-        if alg.fmt.key == "parquet":
+        if job.fmt.key == "parquet":
             return ParquetWriter(final, self.in_fields, self.columns, dtype)
-        if alg.fmt.key == "gpkg":
-            return GpkgWriter(final, self.in_fields, self.columns, self.context, packed=alg.packed)
-        return VectorWriter(final, alg.fmt, self.in_fields, self.columns, self.context)
+        if job.fmt.key == "gpkg":
+            return GpkgWriter(final, self.in_fields, self.columns, self.context, packed=job.packed)
+        return VectorWriter(final, job.fmt, self.in_fields, self.columns, self.context)
 
     def _no_points(self) -> QgsProcessingException:
         name = self.source.sourceName()
@@ -120,7 +148,7 @@ class ExportRun:
         """Remove every file this run created (also those of a writer that failed to open)."""
         if self.writer is not None:
             self.writer.discard()
-        tmp = temp_sibling(self.alg.output)
+        tmp = temp_sibling(self.job.output)
         leftovers = [p for p in tmp.parent.iterdir() if p.name.startswith(tmp.stem + ".")]
         for path in [*leftovers, *(t for t, _ in self.extra_renames), *self.scratch]:
             path.unlink(missing_ok=True)
@@ -143,8 +171,8 @@ class ExportRun:
 
     # -------------------------------------------------------------- PCA: fit pass, then project + write pass
     def export_pca(self) -> int:
-        k = self.alg.n_pca
-        spill = temp_sibling(self.alg.output.with_name(self.alg.output.name + ".spill"))
+        k = self.job.n_pca
+        spill = temp_sibling(self.job.output.with_name(self.job.output.name + ".spill"))
         self.scratch += [spill, spill.with_name(spill.name + ".fid")]
         pca, count = StreamingPCA(k), 0
         self.feedback.setProgressText(f"Pass 1 of 2: encoding and fitting a {k}-component PCA…")
@@ -192,8 +220,8 @@ class ExportRun:
         return count
 
     def _save_pca(self, fitted) -> None:
-        final = self.alg.pca_path
+        final = self.job.pca_path
         tmp = temp_sibling(final)
         self.extra_renames.append((tmp, final))
         with open(tmp, "wb") as out:
-            save_pca(fitted, out, normalize=self.alg.normalize, columns=list(self.columns.values))
+            save_pca(fitted, out, normalize=self.job.normalize, columns=list(self.columns.values))

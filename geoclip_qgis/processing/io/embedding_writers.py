@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,18 @@ FORMATS = [
     OutputFormat("parquet", "Parquet (id column + attributes)", ".parquet", None, geometry=False),
 ]
 KNOWN_EXTENSIONS = {f.extension for f in FORMATS}
+
+
+class FieldLayout(IntEnum):
+    """The 'Embedding fields' choice, by its index in the enum parameter."""
+
+    FIELDS = 0  # one number field per value
+    PACKED = 1  # one binary float32 field (GeoPackage)
+
+
+LAYOUT_LABELS = {FieldLayout.FIELDS: "One number field per value (e000…e511; readable in QGIS)",
+                 FieldLayout.PACKED: "One binary field 'embedding' (float32 array; GeoPackage only; half the size, "
+                                     "~2x faster)"}
 
 
 
