@@ -7,7 +7,9 @@ files and the optional prediction layer) are written only after everything was c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qgis.core import (
@@ -50,6 +52,32 @@ FEATURE_CHOICES = [
     ("image", "GeoCLIP image embedding (photo path field)"),
     ("gps+image", "GPS + image embeddings (fused)"),
 ]
+
+
+@dataclass(frozen=True)
+class ClassifierJob:
+    """The classifier's options, read from the parameters on the main thread."""
+
+    source: Any  # the QgsProcessingFeatureSource
+    layer_name: str
+    label_field: str
+    photo_field: str  # "" when the features use no photos
+    config: Any  # model_utils ProbeConfig
+    out_dir: Path
+    folder: Path | None  # the layer's folder: relative photo paths are resolved against it
+    predictions: bool  # write the prediction layer
+    model_choices: tuple[tuple[str, Any], ...]
+
+
+@dataclass
+class FrozenLayer:
+    """The layer as plain arrays: one row per feature with a usable point."""
+
+    fids: np.ndarray
+    latlon: np.ndarray
+    labels: list
+    photos: list | None
+    skipped: dict[str, int]
 
 
 def _free_name(name: str, taken: set[str]) -> str:
@@ -149,42 +177,8 @@ class DownstreamClassifier(GeoClipAlgorithm):
                            ("N_SKIPPED", "Features skipped (geometry, label, photo)")):
             self.addOutput(QgsProcessingOutputNumber(key, label))
 
-    # ------------------------------------------------------------------ inputs -> plain data
-    def _freeze(self, source, label_field: str, photo_field: str, base: Path | None, context, feedback) -> dict:
-        """Feature ids, WGS84 lat/lon, raw labels and photo paths of every feature with a usable point."""
-        request = QgsFeatureRequest()
-        wanted = [f for f in (label_field, photo_field) if f]
-        request.setSubsetOfAttributes(wanted, source.fields())
-        fids, latlon, labels, photos = [], [], [], []
-        skipped: dict[str, int] = {}
-        total = max(source.featureCount(), 1)
-        for i, (feature, point, reason) in enumerate(iter_latlon(source, context, feedback, request=request)):
-            if point is None:
-                skipped[reason] = skipped.get(reason, 0) + 1
-            else:
-                fids.append(feature.id())
-                latlon.append(point)
-                labels.append(plain(feature[label_field]))
-                if photo_field:
-                    photos.append(self._photo_path(plain(feature[photo_field]), base))
-            if i % 1000 == 0:
-                feedback.setProgress(5.0 * i / total)
-        if feedback.isCanceled():
-            raise QgsProcessingException("Canceled: no outputs were written.")
-        return dict(fids=np.asarray(fids, dtype=np.int64), latlon=np.asarray(latlon, dtype=np.float64).reshape(-1, 2),
-                    labels=labels, photos=photos if photo_field else None, skipped=skipped)
-
-    @staticmethod
-    def _photo_path(value, base: Path | None):
-        if value is None or not str(value).strip():
-            return None
-        path = Path(str(value).strip()).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return str(path)
-
-    # ------------------------------------------------------------------ run
-    def process(self, parameters, context, feedback):
+    # ------------------------------------------------------------------ parameters -> a frozen job (main thread)
+    def prepare(self, parameters, context, feedback) -> ClassifierJob:
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
@@ -217,74 +211,120 @@ class DownstreamClassifier(GeoClipAlgorithm):
             config.check()
         except ValueError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        return ClassifierJob(
+            source=source, layer_name=layer_name, label_field=label_field, photo_field=photo_field, config=config,
+            out_dir=out_dir, folder=layer_folder(self.parameterAsVectorLayer(parameters, self.INPUT, context)),
+            predictions=parameters.get(self.PREDICTIONS) not in (None, ""),
+            model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
+
+    # ------------------------------------------------------------------ the layer -> plain arrays
+    def _freeze(self, job: ClassifierJob, context, feedback) -> FrozenLayer:
+        """Feature ids, WGS84 lat/lon, raw labels and photo paths of every feature with a usable point."""
+        source, label_field, photo_field, base = job.source, job.label_field, job.photo_field, job.folder
+        request = QgsFeatureRequest()
+        wanted = [f for f in (label_field, photo_field) if f]
+        request.setSubsetOfAttributes(wanted, source.fields())
+        fids, latlon, labels, photos = [], [], [], []
+        skipped: dict[str, int] = {}
+        total = max(source.featureCount(), 1)
+        for i, (feature, point, reason) in enumerate(iter_latlon(source, context, feedback, request=request)):
+            if point is None:
+                skipped[reason] = skipped.get(reason, 0) + 1
+            else:
+                fids.append(feature.id())
+                latlon.append(point)
+                labels.append(plain(feature[label_field]))
+                if photo_field:
+                    photos.append(self._photo_path(plain(feature[photo_field]), base))
+            if i % 1000 == 0:
+                feedback.setProgress(5.0 * i / total)
+        if feedback.isCanceled():
+            raise QgsProcessingException("Canceled: no outputs were written.")
+        return FrozenLayer(fids=np.asarray(fids, dtype=np.int64),
+                           latlon=np.asarray(latlon, dtype=np.float64).reshape(-1, 2), labels=labels,
+                           photos=photos if photo_field else None, skipped=skipped)
+
+    @staticmethod
+    def _photo_path(value, base: Path | None):
+        if value is None or not str(value).strip():
+            return None
+        path = Path(str(value).strip()).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return str(path)
+
+    # ------------------------------------------------------------------ run
+    def process(self, parameters, context, feedback):
+        job: ClassifierJob = self.job
+        source, layer_name, config = job.source, job.layer_name, job.config
 
         # 1. freeze the layer into plain arrays
-        folder = layer_folder(self.parameterAsVectorLayer(parameters, self.INPUT, context))
-        frozen = self._freeze(source, label_field, photo_field, folder, context, feedback)
-        for reason, count in frozen["skipped"].items():
+        frozen = self._freeze(job, context, feedback)
+        for reason, count in frozen.skipped.items():
             feedback.reportError(f"{count} feature(s) of '{layer_name}' skipped: {reason}.", False)
-        if len(frozen["fids"]) == 0:
+        if len(frozen.fids) == 0:
             raise QgsProcessingException(
                 f"Layer '{layer_name}' has no feature with a usable geometry "
-                f"({sum(frozen['skipped'].values())} skipped); nothing to classify.")
-        latlon = frozen["latlon"]
+                f"({sum(frozen.skipped.values())} skipped); nothing to classify.")
+        latlon = frozen.latlon
         from model_utils.geo import invalid_latlon
 
         bad = invalid_latlon(latlon)
         if bad.any():
-            fids = ", ".join(str(f) for f in frozen["fids"][bad][:10])
+            fids = ", ".join(str(f) for f in frozen.fids[bad][:10])
             raise QgsProcessingException(
                 f"Layer '{layer_name}': {int(bad.sum())} feature(s) lie outside the valid latitude/longitude range "
                 f"once in WGS84 (fid {fids}{', …' if bad.sum() > 10 else ''}). Is the layer's CRS "
                 f"({source.sourceCrs().authid() or 'unknown'}) right, or are x and y swapped?")
         task = f"multi-label, separator {config.separator!r}" if config.multi_label else "single-label"
-        feedback.pushInfo(f"{len(frozen['fids'])} feature(s) of '{layer_name}'; features: {kind}; {task}")
+        feedback.pushInfo(f"{len(frozen.fids)} feature(s) of '{layer_name}'; features: {config.features}; {task}")
 
         # 2. compute on plain data
-        result = self._compute(config, frozen, parameters, context, feedback, layer_name)
+        result = self._compute(job, frozen, feedback)
         self._log(result, feedback)
         not_used = sum(n for reason, n in result.skipped.items() if reason != "rare class")
-        result.skipped = {**frozen["skipped"], **result.skipped}  # the report lists geometry skips too
+        result.skipped = {**frozen.skipped, **result.skipped}  # the report lists geometry skips too
 
         # 3. write outputs (only now that everything succeeded)
         outputs: dict = {}
-        if parameters.get(self.PREDICTIONS) not in (None, ""):
-            outputs[self.PREDICTIONS] = self._write_predictions(result, frozen["fids"], source, parameters,
+        if job.predictions:
+            outputs[self.PREDICTIONS] = self._write_predictions(result, frozen.fids, source, parameters,
                                                                 context, feedback)
         from model_utils.downstream.report import write_reports
 
         try:
-            paths = write_reports(result, out_dir)
+            paths = write_reports(result, job.out_dir)
         except OSError as exc:
-            raise QgsProcessingException(f"Could not write the report into {out_dir}: {exc}") from exc
+            raise QgsProcessingException(f"Could not write the report into {job.out_dir}: {exc}") from exc
         feedback.pushInfo(f"Report: {paths.html}")
         feedback.setProgress(100)
-        skipped_total = sum(frozen["skipped"].values()) + not_used
+        skipped_total = sum(frozen.skipped.values()) + not_used
         outputs.update({
-            self.OUTPUT_FOLDER: str(out_dir), "REPORT_HTML": str(paths.html), "CLASSES_CSV": str(paths.classes_csv),
+            self.OUTPUT_FOLDER: str(job.out_dir), "REPORT_HTML": str(paths.html), "CLASSES_CSV": str(paths.classes_csv),
             "SUMMARY_CSV": str(paths.summary_csv), "ACCURACY": result.accuracy, "MACRO_F1": result.macro_f1,
             "MEAN_AP": result.mean_ap, "N_TRAIN": result.n_train, "N_TEST": result.n_test,
             "N_CLASSES": len(result.classes), "N_SKIPPED": skipped_total,
         })
         return outputs
 
-    def _compute(self, config, frozen: dict, parameters, context, feedback, layer_name: str):
+    def _compute(self, job: ClassifierJob, frozen: FrozenLayer, feedback):
         from model_utils.downstream.features import check_photo_paths
         from model_utils.downstream.probe import run_probe
         from model_utils.errors import Canceled, GeoClipError
 
         try:
+            config = job.config
             if config.needs_images:  # fail on a photo field pointing nowhere before loading any backbone
-                check_photo_paths(frozen["photos"], [f"fid {f}" for f in frozen["fids"]], config.photo_name)
-            model = self.load_model(self.model_choices(parameters, context), feedback) if config.needs_model else None
+                check_photo_paths(frozen.photos, [f"fid {f}" for f in frozen.fids], config.photo_name)
+            model = self.load_model(dict(job.model_choices), feedback) if config.needs_model else None
             progress, is_canceled = progress_callbacks(feedback, 5, 90)
-            result = run_probe(config, frozen["labels"], frozen["latlon"], frozen["photos"], model,
-                               row_ids=[f"fid {f}" for f in frozen["fids"]], progress=progress,
+            result = run_probe(config, frozen.labels, frozen.latlon, frozen.photos, model,
+                               row_ids=[f"fid {f}" for f in frozen.fids], progress=progress,
                                is_canceled=is_canceled)
         except Canceled as exc:
             raise QgsProcessingException("Canceled: no outputs were written.") from exc
         except (ValueError, GeoClipError) as exc:
-            raise QgsProcessingException(f"Layer '{layer_name}': {exc}") from exc
+            raise QgsProcessingException(f"Layer '{job.layer_name}': {exc}") from exc
         if feedback.isCanceled():
             raise QgsProcessingException("Canceled: no outputs were written.")
         return result
