@@ -9,7 +9,9 @@ the CSVs and the HTML report into the chosen folder without overwriting earlier 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qgis.core import (
     QgsFeatureRequest,
@@ -40,6 +42,17 @@ NAME_FIELD_GUESSES = ("photo_name", "name", "filename", "file_name")
 RANK_FIELD = "rank"
 # A stored error_km further than this from the recomputed one is worth a warning.
 ERROR_TOLERANCE_KM = 0.5
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """What to evaluate and where the report goes, read from the parameters on the main thread."""
+
+    source: Any  # the QgsProcessingFeatureSource of prediction points
+    layer_name: str
+    lat_field: str
+    lon_field: str
+    folder: Path
 
 
 class EvaluateGeolocation(GeoClipAlgorithm):
@@ -159,8 +172,8 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         counts["rank_field"] = rank_field
         return rows, counts
 
-    # ------------------------------------------------------------------ run
-    def process(self, parameters, context, feedback):
+    # ------------------------------------------------------------------ parameters -> a frozen job (main thread)
+    def prepare(self, parameters, context, feedback) -> EvaluationJob:
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
@@ -182,7 +195,13 @@ class EvaluateGeolocation(GeoClipAlgorithm):
                 f"position. Its fields are: {', '.join(source.fields().names()) or 'none'}. Choose the fields "
                 "that hold the true latitude and longitude (degrees, WGS84).")
         folder = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        return EvaluationJob(source, layer_name, lat_field, lon_field, folder)
 
+    # ------------------------------------------------------------------ run
+    def process(self, parameters, context, feedback):
+        job: EvaluationJob = self.job
+        source, layer_name, lat_field, lon_field, folder = (job.source, job.layer_name, job.lat_field, job.lon_field,
+                                                            job.folder)
         ensure_model_utils_importable()
         try:
             from model_utils.evaluation.accuracy_report import PhotoResult, photo_result, write_accuracy_report

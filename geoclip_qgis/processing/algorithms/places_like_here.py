@@ -6,7 +6,9 @@ and layer styling path as the geolocation heatmaps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateTransform,
@@ -25,6 +27,18 @@ from ...layers import load_on_completion
 from ..base import GeoClipAlgorithm, progress_callbacks
 from ..io.geometry import WGS84, representative_point
 from ..io.outputs import refuse_existing, write_geotiff
+
+
+@dataclass(frozen=True)
+class SimilarityJob:
+    """The query point, raster grid and output, read from the parameters on the main thread."""
+
+    lat: float
+    lon: float
+    spec: Any  # model_utils GridSpec
+    out: Path
+    samples: int
+    model_choices: tuple[tuple[str, Any], ...]
 
 
 class PlacesLikeHere(GeoClipAlgorithm):
@@ -93,7 +107,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
             return point.y(), point.x()
         raise QgsProcessingException(f"Layer '{source.sourceName()}' has no feature with a geometry to use as query.")
 
-    def process(self, parameters, context, feedback):
+    def prepare(self, parameters, context, feedback) -> SimilarityJob:
         import numpy as np
 
         from model_utils.geo import invalid_latlon
@@ -101,20 +115,27 @@ class PlacesLikeHere(GeoClipAlgorithm):
         lat, lon = self._query(parameters, context)
         if invalid_latlon(np.array([[lat, lon]]))[0]:
             raise QgsProcessingException(f"The query point ({lat:.4f}, {lon:.4f}) is outside WGS84 lat/lon ranges.")
-        spec = self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE)
         out = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         if out.suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"The similarity raster is a GeoTIFF: use a .tif name, not {out.name}")
         refuse_existing(out)
-        model = self.load_model(self.model_choices(parameters, context), feedback)
+        return SimilarityJob(lat, lon, self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE), out,
+                             self.parameterAsInt(parameters, self.SAMPLES, context),
+                             tuple(sorted(self.model_choices(parameters, context).items())))
+
+    def process(self, parameters, context, feedback):
+        import numpy as np
+
+        job: SimilarityJob = self.job
+        lat, lon, spec, out = job.lat, job.lon, job.spec, job.out
+        model = self.load_model(dict(job.model_choices), feedback)
         from model_utils.errors import Canceled, GeoClipError
         from model_utils.maps.similarity import similarity_grid
 
         progress, is_canceled = progress_callbacks(feedback, 0, 95)
         try:
-            values = similarity_grid(model, lat, lon, spec, samples=self.parameterAsInt(parameters, self.SAMPLES,
-                                                                                      context),
-                                     progress=progress, is_canceled=is_canceled)
+            values = similarity_grid(model, lat, lon, spec, samples=job.samples, progress=progress,
+                                     is_canceled=is_canceled)
         except Canceled as exc:
             raise QgsProcessingException("Canceled: no raster was written.") from exc
         except GeoClipError as exc:
