@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import Qt
 
 from geoclip_qgis.compat import FieldType
 
@@ -28,6 +29,9 @@ class LogFeedback(QgsProcessingFeedback):
         super().__init__()
         self.lines: list[str] = []
         self.cancel_after_progress = cancel_after_progress
+        # on the signal, in the thread that reports progress: QGIS's own feedback classes (a multi-step
+        # feedback) call setProgress from C++, which a Python override would not see
+        self.progressChanged.connect(self._on_progress, Qt.ConnectionType.DirectConnection)
 
     def pushInfo(self, info):  # noqa: N802
         self.lines.append(info)
@@ -41,8 +45,7 @@ class LogFeedback(QgsProcessingFeedback):
         self.lines.append(warning)
         super().pushWarning(warning)
 
-    def setProgress(self, progress):  # noqa: N802
-        super().setProgress(progress)
+    def _on_progress(self, progress: float) -> None:
         if self.cancel_after_progress and 0 < progress < 100:
             self.cancel()  # the first batch is written: stop before the next
 

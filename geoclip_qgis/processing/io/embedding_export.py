@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qgis.core import QgsFields, QgsProcessingException
+from qgis.core import QgsFields, QgsProcessingException, QgsProcessingMultiStepFeedback
 
 from model_utils.constants import EMBED_DIM
 from model_utils.downstream.pca import StreamingPCA, save_pca
@@ -124,9 +124,10 @@ class ExportRun:
         if self.feedback.isCanceled():
             raise ExportCanceled("Canceled: no output was written.")
 
-    def _progress(self, done: int, start: float, end: float) -> None:
+    def _progress(self, done: int, feedback=None) -> None:
+        """Share of the layer done, on ``feedback`` (a pass of a two-pass export) or the run's own."""
         if self.total > 0:
-            self.feedback.setProgress(start + (end - start) * min(1.0, done / self.total))
+            (feedback or self.feedback).setProgress(100.0 * min(1.0, done / self.total))
 
     def _open_writer(self, dtype) -> _Writer:
         job, final = self.job, self.job.output
@@ -162,7 +163,7 @@ class ExportRun:
                 self.writer = self._open_writer(np.float32)
             self.writer.write(batch, values)
             count += len(batch.fids)
-            self._progress(count + self.tally.total, 0, 100)
+            self._progress(count + self.tally.total)
         if count == 0:
             raise self._no_points()
         self._check_canceled()
@@ -175,6 +176,8 @@ class ExportRun:
         spill = temp_sibling(self.job.output.with_name(self.job.output.name + ".spill"))
         self.scratch += [spill, spill.with_name(spill.name + ".fid")]
         pca, count = StreamingPCA(k), 0
+        passes = QgsProcessingMultiStepFeedback(2, self.feedback)  # two equal halves of the progress bar
+        passes.setCurrentStep(0)
         self.feedback.setProgressText(f"Pass 1 of 2: encoding and fitting a {k}-component PCA…")
         with open(spill, "wb") as values_out, open(self.scratch[1], "wb") as fids_out:
             for batch, values in encode_ahead(self._batches(False, self.tally), self.encode):
@@ -183,7 +186,7 @@ class ExportRun:
                 fids_out.write(batch.fids.tobytes())
                 pca.add(values)
                 count += len(batch.fids)
-                self._progress(count + self.tally.total, 0, 50)
+                self._progress(count + self.tally.total, passes)
         if count == 0:
             raise self._no_points()
         if count < k:
@@ -194,6 +197,7 @@ class ExportRun:
         self.feedback.pushInfo(f"PCA: {k} components keep {100 * fitted.explained_variance_ratio_.sum():.1f}% of "
                                "the embeddings' variance.")
         written = 0
+        passes.setCurrentStep(1)
         self.feedback.setProgressText("Pass 2 of 2: projecting and writing…")
         with open(spill, "rb") as values_in, open(self.scratch[1], "rb") as fids_in:
             for batch in self._batches(True, None):
@@ -209,7 +213,7 @@ class ExportRun:
                     self.writer = self._open_writer(np.float64)
                 self.writer.write(batch, fitted.transform(values.astype(np.float64)))
                 written += n
-                self._progress(written, 50, 100)
+                self._progress(written, passes)
         if written != count:
             raise QgsProcessingException(f"Layer '{self.source.sourceName()}' changed while it was exported; "
                                          "nothing was written.")
