@@ -31,6 +31,7 @@ from qgis.core import (
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
+from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QColor
 
 from .compat import ACTION_OPEN_URL
@@ -226,24 +227,30 @@ def refresh_legend(layer) -> None:
 class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
     """Post-processor: put a result layer into its run group and apply its shipped style."""
 
-    # QGIS keeps only a C++ pointer, also after the layer is loaded (the run's context holds it until it is
-    # destroyed), so Python keeps every post-processor: a few hundred bytes per result layer. Releasing it
-    # after use was tried and left a dangling pointer (an intermittent crash / runaway in dock tests).
-    _alive: list[GroupAndStyle] = []
+    # Lifetime: the run's context owns the C++ object and deletes it in its destructor; QGIS calls it once,
+    # when the layer loads. Python keeps the object (whose postProcessLayer QGIS calls) in ``_waiting`` until
+    # that call, then lets it go; objects of runs whose layers never load go once their context has deleted
+    # them. (Without ``_waiting`` the object would be collected when ``load_on_completion`` returns, and QGIS
+    # would call a dead object: the crash an earlier release-after-use attempt met.)
+    _waiting: set[GroupAndStyle] = set()
 
     def __init__(self, group_name: str, style: str, run_id: str = "") -> None:
         super().__init__()
         self.group_name = group_name
         self.style = style
         self.run_id = run_id
-        GroupAndStyle._alive.append(self)
+        sip.transferto(self, None)  # C++ (the context) owns it: collecting the Python side never deletes it
+        GroupAndStyle._waiting = {p for p in GroupAndStyle._waiting if not sip.isdeleted(p)} | {self}
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        STYLERS[self.style](layer)
-        project = context.project() or QgsProject.instance()
-        move_into_group(project, layer, self.group_name, self.run_id)
-        refresh_legend(layer)
+        try:
+            STYLERS[self.style](layer)
+            project = context.project() or QgsProject.instance()
+            move_into_group(project, layer, self.group_name, self.run_id)
+            refresh_legend(layer)
+        finally:
+            GroupAndStyle._waiting.discard(self)  # called once per layer: Python's part is done
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,
