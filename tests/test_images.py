@@ -345,3 +345,16 @@ def test_find_photos_then_load(tmp_path):
     assert found == [tmp_path / "x.PNG", tmp_path / "y.jpg"]
     outcome = [(photo is not None, error is None) for _, photo, error in iter_photos(found)]
     assert outcome == [(True, True), (False, False)]
+
+
+def test_a_dangling_link_is_a_per_file_error_not_left_out(tmp_path):
+    """A link to a photo that was moved is reported with the others' results, not silently skipped."""
+    Image.new("RGB", (3, 3), (1, 1, 1)).save(tmp_path / "kept.png")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "moved-away" / "gone.jpg")
+    (tmp_path / "notes-link.txt").symlink_to(tmp_path / "nowhere.txt")  # not a photo name: not listed
+    found = find_photos(tmp_path)
+    assert found == [tmp_path / "gone.jpg", tmp_path / "kept.png"]
+    results = {Path(source).name: (photo, error) for source, (_, photo, error) in zip(found, iter_photos(found))}
+    assert results["kept.png"][0] is not None
+    photo, error = results["gone.jpg"]
+    assert photo is None and "gone.jpg" in error and "link to" in error and "does not exist" in error

@@ -57,7 +57,8 @@ def _scan(folder: Path, recursive: bool, *, top: bool) -> list[Path]:
         try:
             if _is_hidden(entry):
                 continue
-            if entry.is_file():
+            if entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)):
+                # a link to a photo that is gone is listed too: loading it then says so, per file
                 if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
                     found.append(folder / entry.name)
             elif recursive and entry.is_dir(follow_symlinks=False):

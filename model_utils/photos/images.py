@@ -179,6 +179,11 @@ def _open_file(source: str) -> BinaryIO:
     try:
         st = os.stat(source)
     except (FileNotFoundError, NotADirectoryError, ValueError):
+        if os.path.islink(source):
+            raise PhotoError(
+                f"Photo '{source}' is a link to '{os.readlink(source)}', which does not exist (moved or deleted?). "
+                "Fix or remove the link."
+            ) from None
         raise PhotoError(
             f"Photo not found: '{source}'. Check the path and that the drive is mounted."
         ) from None
