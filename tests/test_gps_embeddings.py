@@ -221,8 +221,8 @@ def test_shapefile_with_pca_stays_under_255_fields(geoclip_provider, tmp_path):
 def test_csv_contents(geoclip_provider, model, tmp_path):
     latlon = random_latlon(20, seed=7)
     layer = point_layer(latlon)
-    out = run({"INPUT": layer, "FORMAT": FMT["csv"], "OUTPUT": str(tmp_path / "emb.gpkg")})
-    assert out["OUTPUT"] == str(tmp_path / "emb.csv")  # .gpkg swapped for the format's extension
+    out = run({"INPUT": layer, "FORMAT": FMT["csv"], "OUTPUT": str(tmp_path / "emb")})
+    assert out["OUTPUT"] == str(tmp_path / "emb.csv")  # no extension typed: the format's
     with open(out["OUTPUT"], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["name", "value", "src_fid", *E_NAMES, "lat", "lon"]
@@ -351,3 +351,18 @@ def test_cancel_after_first_batch_leaves_nothing(geoclip_provider, tmp_path, fmt
             feedback)
     assert feedback.isCanceled()
     assert folder_files(tmp_path) == []
+
+
+def test_the_typed_extension_decides_the_format_or_the_run_refuses(geoclip_provider, tmp_path):
+    """'out.shp' with the format left out writes a Shapefile (not a GeoPackage); a chosen format that
+    contradicts the typed name is refused before anything is written."""
+    layer = point_layer(random_latlon(5, seed=3))
+    out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "out.shp")})
+    assert out["OUTPUT"] == str(tmp_path / "out.shp") and (tmp_path / "out.dbf").is_file()
+    assert QgsVectorLayer(out["OUTPUT"], "o", "ogr").dataProvider().storageType() == "ESRI Shapefile"
+    out = run({"INPUT": layer, "OUTPUT": str(tmp_path / "t.parquet")})
+    assert out["OUTPUT"].endswith("t.parquet")
+    before = folder_files(tmp_path)
+    with pytest.raises(QgsProcessingException, match=r"'c.gpkg' is a GeoPackage name but the output format is CSV"):
+        run({"INPUT": layer, "FORMAT": FMT["csv"], "OUTPUT": str(tmp_path / "c.gpkg")})
+    assert folder_files(tmp_path) == before

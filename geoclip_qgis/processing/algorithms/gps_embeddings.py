@@ -38,7 +38,6 @@ from ..io.embedding_export import BATCH_SIZE, ExportJob, ExportRun, commit
 from ..io.embedding_writers import (
     DBF_FIELD_WARNING,
     FORMATS,
-    KNOWN_EXTENSIONS,
     LAYOUT_LABELS,
     SHP_WIDTH,
     Columns,
@@ -88,7 +87,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "some DBF readers fail, so use PCA with at most ~250 components to stay under); CSV with lat/lon "
             "columns; NumPy .npz (arrays src_fid, lat, lon, embeddings, columns; no other attributes: join on "
             "src_fid); Parquet (attributes, src_fid, one float column per value, lat, lon; needs pyarrow). "
-            "The file name's extension follows the format.\n"
+            "A file name without extension gets the format's; from qgis_process or a script, a typed extension "
+            "(out.shp) picks the format when none is given, and a format that contradicts it is refused.\n"
             "<b>Embedding fields</b>: one number field per value (default: usable in QGIS's attribute table, "
             "expressions and styling), or, for GeoPackage, a single binary field <b>embedding</b> (<b>pca</b> "
             "with PCA) holding the values as little-endian float32: half the file size and about twice as fast "
@@ -133,7 +133,11 @@ class GpsEmbeddings(GeoClipAlgorithm):
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        fmt = FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)]
+        raw = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if not raw:
+            raise QgsProcessingException("Choose an output file.")
+        fmt, output = _format_and_path(Path(raw), parameters.get(self.FORMAT) not in (None, ""),
+                                       FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)], feedback)
         packed = self.parameterAsEnum(parameters, self.LAYOUT, context) == FieldLayout.PACKED
         if packed and fmt.key == "npz":
             packed = False  # .npz holds one array already
@@ -142,13 +146,10 @@ class GpsEmbeddings(GeoClipAlgorithm):
             raise QgsProcessingException(
                 f"'Embedding fields' = one binary field needs the GeoPackage format; {fmt.label} cannot "
                 "hold it. Choose GeoPackage, or 'one number field per value'.")
-        raw = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if not raw:
-            raise QgsProcessingException("Choose an output file.")
         return ExportJob(source=source, fmt=fmt, packed=packed,
                          normalize=self.parameterAsBool(parameters, self.NORMALIZE, context),
                          n_pca=self.parameterAsInt(parameters, self.PCA_COMPONENTS, context),
-                         output=_with_format_extension(Path(raw), fmt, feedback), project=context.project(),
+                         output=output, project=context.project(),
                          model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
 
     # ------------------------------------------------------------------ worker thread: compute + write
@@ -214,14 +215,20 @@ class GpsEmbeddings(GeoClipAlgorithm):
 
 
 
-def _with_format_extension(path: Path, fmt: OutputFormat, feedback) -> Path:
-    """The format decides the extension: 'x' or 'x.gpkg' with format CSV becomes 'x.csv' (logged)."""
-    ext = fmt.extension
-    if path.suffix.lower() == ext:
-        return path
-    fixed = path.with_suffix(ext) if path.suffix.lower() in KNOWN_EXTENSIONS else path.with_name(path.name + ext)
-    feedback.pushInfo(f"Output format is {fmt.label}: writing {fixed.name} (not {path.name}).")
-    return fixed
+def _format_and_path(path: Path, chosen: bool, fmt: OutputFormat, feedback) -> tuple[OutputFormat, Path]:
+    """The format and file to write. A known extension the user typed decides the format when no format was
+    chosen ('out.shp' writes a Shapefile); a chosen format that contradicts it is refused before any work;
+    a name without a known extension gets the format's ('out' with GeoPackage writes 'out.gpkg')."""
+    typed = next((f for f in FORMATS if f.extension == path.suffix.lower()), None)
+    if typed is None:
+        fixed = path.with_name(path.name + fmt.extension)
+        feedback.pushInfo(f"Output format is {fmt.label}: writing {fixed.name}.")
+        return fmt, fixed
+    if typed.key == fmt.key or not chosen:
+        return typed, path
+    raise QgsProcessingException(
+        f"The output file '{path.name}' is a {typed.label} name but the output format is {fmt.label}. Choose "
+        f"{typed.label} as the format, or name the file '{path.stem}{fmt.extension}'.")
 
 
 def _log_plan(job: ExportJob, columns: Columns, in_fields: QgsFields, n_values: int, total: int, feedback) -> None:
