@@ -81,11 +81,24 @@ def test_regional_gallery_needs_an_extent_and_a_sane_size(geoclip_provider, clip
         run("geolocatetext", {"QUERIES": "x", "GALLERY": 1, "GALLERY_SPACING": 0.001, "EXTENT": "0,10,0,10 [EPSG:4326]",
                               "CELL_SIZE": 0.1, "OUTPUT_FOLDER": str(tmp_path / "out")})
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    feedback = LogFeedback()  # the default 50 km kernel over a city: a warning that says what to set
+    feedback = LogFeedback()  # a 50 km kernel set over a city: kept, with a warning that says what to set
     out = run("geolocatetext", {"QUERIES": "x", "GALLERY": 1, "EXTENT": PARIS, "CELL_SIZE": 0.01,
-                                "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
+                                "BANDWIDTH_KM": 50, "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
     assert "Kernel bandwidth 50 km is wide for an extent about 17 km across" in feedback.text
     assert "about 0.7 km here" in feedback.text and out["N_PHOTOS"] == 1
+    assert gdal.Open(out["RASTERS"][0]).GetMetadataItem("bandwidth_km") == "50"
+
+
+def test_the_bandwidth_follows_the_gallery_unless_set(geoclip_provider, clip_env, tmp_path):
+    """No bandwidth given: the regional grid's spacing in km (0.01 deg at 48.9 N ~ 0.73 km), 50 km worldwide."""
+    feedback = LogFeedback()
+    out = run("geolocatetext", {"QUERIES": "x", "GALLERY": 1, "EXTENT": PARIS, "CELL_SIZE": 0.01,
+                                "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
+    used = float(gdal.Open(out["RASTERS"][0]).GetMetadataItem("bandwidth_km"))
+    assert used == pytest.approx(0.733, abs=0.01) and "is wide for an extent" not in feedback.text
+    assert "the regional gallery's spacing" in feedback.text
+    out = run("geolocatetext", {"QUERIES": "x", "CELL_SIZE": 5.0, "OUTPUT_FOLDER": str(tmp_path / "world")})
+    assert gdal.Open(out["RASTERS"][0]).GetMetadataItem("bandwidth_km") == "50"
 
 
 def test_dock_regional_checkbox(loaded_plugin):
@@ -95,3 +108,7 @@ def test_dock_regional_checkbox(loaded_plugin):
     assert tab.parameters()["GALLERY"] == 1
     tab.results.regional.setChecked(False)
     assert tab.parameters()["GALLERY"] == 0
+    tab.results.bandwidth.setValue(0)  # shown as "auto": the algorithm chooses
+    assert tab.results.bandwidth.text() == "auto" and tab.parameters()["BANDWIDTH_KM"] is None
+    tab.results.bandwidth.setValue(12.5)
+    assert tab.parameters()["BANDWIDTH_KM"] == 12.5

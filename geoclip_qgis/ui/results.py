@@ -34,8 +34,11 @@ class ResultsOptions(QGroupBox):
         self.bandwidth = QDoubleSpinBox()
         self.bandwidth.setRange(0.0, 5000.0)
         self.bandwidth.setSuffix(tr(" km"))
-        self.bandwidth.setValue(s.value(key + "bandwidth", 50.0, type=float))
-        self.bandwidth.setToolTip(tr("How far each gallery point's probability is spread (Gaussian std. dev.)"))
+        self.bandwidth.setSpecialValueText(tr("auto"))  # shown at 0: the algorithm picks (50 km, or the grid spacing)
+        self.bandwidth.setValue(s.value(key + "bandwidth", 0.0, type=float))
+        self.bandwidth.setToolTip(tr("How far each gallery point's probability is spread (Gaussian std. dev.). "
+                                     "auto: 50 km over GeoCLIP's worldwide gallery, the grid spacing over a "
+                                     "regional gallery."))
         self.extent = QgsExtentWidget()
         self.extent.setToolTip(tr("Raster extent: empty = whole world; or the map canvas / a layer's extent"))
         self.extent.setNullValueAllowed(True, tr("Whole world"))
@@ -65,7 +68,7 @@ class ResultsOptions(QGroupBox):
         params = {
             "TOP_K": self.top_k.value(),
             "CELL_SIZE": self.cell.value(),
-            "BANDWIDTH_KM": self.bandwidth.value(),
+            "BANDWIDTH_KM": self.bandwidth.value() or None,  # 0 is "auto"
             "DENSITY": self.density.isChecked(),
             "GALLERY": int(GalleryMode.REGIONAL if self.regional.isChecked() else GalleryMode.WORLD),
             "OUTPUT_FOLDER": self.output.filePath(),

@@ -47,6 +47,7 @@ from ..regional_gallery import regional_gallery
 TOP_K = "TOP_K"
 CELL_SIZE = "CELL_SIZE"
 BANDWIDTH = "BANDWIDTH_KM"
+WORLD_BANDWIDTH_KM = 50.0  # the kernel when none is given, over GeoCLIP's gallery (~45 km between points)
 EXTENT = "EXTENT"
 DENSITY = "DENSITY"
 RASTERS = "WRITE_RASTERS"
@@ -103,9 +104,12 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
         TOP_K, tr(f"Top-k predictions per {noun}"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=1000))
     alg.addParameter(QgsProcessingParameterNumber(
         CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE, defaultValue=0.25, minValue=0.001, maxValue=10.0))
-    alg.addParameter(QgsProcessingParameterNumber(
-        BANDWIDTH, tr("Kernel bandwidth (km, standard deviation on the sphere)"),
-        NUMBER_DOUBLE, defaultValue=50.0, minValue=0.0, maxValue=5000.0))
+    bandwidth = QgsProcessingParameterNumber(
+        BANDWIDTH, tr("Kernel bandwidth (km, std. dev. on the sphere; empty: 50 km, or the regional gallery's "
+                      "spacing)"), NUMBER_DOUBLE, optional=True, minValue=0.0, maxValue=5000.0)
+    bandwidth.setHelp("How far each gallery point's probability is spread. Empty: 50 km over GeoCLIP's worldwide "
+                      "gallery, the grid spacing over a regional gallery; 0: no spreading (each point's cell).")
+    alg.addParameter(bandwidth)
     alg.addParameter(QgsProcessingParameterExtent(
         EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
     gallery = QgsProcessingParameterEnum(GALLERY, tr("GPS gallery"), options=[GALLERY_LABELS[m] for m in GalleryMode],
@@ -141,21 +145,23 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
             feedback) -> GeolocationJob:
     """The frozen job for ``items``; bad parameters are refused here, before any work."""
     write_rasters = alg.parameterAsBool(parameters, RASTERS, context)
+    given = parameters.get(BANDWIDTH) not in (None, "")
+    bandwidth = alg.parameterAsDouble(parameters, BANDWIDTH, context) if given else None
     regional = None
     if alg.parameterAsEnum(parameters, GALLERY, context) == GalleryMode.REGIONAL:
         if parameters.get(EXTENT) in (None, ""):
             raise QgsProcessingException(
                 "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
                 "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
-        regional = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
-                                    alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
-                                    alg.parameterAsDouble(parameters, BANDWIDTH, context), feedback)
+        regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
+                                               alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
+                                               bandwidth, feedback)
     out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
     feedback.pushInfo(f"{len(items)} {kind.noun}(s) to geolocate; outputs under {out_root}")
     return GeolocationJob(
         items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
         spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
-        bandwidth_km=alg.parameterAsDouble(parameters, BANDWIDTH, context),
+        bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
         density=alg.parameterAsBool(parameters, DENSITY, context),
         batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional,
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
