@@ -38,6 +38,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "core": ("tools.bench_core", "bench_core", "Model core and photo geolocation (issues 3 and 4)"),
     "embeddings": ("tools.bench_embeddings", "bench_embeddings", "GPS embeddings"),
     "geonames": ("tools.bench_downstream", "bench_geonames", "Downstream classifier (GeoNames)"),
+    "maps": ("tools.bench_maps", "bench_maps", "'Places like here': mass over land (issue 13)"),
 }
 ALIASES = {func: name for name, (_, func, _) in SECTIONS.items()}
 
@@ -164,14 +165,11 @@ def _jsonable(obj):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
+    """A reader never sees half a file."""
+    from model_utils.safe_files import atomic_path
+
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------------- markdown

@@ -67,6 +67,19 @@ def sample_layer(folder: Path):
     return QgsVectorLayer(str(path), "sample places", "ogr")
 
 
+def top_cells(raster: str, n: int) -> list[tuple[float, float, str]]:
+    """The ``n`` cells of a probability raster holding the most mass: (lat, lon, "12%") at their centres."""
+    import numpy as np
+    from osgeo import gdal
+
+    ds = gdal.Open(raster)
+    values, (x0, dx, _, y0, _, dy) = ds.GetRasterBand(1).ReadAsArray(), ds.GetGeoTransform()
+    ds = None
+    flat = np.argsort(values, axis=None)[::-1][:n]
+    rows, cols = np.unravel_index(flat, values.shape)
+    return [(y0 + (r + 0.5) * dy, x0 + (c + 0.5) * dx, f"{values[r, c]:.0%}") for r, c in zip(rows, cols)]
+
+
 def backbone_problem() -> str | None:
     """None if the CLIP backbone can be loaded, else the paragraph explaining what to do."""
     from model_utils.errors import BackboneUnavailable
@@ -113,10 +126,10 @@ def run(args) -> int:
     from processing.core.Processing import Processing
     from qgis.core import QgsProcessingException, QgsRasterLayer, QgsVectorLayer
 
-    from geoclip_qgis.layers import style_prediction_points, style_probability_raster, style_similarity_raster
+    from geoclip_qgis.layers import style_prediction_points, style_probability_raster
     from geoclip_qgis.processing.provider import GeoClipProvider
     from model_utils.model.weights import wheel_package_dir
-    from tools.samples.rendering import render_layers, world_basemap
+    from tools.samples.rendering import labelled_points_layer, render_layers, render_titled_map, world_basemap
 
     Processing.initialize()
     provider = GeoClipProvider()  # keep a Python reference while it is registered
@@ -181,11 +194,24 @@ def run(args) -> int:
     try:
         out = processing.run("geoclip:placeslikehere", {"POINT": "2.3522,48.8566 [EPSG:4326]", "CELL_SIZE": 1.0,
                                                         "OUTPUT": str(run_dir / "places_like_paris.tif")})
-        similar = QgsRasterLayer(out["OUTPUT"], "places like Paris")
-        style_similarity_raster(similar)
-        if problem:  # without photo results, the similarity raster is the map's main layer
+        similar = QgsRasterLayer(out["OUTPUT"], "probability per 1° cell")
+        style_probability_raster(similar)
+        if problem:  # without photo results, the places raster is the main map's main layer
             map_layers.append(similar)
-        say(f"'Places like Paris' similarity raster -> {out['OUTPUT']}")
+        say(f"'Places like Paris' raster -> {out['OUTPUT']}")
+        query = labelled_points_layer([(48.8566, 2.3522, "Paris (query)")], "query place",
+                                      {"name": "star", "color": "#111111", "outline_color": "#ffffff", "size": "5"})
+        top = labelled_points_layer(top_cells(out["OUTPUT"], 6), "most likely 1° cells, % of the probability",
+                                    {"name": "circle", "color": "#00000000", "outline_color": "#b91c1c",
+                                     "outline_width": "0.6", "size": "4"})
+        page = render_titled_map(
+            [query, top, similar, world_basemap()], run_dir / "places_like_paris.png",
+            "Places like Paris: where GeoCLIP would place a photo taken in Paris",
+            "Probability over GeoCLIP's 100K photo locations, 300 km around Paris left out, 50 km kernel; sums to 1",
+            [query, top, similar])
+        with atomic_path(args.out / "places_like_paris.png") as tmp:
+            tmp.write_bytes(page.read_bytes())
+        say(f"Map: {args.out / 'places_like_paris.png'}")
         results["places like here"] = True
     except QgsProcessingException as exc:
         say(f"'Places like here' failed: {exc}")

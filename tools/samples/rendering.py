@@ -40,3 +40,100 @@ def render_layers(layers, out: Path, extent=None, size=(1200, 600)) -> Path:
     if not job.renderedImage().save(str(out), "PNG"):
         raise RuntimeError(f"could not write {out}")
     return out
+
+
+def labelled_points_layer(points: list[tuple[float, float, str]], name: str, marker: dict):
+    """A memory point layer of (lat, lon, label), drawn with ``marker`` (QgsMarkerSymbol.createSimple
+    properties) and labelled."""
+    from qgis.core import (
+        QgsFeature,
+        QgsGeometry,
+        QgsMarkerSymbol,
+        QgsPalLayerSettings,
+        QgsPointXY,
+        QgsTextFormat,
+        QgsVectorLayer,
+        QgsVectorLayerSimpleLabeling,
+    )
+    from qgis.PyQt.QtGui import QColor
+
+    layer = QgsVectorLayer("Point?crs=EPSG:4326&field=name:string", name, "memory")
+    features = []
+    for lat, lon, label in points:
+        feature = QgsFeature(layer.fields())
+        feature.setAttributes([label])
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    layer.renderer().setSymbol(QgsMarkerSymbol.createSimple(marker))
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "name"
+    text = QgsTextFormat()
+    text.setSize(10)
+    text.setColor(QColor("#111111"))
+    buffer = text.buffer()
+    buffer.setEnabled(True)
+    buffer.setSize(1.0)
+    text.setBuffer(buffer)
+    settings.setFormat(text)
+    settings.displayAll = True  # every label, even where they crowd
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+    return layer
+
+
+def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layers, width_mm: float = 297,
+                      dpi: int = 110) -> Path:
+    """A print layout: ``title`` and ``subtitle`` above a world map of ``layers`` (top first), a legend of
+    ``legend_layers`` in columns below it, exported to ``out`` (PNG)."""
+    map_w = width_mm - 12
+    size_mm = (width_mm, 22 + map_w / 2 + 40)
+    from qgis.core import (
+        QgsLayerTree,
+        QgsLayoutExporter,
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsPrintLayout,
+        QgsProject,
+        QgsRectangle,
+        QgsUnitTypes,
+    )
+    from qgis.PyQt.QtGui import QFont
+
+    project = QgsProject.instance()
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(*size_mm, QgsUnitTypes.LayoutMillimeters))
+    heading = QgsLayoutItemLabel(layout)
+    heading.setText(f"{title}\n{subtitle}")
+    heading.setFont(QFont("DejaVu Sans", 13))
+    heading.attemptMove(QgsLayoutPoint(6, 4, QgsUnitTypes.LayoutMillimeters))
+    heading.attemptResize(QgsLayoutSize(size_mm[0] - 12, 16, QgsUnitTypes.LayoutMillimeters))
+    layout.addLayoutItem(heading)
+    world = QgsLayoutItemMap(layout)
+    world.attemptMove(QgsLayoutPoint(6, 22, QgsUnitTypes.LayoutMillimeters))
+    world.attemptResize(QgsLayoutSize(map_w, map_w / 2, QgsUnitTypes.LayoutMillimeters))
+    world.setLayers(list(layers))
+    world.setExtent(QgsRectangle(-180, -90, 180, 90))
+    layout.addLayoutItem(world)
+    legend = QgsLayoutItemLegend(layout)
+    legend.setLinkedMap(world)
+    legend.setAutoUpdateModel(False)
+    tree = QgsLayerTree()
+    for layer in legend_layers:
+        tree.addLayer(layer)
+    legend.model().setRootGroup(tree)
+    legend.setTitle("")
+    legend.setColumnCount(len(legend_layers))
+    legend.attemptMove(QgsLayoutPoint(6, 24 + map_w / 2, QgsUnitTypes.LayoutMillimeters))
+    layout.addLayoutItem(legend)
+    settings = QgsLayoutExporter.ImageExportSettings()
+    settings.dpi = dpi
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = QgsLayoutExporter(layout).exportToImage(str(out), settings)
+    if result != QgsLayoutExporter.Success:
+        raise RuntimeError(f"could not write {out} (layout export error {result})")
+    return out

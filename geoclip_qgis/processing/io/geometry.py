@@ -21,6 +21,7 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsGeometry,
+    QgsPointXY,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeatureSource,
@@ -51,6 +52,28 @@ def representative_point(geometry: QgsGeometry) -> QgsGeometry | None:
     if point is None or point.isNull() or point.isEmpty():
         return None
     return point
+
+
+def sample_points(geometry: QgsGeometry, target: int = 64) -> list[QgsPointXY]:
+    """Points that stand for a whole geometry, in its own CRS: a polygon's points on a regular grid inside
+    it (about ``target`` of them; its point on surface when it is too thin for the grid), a line's points
+    spaced evenly along it, a (multi)point's own points. "Places like this region" averages them."""
+    if geometry is None or geometry.isNull() or geometry.isEmpty():
+        return []
+    kind = geometry.type()
+    if kind == GEOMETRY_POINT:
+        return [QgsPointXY(v.x(), v.y()) for v in geometry.vertices()]
+    if kind == GEOMETRY_POLYGON:
+        box = geometry.boundingBox()
+        step = math.sqrt(max(box.width() * box.height(), 1e-18) / target)
+        xs = box.xMinimum() + step * (np.arange(max(1, int(box.width() / step))) + 0.5)
+        ys = box.yMinimum() + step * (np.arange(max(1, int(box.height() / step))) + 0.5)
+        inside = [QgsPointXY(x, y) for y in ys for x in xs
+                  if geometry.contains(QgsGeometry.fromPointXY(QgsPointXY(x, y)))]
+        return inside or [geometry.pointOnSurface().asPoint()]
+    length = geometry.length()
+    return [geometry.interpolate(length * (i + 0.5) / target).asPoint() for i in range(target)] if length > 0 \
+        else [geometry.centroid().asPoint()]
 
 
 def layer_folder(layer) -> Path | None:
