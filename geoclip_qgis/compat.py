@@ -15,6 +15,7 @@ from qgis.core import (
     QgsAction,
     QgsColorRampShader,
     QgsFeatureRequest,
+    QgsLayoutExporter,
     QgsMapLayerProxyModel,
     QgsPalLayerSettings,
     QgsProcessing,
@@ -23,6 +24,7 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QMetaType, QVariant
@@ -70,6 +72,9 @@ LAYER_FILTER_VECTOR = _pick("LayerFilter.VectorLayer", QgsMapLayerProxyModel, "V
 LAYER_FILTER_HAS_GEOMETRY = _pick("LayerFilter.HasGeometry", QgsMapLayerProxyModel, "HasGeometry")
 SHADER_INTERPOLATED = _pick("ShaderInterpolationMethod.Linear", QgsColorRampShader, "Interpolated")
 ACTION_OPEN_URL = _pick("AttributeActionType.OpenUrl", QgsAction, "OpenUrl")
+# Print layouts (the demo's titled maps): Qgis.LayoutUnit since 3.30; the exporter's result enum is scoped.
+LAYOUT_MM = _pick("LayoutUnit.Millimeters", QgsUnitTypes, "LayoutMillimeters")
+EXPORT_SUCCESS = QgsLayoutExporter.ExportResult.Success
 LABEL_OVER_POINT = _pick("LabelPlacement.OverPoint", QgsPalLayerSettings, "OverPoint")
 
 

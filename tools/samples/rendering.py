@@ -99,23 +99,24 @@ def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layer
         QgsPrintLayout,
         QgsProject,
         QgsRectangle,
-        QgsUnitTypes,
     )
     from qgis.PyQt.QtGui import QFont
+
+    from geoclip_qgis.compat import EXPORT_SUCCESS, LAYOUT_MM
 
     project = QgsProject.instance()
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
-    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(*size_mm, QgsUnitTypes.LayoutMillimeters))
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(*size_mm, LAYOUT_MM))
     heading = QgsLayoutItemLabel(layout)
     heading.setText(f"{title}\n{subtitle}")
     heading.setFont(QFont("DejaVu Sans", 13))
-    heading.attemptMove(QgsLayoutPoint(6, 4, QgsUnitTypes.LayoutMillimeters))
-    heading.attemptResize(QgsLayoutSize(size_mm[0] - 12, 16, QgsUnitTypes.LayoutMillimeters))
+    heading.attemptMove(QgsLayoutPoint(6, 4, LAYOUT_MM))
+    heading.attemptResize(QgsLayoutSize(size_mm[0] - 12, 16, LAYOUT_MM))
     layout.addLayoutItem(heading)
     world = QgsLayoutItemMap(layout)
-    world.attemptMove(QgsLayoutPoint(6, 22, QgsUnitTypes.LayoutMillimeters))
-    world.attemptResize(QgsLayoutSize(map_w, map_w / 2, QgsUnitTypes.LayoutMillimeters))
+    world.attemptMove(QgsLayoutPoint(6, 22, LAYOUT_MM))
+    world.attemptResize(QgsLayoutSize(map_w, map_w / 2, LAYOUT_MM))
     world.setLayers(list(layers))
     world.setExtent(QgsRectangle(-180, -90, 180, 90))
     layout.addLayoutItem(world)
@@ -128,12 +129,12 @@ def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layer
     legend.model().setRootGroup(tree)
     legend.setTitle("")
     legend.setColumnCount(len(legend_layers))
-    legend.attemptMove(QgsLayoutPoint(6, 24 + map_w / 2, QgsUnitTypes.LayoutMillimeters))
+    legend.attemptMove(QgsLayoutPoint(6, 24 + map_w / 2, LAYOUT_MM))
     layout.addLayoutItem(legend)
     settings = QgsLayoutExporter.ImageExportSettings()
     settings.dpi = dpi
     out.parent.mkdir(parents=True, exist_ok=True)
     result = QgsLayoutExporter(layout).exportToImage(str(out), settings)
-    if result != QgsLayoutExporter.Success:
+    if result != EXPORT_SUCCESS:
         raise RuntimeError(f"could not write {out} (layout export error {result})")
     return out
