@@ -71,7 +71,7 @@ def test_install_into_the_folder_and_import(offline_pip):
 
 @pytest.fixture()
 def platform_copy(tmp_path, monkeypatch):
-    """An older copy of the dummy package where the platform's packages live (as Debian's sympy 1.9 sits
+    """An older copy of the dummy package where the platform's packages live (as Debian 12's sympy 1.11 sits
     in dist-packages), on ``sys.path`` with its metadata; returns its folder."""
     import subprocess
 
