@@ -3,11 +3,11 @@
 Why a folder of our own (``<QGIS profile>/python/geoclip_deps``) and not QGIS's site-packages: it
 needs no admin rights and it can be deleted to undo everything. It goes at the *front* of ``sys.path``:
 the platform's older copies of pure-Python packages must not shadow what torch & co. were resolved
-against (with the folder last, Debian 12's sympy 1.11 broke torch 2.13's import, which needs 1.13). What
-QGIS's own compiled modules link against stays the platform's: numpy is pinned to QGIS's version for pip and pip's copy of it
-is dropped (``PLATFORM_PINNED``); pyproj is never installed (``PLATFORM_ONLY``). pip installs into a
-staging folder first; only a finished install is moved in, so a failed or canceled run leaves the folder
-as it was.
+against (with the folder last, Debian 12's sympy 1.11 broke torch 2.13's import, which needs 1.13).
+What QGIS's own compiled modules link against stays the platform's: numpy is pinned to QGIS's version
+for pip and pip's copy of it is dropped (``PLATFORM_PINNED``); pyproj is never installed
+(``PLATFORM_ONLY``). pip installs into a staging folder first; only a finished install is moved in, so
+a failed or canceled run leaves the folder as it was.
 """
 
 from __future__ import annotations
