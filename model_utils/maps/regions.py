@@ -1,0 +1,118 @@
+"""Credible regions: "taken inside this area, with 90% probability", from a probability raster.
+
+The region at level ``p`` is the highest-density region: the smallest area of whole raster cells holding
+at least ``p`` of the raster's probability. Cells are taken from the densest (probability per km²) down,
+so it holds at least ``p`` and less than ``p`` plus the last, least dense cell it includes. Density, not
+mass per cell, decides: near the poles cells are small, and the densest place can hold little mass.
+
+The cells are dissolved into a (multi)polygon in EPSG:4326. Cells never cross the antimeridian, so a
+region around it is two parts, one on each edge of the map, never a band around the world; cells at the
+poles are ordinary rectangles up to latitude +-90. Areas are geodesic (WGS84 ellipsoid), summed from
+whole cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .grid import GridSpec, cell_areas_km2
+
+DEFAULT_LEVELS = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class CredibleRegion:
+    """One level's region: its geometry (shapely, lon/lat degrees), the share of the raster's probability
+    it holds, its geodesic area and how many separate parts and cells it has."""
+
+    level: float
+    geometry: Any
+    enclosed: float
+    area_km2: float
+    n_parts: int
+    n_cells: int
+
+
+def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
+    """The levels as floats, each strictly between 0 and 1, or ValueError naming the bad one."""
+    out = []
+    for level in levels:
+        value = float(level)
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"credible region levels must lie strictly between 0 and 1 (e.g. 0.5, 0.9); got {level}")
+        out.append(value)
+    if not out:
+        raise ValueError("give at least one credible region level (e.g. 0.5, 0.9)")
+    return tuple(out)
+
+
+def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,
+                     density: bool = False) -> list[CredibleRegion]:
+    """The credible regions of a probability raster (``values`` (height, width) on ``spec``: mass per cell,
+    or with ``density`` probability per km²), one per level, smallest level first."""
+    levels = tuple(sorted(check_levels(levels)))
+    grid = np.asarray(values, dtype=np.float64)
+    if grid.shape != spec.shape:
+        raise ValueError(f"the raster is {grid.shape[0]} x {grid.shape[1]} cells but its grid is "
+                         f"{spec.height} x {spec.width}")
+    mass = np.where(np.isfinite(grid) & (grid > 0), grid, 0.0)
+    if density:
+        mass = mass * cell_areas_km2(spec)[:, None]
+    total = float(mass.sum())
+    if not total > 0:
+        raise ValueError("the raster holds no probability (all cells are zero, negative or no data)")
+    row_area = geodesic_row_areas_km2(spec)
+    order = np.argsort(-(mass / row_area[:, None]), axis=None, kind="stable")  # densest first
+    cumulative = np.cumsum(mass.ravel()[order]) / total
+    regions = []
+    for level in levels:
+        n_cells = int(np.searchsorted(cumulative, level - 1e-12)) + 1  # first count holding at least the level
+        n_cells = min(n_cells, order.size)
+        chosen = np.zeros(mass.size, dtype=bool)
+        chosen[order[:n_cells]] = True
+        chosen = chosen.reshape(mass.shape)
+        geometry = _polygonize(chosen, spec)
+        regions.append(CredibleRegion(
+            level=level, geometry=geometry, enclosed=float(cumulative[n_cells - 1]),
+            area_km2=float((chosen.sum(axis=1) * row_area).sum()), n_parts=len(getattr(geometry, "geoms", [geometry])),
+            n_cells=n_cells))
+    return regions
+
+
+def geodesic_row_areas_km2(spec: GridSpec) -> np.ndarray:
+    """Geodesic area (WGS84) of one cell in each row, north to south."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    tops = spec.ymax - np.arange(spec.height) * spec.cell_size
+    areas = []
+    for top in tops:
+        bottom = max(top - spec.cell_size, -90.0)
+        area, _ = geod.polygon_area_perimeter([0.0, spec.cell_size, spec.cell_size, 0.0],
+                                              [bottom, bottom, min(top, 90.0), min(top, 90.0)])
+        areas.append(abs(area) / 1e6)
+    return np.asarray(areas)
+
+
+def _polygonize(chosen: np.ndarray, spec: GridSpec):
+    """The chosen cells dissolved into one (multi)polygon: each row's runs of cells as boxes, unioned."""
+    import shapely
+    from shapely.geometry import box
+
+    boxes = []
+    def snap(value: float) -> float:  # shared edges must be equal to the bit, or the union leaves slivers
+        return round(value, 9)
+
+    for row in np.flatnonzero(chosen.any(axis=1)):
+        top = snap(min(spec.ymax - row * spec.cell_size, 90.0))
+        bottom = snap(max(top - spec.cell_size, -90.0))
+        cols = np.flatnonzero(chosen[row])
+        breaks = np.flatnonzero(np.diff(cols) > 1)
+        for start, stop in zip(np.r_[0, breaks + 1], np.r_[breaks, cols.size - 1]):
+            boxes.append(box(snap(spec.xmin + cols[start] * spec.cell_size), bottom,
+                             snap(spec.xmin + (cols[stop] + 1) * spec.cell_size), top))
+    return shapely.union_all(boxes)

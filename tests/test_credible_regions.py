@@ -1,0 +1,107 @@
+"""Credible regions (``model_utils.maps.regions``) on synthetic rasters whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from model_utils.maps.grid import GridSpec, cell_areas_km2
+from model_utils.maps.regions import credible_regions, geodesic_row_areas_km2
+
+EARTH_KM = 6371.0088
+
+
+def gaussian(spec: GridSpec, lat0: float, lon0: float, sigma_km: float) -> np.ndarray:
+    """Mass per cell of an isotropic Gaussian on the sphere around (lat0, lon0), summing to 1."""
+    lon, lat = np.meshgrid(spec.lon_centers, spec.lat_centers)
+    la, lo, la0, lo0 = map(np.radians, (lat, lon, lat0, lon0))
+    cos_d = np.sin(la) * np.sin(la0) + np.cos(la) * np.cos(la0) * np.cos(lo - lo0)
+    d_km = EARTH_KM * np.arccos(np.clip(cos_d, -1, 1))
+    mass = np.exp(-0.5 * (d_km / sigma_km) ** 2) * cell_areas_km2(spec)[:, None]
+    return mass / mass.sum()
+
+
+def test_one_gaussian_gives_discs_of_the_known_radius():
+    """A 2-D Gaussian's p-region is the disc of radius sigma * sqrt(-2 ln(1 - p))."""
+    spec = GridSpec(-30.0, -30.0, 30.0, 30.0, cell_size=0.1)
+    sigma = 500.0
+    regions = credible_regions(gaussian(spec, 0.0, 0.0, sigma), spec, levels=(0.9, 0.5))
+    assert [r.level for r in regions] == [0.5, 0.9]  # smallest level first
+    for region in regions:
+        radius = sigma * math.sqrt(-2 * math.log(1 - region.level))
+        assert region.area_km2 == pytest.approx(math.pi * radius**2, rel=0.02)
+        assert region.n_parts == 1 and region.geometry.is_valid
+        assert region.geometry.contains(region.geometry.centroid)
+        assert abs(region.geometry.centroid.x) < 0.1 and abs(region.geometry.centroid.y) < 0.1
+
+
+def test_the_enclosed_probability_is_the_level_to_within_one_cell():
+    rng = np.random.default_rng(7)
+    spec = GridSpec(0.0, 0.0, 20.0, 10.0, cell_size=1.0)
+    for _ in range(50):
+        values = rng.gamma(0.3, size=spec.shape)
+        values /= values.sum()
+        density = values / geodesic_row_areas_km2(spec)[:, None]  # the order cells are taken in: densest first
+        taken = values.ravel()[np.argsort(-density, axis=None, kind="stable")]
+        for region in credible_regions(values, spec, levels=rng.uniform(0.05, 0.95, size=3)):
+            included = taken[:region.n_cells]
+            assert region.enclosed >= region.level - 1e-12
+            assert region.enclosed < region.level + included[-1] + 1e-12  # whole cells: at most one too many
+            assert region.enclosed == pytest.approx(included.sum())
+            assert region.geometry.area == pytest.approx(region.n_cells * 1.0)  # square degrees, no overlaps
+
+
+def test_two_separated_peaks_are_two_parts():
+    spec = GridSpec(-60.0, -30.0, 60.0, 30.0, cell_size=0.5)
+    values = 0.5 * gaussian(spec, 0.0, -40.0, 300.0) + 0.5 * gaussian(spec, 0.0, 40.0, 300.0)
+    fifty, ninety = credible_regions(values, spec)
+    assert ninety.n_parts == 2 and fifty.n_parts == 2
+    left, right = sorted(ninety.geometry.geoms, key=lambda g: g.centroid.x)
+    assert left.bounds[2] < 0 < right.bounds[0]
+
+
+def test_a_peak_on_the_antimeridian_is_split_not_a_band_around_the_world():
+    spec = GridSpec.world(cell_size=0.5)
+    regions = credible_regions(gaussian(spec, 10.0, 180.0, 400.0), spec)
+    for region in regions:
+        assert region.n_parts == 2 and region.geometry.is_valid
+        west, east = sorted(region.geometry.geoms, key=lambda g: g.centroid.x)
+        assert west.bounds[0] == -180.0 and east.bounds[2] == 180.0  # one part on each edge of the map
+        assert west.bounds[2] - west.bounds[0] < 20 and east.bounds[2] - east.bounds[0] < 20
+    radius = 400.0 * math.sqrt(-2 * math.log(0.1))
+    assert regions[1].area_km2 == pytest.approx(math.pi * radius**2, rel=0.03)
+
+
+def test_a_peak_at_the_pole_keeps_the_polar_cells_without_degenerate_geometry():
+    spec = GridSpec.world(cell_size=0.5)
+    region = credible_regions(gaussian(spec, 90.0, 0.0, 300.0), spec, levels=(0.9,))[0]
+    assert region.geometry.is_valid and region.n_parts == 1
+    assert region.geometry.bounds == (-180.0, pytest.approx(region.geometry.bounds[1]), 180.0, 90.0)
+    radius = 300.0 * math.sqrt(-2 * math.log(0.1))  # a polar cap: the region is a band of whole rows
+    assert region.area_km2 == pytest.approx(math.pi * radius**2, rel=0.05)
+
+
+def test_density_rasters_give_the_same_regions_as_mass_rasters():
+    spec = GridSpec(-20.0, 40.0, 20.0, 70.0, cell_size=0.25)
+    mass = gaussian(spec, 55.0, 0.0, 400.0)
+    density = mass / cell_areas_km2(spec)[:, None]
+    for a, b in zip(credible_regions(mass, spec), credible_regions(density, spec, density=True)):
+        assert a.n_cells == b.n_cells and a.enclosed == pytest.approx(b.enclosed)
+        assert a.geometry.equals(b.geometry)
+
+
+@pytest.mark.parametrize("levels", [(0.0,), (1.0,), (1.5,), (-0.1,), ()])
+def test_levels_outside_zero_one_are_refused(levels):
+    spec = GridSpec(0.0, 0.0, 2.0, 2.0, cell_size=1.0)
+    with pytest.raises(ValueError, match="level"):
+        credible_regions(np.ones(spec.shape) / 4, spec, levels=levels)
+
+
+def test_an_empty_raster_is_refused():
+    spec = GridSpec(0.0, 0.0, 2.0, 2.0, cell_size=1.0)
+    with pytest.raises(ValueError, match="holds no probability"):
+        credible_regions(np.zeros(spec.shape), spec)
+    with pytest.raises(ValueError, match="holds no probability"):
+        credible_regions(np.full(spec.shape, np.nan), spec)
