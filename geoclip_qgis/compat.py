@@ -61,6 +61,7 @@ SKIP_GEOMETRY_CHECKS = _pick("ProcessingFeatureSourceFlag.SkipGeometryValidityCh
 WKB_POINT = _pick("WkbType.Point", QgsWkbTypes, "Point")
 WKB_POLYGON = _pick("WkbType.Polygon", QgsWkbTypes, "Polygon")
 WKB_LINESTRING = _pick("WkbType.LineString", QgsWkbTypes, "LineString")
+WKB_MULTIPOLYGON = _pick("WkbType.MultiPolygon", QgsWkbTypes, "MultiPolygon")
 WKB_NO_GEOMETRY = _pick("WkbType.NoGeometry", QgsWkbTypes, "NoGeometry")
 GEOMETRY_POINT = _pick("GeometryType.Point", QgsWkbTypes, "PointGeometry")
 GEOMETRY_POLYGON = _pick("GeometryType.Polygon", QgsWkbTypes, "PolygonGeometry")

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
     QgsEditorWidgetSetup,
+    QgsFillSymbol,
     QgsLayerTreeGroup,
     QgsLineSymbol,
     QgsMarkerLineSymbolLayer,
@@ -160,7 +161,21 @@ def style_truth_lines(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
+def style_credible_regions(layer: QgsVectorLayer) -> None:
+    """Outlines only, so the raster shows through: the widest level dashed, the others solid; the legend
+    and map tip give level, area and parts."""
+    symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": "#1f2937", "outline_width": "0.5"})
+    symbol.symbolLayer(0).setDataDefinedProperty(
+        QgsSymbolLayer.Property.PropertyStrokeStyle,
+        QgsProperty.fromExpression("""CASE WHEN "level" >= 0.75 THEN 'dash' ELSE 'solid' END"""))
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    layer.setMapTipTemplate('[% format_number("level" * 100, 0) %]% credible region: '
+                            '[% format_number("area_km2", 0) %] km², [% "n_parts" %] part(s)')
+    layer.triggerRepaint()
+
+
 STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
+           "regions": style_credible_regions,
            "points": style_prediction_points, "truth": style_truth_lines}
 
 

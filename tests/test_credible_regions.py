@@ -105,3 +105,79 @@ def test_an_empty_raster_is_refused():
         credible_regions(np.zeros(spec.shape), spec)
     with pytest.raises(ValueError, match="holds no probability"):
         credible_regions(np.full(spec.shape, np.nan), spec)
+
+
+# ---------------------------------------------------------------------------- in the geolocation algorithms
+def _run(alg: str, params: dict, feedback=None) -> dict:
+    import processing
+
+    return processing.run(f"geoclip:{alg}", params, feedback=feedback)
+
+
+def test_each_query_gets_its_regions_in_the_run_geopackage(geoclip_provider, clip_env, tmp_path):
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from tests.embedding_helpers import LogFeedback
+
+    feedback = LogFeedback()
+    out = _run("geolocatetext", {"QUERIES": "Eiffel Tower\nPyramids of Giza", "CELL_SIZE": 2.0,
+                                 "OUTPUT_FOLDER": str(tmp_path)}, feedback)
+    layer = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    assert layer.isValid() and layer.featureCount() == 4  # two queries x (50%, 90%)
+    rows = sorted((f["query"], f["level"], f["area_km2"], f["n_parts"], f["enclosed"]) for f in layer.getFeatures())
+    for query, raster in zip(("Eiffel Tower", "Pyramids of Giza"), out["RASTERS"]):
+        ds = gdal.Open(raster)
+        values = ds.GetRasterBand(1).ReadAsArray()
+        ds = None
+        expected = credible_regions(values, GridSpec.world(cell_size=2.0))  # from the raster the user sees
+        got = [r for r in rows if r[0] == query]
+        assert [r[1] for r in got] == [0.5, 0.9]
+        for (_, level, area, parts, enclosed), region in zip(got, expected):
+            assert area == pytest.approx(region.area_km2) and parts == region.n_parts
+            assert level - 1e-9 <= enclosed == pytest.approx(region.enclosed)
+    assert feedback.text.count("90% region") == 2 and "million km²" in feedback.text
+
+
+def test_regions_for_a_regional_density_raster_and_bad_levels(geoclip_provider, clip_env, tmp_path):
+    from osgeo import gdal
+    from qgis.core import QgsProcessingException, QgsVectorLayer
+
+    paris = "2.2,2.5,48.8,48.95 [EPSG:4326]"
+    out = _run("geolocatetext", {"QUERIES": "Eiffel Tower", "GALLERY": 1, "EXTENT": paris, "CELL_SIZE": 0.01,
+                                 "DENSITY": True, "CREDIBLE_LEVELS": "25%, 75%", "OUTPUT_FOLDER": str(tmp_path)})
+    layer = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    levels = sorted(f["level"] for f in layer.getFeatures())
+    assert levels == [0.25, 0.75]
+    ds = gdal.Open(out["RASTERS"][0])
+    spec = GridSpec(2.2, 48.8, 2.5, 48.95, cell_size=0.01)
+    expected = credible_regions(ds.GetRasterBand(1).ReadAsArray(), spec, (0.25, 0.75), density=True)
+    ds = None
+    areas = sorted(f["area_km2"] for f in layer.getFeatures())
+    assert areas == pytest.approx([r.area_km2 for r in expected]) and areas[1] < 17 * 11  # inside the extent
+    for bad in ("0.5, 1.2", "zero", "0"):
+        with pytest.raises(QgsProcessingException, match="Credible region levels"):
+            _run("geolocatetext", {"QUERIES": "x", "CREDIBLE_LEVELS": bad, "OUTPUT_FOLDER": str(tmp_path / "bad")})
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_loaded_regions_are_outlines_above_the_rasters_in_the_run_group(geoclip_provider, clip_env, tmp_path):
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    processing.runAndLoadResults("geoclip:geolocatetext", {"QUERIES": "Eiffel Tower", "CELL_SIZE": 5.0,
+                                                           "OUTPUT_FOLDER": str(tmp_path)})
+    group = next(g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("GeoCLIP Text"))
+    layers = [node.layer() for node in group.findLayers()]
+    names = [layer.name() for layer in layers]
+    regions = names.index("Credible regions")
+    assert names.index("Top-k predictions") < regions
+    assert all(isinstance(layer, QgsRasterLayer) for layer in layers[regions + 1:])
+    styled = layers[regions]
+    assert isinstance(styled, QgsVectorLayer)
+    stroke = styled.renderer().symbol().symbolLayer(0)
+    assert "dash" in stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle).expressionString()
+    assert stroke.fillColor().alpha() == 0  # outlines only: the raster shows through
+    for layer in layers:
+        QgsProject.instance().removeMapLayer(layer.id())
+    QgsProject.instance().layerTreeRoot().removeChildNode(group)

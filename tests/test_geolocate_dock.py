@@ -78,6 +78,10 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     end = line.geometry().asPolyline()[-1]
     assert (end.y(), end.x()) == pytest.approx((48.8584, 2.2945), abs=1e-3)  # the EXIF position
     assert line["photo_name"] == "paris.jpg"
+    # each photo's 50% and 90% credible regions, outlines between the lines and the rasters
+    regions = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer) and lyr.name() == "Credible regions"]
+    assert len(regions) == 1 and regions[0].featureCount() == 3 * 2
+    assert layers.index(regions[0]) > layers.index(truth[0]) and layers.index(regions[0]) < layers.index(rasters[0])
     for raster in rasters:
         renderer = raster.renderer()
         assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
@@ -89,7 +93,7 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     assert tab.controls.results["REPORT_HTML"].endswith(".html")
     # a picture a person can look at: photo heatmap and points over the world basemap
     basemap = world_basemap()
-    png = render_canvas([points[0], rasters[0], basemap], "geolocate_dock_run")
+    png = render_canvas([points[0], regions[0], rasters[0], basemap], "geolocate_dock_run")
     assert png.stat().st_size > 10_000
     assert plugin.dock.grab().save(str(artifacts_dir / "dock_geolocate.png"))
     # the project saves and reloads with the results
@@ -98,7 +102,7 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     QgsProject.instance().clear()
     assert QgsProject.instance().read(str(project_file))
     reloaded = [lyr for lyr in QgsProject.instance().mapLayers().values()]
-    assert len(reloaded) == 5 and all(lyr.isValid() for lyr in reloaded)
+    assert len(reloaded) == 6 and all(lyr.isValid() for lyr in reloaded)
 
 
 def test_dock_cancel_keeps_no_files_and_no_layers(plugin, tmp_path):

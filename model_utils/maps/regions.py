@@ -9,6 +9,11 @@ The cells are dissolved into a (multi)polygon in EPSG:4326. Cells never cross th
 region around it is two parts, one on each edge of the map, never a band around the world; cells at the
 poles are ordinary rectangles up to latitude +-90. Areas are geodesic (WGS84 ellipsoid), summed from
 whole cells.
+
+``region_cells`` does the choosing and hands out each region as boxes (one per run of cells in a row);
+``credible_regions`` unions them with shapely for Python users. Inside QGIS the plugin unions the same
+boxes with QGIS's own geometry engine instead: shapely's wheel brings a second GEOS, which clashes with the
+one QGIS has loaded ("WKB output dimension must be 2 or 3" from a QGIS desktop run).
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ import numpy as np
 from .grid import GridSpec, cell_areas_km2
 
 DEFAULT_LEVELS = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class RegionCells:
+    """One level's chosen cells: their mask, the boxes (xmin, ymin, xmax, ymax) that cover them row by
+    row, the share of the raster's probability they hold and their geodesic area."""
+
+    level: float
+    mask: np.ndarray
+    boxes: list[tuple[float, float, float, float]]
+    enclosed: float
+    area_km2: float
+    n_cells: int
 
 
 @dataclass(frozen=True)
@@ -53,7 +71,22 @@ def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
 def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,
                      density: bool = False) -> list[CredibleRegion]:
     """The credible regions of a probability raster (``values`` (height, width) on ``spec``: mass per cell,
-    or with ``density`` probability per km²), one per level, smallest level first."""
+    or with ``density`` probability per km²), one per level, smallest level first, as shapely geometries."""
+    import shapely
+    from shapely.geometry import box
+
+    regions = []
+    for cells in region_cells(values, spec, levels, density):
+        geometry = shapely.union_all([box(*b) for b in cells.boxes])
+        regions.append(CredibleRegion(level=cells.level, geometry=geometry, enclosed=cells.enclosed,
+                                      area_km2=cells.area_km2, n_parts=len(getattr(geometry, "geoms", [geometry])),
+                                      n_cells=cells.n_cells))
+    return regions
+
+
+def region_cells(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,
+                 density: bool = False) -> list[RegionCells]:
+    """The cells of each level's region (see ``credible_regions``), without a geometry library."""
     levels = tuple(sorted(check_levels(levels)))
     grid = np.asarray(values, dtype=np.float64)
     if grid.shape != spec.shape:
@@ -75,11 +108,9 @@ def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float]
         chosen = np.zeros(mass.size, dtype=bool)
         chosen[order[:n_cells]] = True
         chosen = chosen.reshape(mass.shape)
-        geometry = _polygonize(chosen, spec)
-        regions.append(CredibleRegion(
-            level=level, geometry=geometry, enclosed=float(cumulative[n_cells - 1]),
-            area_km2=float((chosen.sum(axis=1) * row_area).sum()), n_parts=len(getattr(geometry, "geoms", [geometry])),
-            n_cells=n_cells))
+        regions.append(RegionCells(level=level, mask=chosen, boxes=_row_boxes(chosen, spec),
+                                   enclosed=float(cumulative[n_cells - 1]),
+                                   area_km2=float((chosen.sum(axis=1) * row_area).sum()), n_cells=n_cells))
     return regions
 
 
@@ -98,11 +129,8 @@ def geodesic_row_areas_km2(spec: GridSpec) -> np.ndarray:
     return np.asarray(areas)
 
 
-def _polygonize(chosen: np.ndarray, spec: GridSpec):
-    """The chosen cells dissolved into one (multi)polygon: each row's runs of cells as boxes, unioned."""
-    import shapely
-    from shapely.geometry import box
-
+def _row_boxes(chosen: np.ndarray, spec: GridSpec) -> list[tuple[float, float, float, float]]:
+    """(xmin, ymin, xmax, ymax) of each row's runs of chosen cells: unioned, they are the region."""
     boxes = []
     def snap(value: float) -> float:  # shared edges must be equal to the bit, or the union leaves slivers
         return round(value, 9)
@@ -113,6 +141,6 @@ def _polygonize(chosen: np.ndarray, spec: GridSpec):
         cols = np.flatnonzero(chosen[row])
         breaks = np.flatnonzero(np.diff(cols) > 1)
         for start, stop in zip(np.r_[0, breaks + 1], np.r_[breaks, cols.size - 1]):
-            boxes.append(box(snap(spec.xmin + cols[start] * spec.cell_size), bottom,
-                             snap(spec.xmin + (cols[stop] + 1) * spec.cell_size), top))
-    return shapely.union_all(boxes)
+            boxes.append((snap(spec.xmin + cols[start] * spec.cell_size), bottom,
+                          snap(spec.xmin + (cols[stop] + 1) * spec.cell_size), top))
+    return boxes

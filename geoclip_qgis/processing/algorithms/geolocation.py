@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
@@ -35,9 +36,11 @@ from ..base import GeoClipAlgorithm, progress_callbacks
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
     accuracy_report,
+    area_text,
     new_run_name,
     points_writer,
     unique_stem,
+    write_credible_regions,
     write_points,
     write_truth_lines,
 )
@@ -55,6 +58,7 @@ BATCH = "BATCH_SIZE"
 OUTPUT_FOLDER = "OUTPUT_FOLDER"
 GALLERY = "GALLERY"
 GALLERY_SPACING = "GALLERY_SPACING"
+REGIONS = "CREDIBLE_LEVELS"
 
 
 class GalleryMode(IntEnum):
@@ -94,6 +98,7 @@ class GeolocationJob:
     batch: int
     out_root: Path
     regional: Any  # a model_utils Gallery over the extent, or None for the worldwide one
+    levels: tuple[float, ...]  # credible region levels (empty: none), with rasters only
     model_choices: tuple[tuple[str, Any], ...]  # for shared_model(**dict(...))
 
 
@@ -124,6 +129,12 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
         DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
     alg.addParameter(QgsProcessingParameterBoolean(
         RASTERS, tr(f"Write a probability raster per {noun}"), defaultValue=True))
+    regions = QgsProcessingParameterString(
+        REGIONS, tr("Credible regions at these levels (empty: none)"), defaultValue="0.5, 0.9", optional=True)
+    regions.setHelp(f"Per {noun}, the smallest area holding that share of its raster's probability, as polygons "
+                    "(layer credible_regions: level, area in km², parts, the probability it holds). Levels between "
+                    "0 and 1, separated by commas; needs the rasters.")
+    alg.addParameter(regions)
     batch = QgsProcessingParameterNumber(
         BATCH, tr(f"{noun.capitalize()}s per batch"), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
@@ -156,6 +167,7 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
                                                alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
                                                bandwidth, feedback)
+    levels = _levels(alg.parameterAsString(parameters, REGIONS, context)) if write_rasters else ()
     out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
     feedback.pushInfo(f"{len(items)} {kind.noun}(s) to geolocate; outputs under {out_root}")
     return GeolocationJob(
@@ -163,8 +175,23 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
         bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
         density=alg.parameterAsBool(parameters, DENSITY, context),
-        batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional,
+        batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional, levels=levels,
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    """'0.5, 0.9' (or '50%, 90%') -> (0.5, 0.9); a bad level is refused before any work."""
+    from model_utils.maps.regions import check_levels
+
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return ()
+    try:
+        values = [float(part[:-1]) / 100 if part.endswith("%") else float(part) for part in parts]
+        return check_levels(values)
+    except ValueError as exc:
+        raise QgsProcessingException(f"Credible region levels '{text}': {exc}. Write them like 0.5, 0.9 "
+                                     "(or 50%, 90%), or leave the field empty for none.") from exc
 
 
 def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, feedback) -> dict:
@@ -194,6 +221,7 @@ def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, fe
 
 def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback) -> dict:
     from model_utils.maps.heatmap import probability_grid
+    from model_utils.maps.regions import region_cells
 
     # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
     kind.load_tower(model, *progress_callbacks(feedback, 0, 100))
@@ -204,7 +232,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
     raster_dir = work / "rasters"
     raster_dir.mkdir()
-    rasters, errors, truth_rows, n_ok = [], [], [], 0
+    rasters, errors, truth_rows, region_rows, n_ok = [], [], [], [], 0
     used_names: set[str] = set()
     try:
         for pred in kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
@@ -232,8 +260,13 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                               "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
                               "top1_lon": f"{pred.lon[0]:.6f}"})
                 rasters.append((raster.name, kind.label(pred.source), grid.mass))
+            regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
+                if job.spec is not None and job.levels and grid.mass > 0 else []
+            region_rows += [(pred.source, kind.label(pred.source), region) for region in regions]
+            widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
             feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
-                              f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else ""))
+                              f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else "")
+                              + widest)
     finally:
         del writer  # closes the GeoPackage
     if n_ok == 0:
@@ -241,10 +274,12 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
             f"None of the {len(job.items)} {kind.noun}(s) could be geolocated (the reasons are listed above).")
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
     truth = write_truth_lines(points_path, truth_rows, kind.label)
+    has_regions = write_credible_regions(points_path, region_rows, kind.source_fields)
     report = None
     if any(row["true_lat"] is not None for row in truth_rows):
         report = accuracy_report(truth_rows, work / "report", feedback)
     return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
+                regions=has_regions,
                 first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
 
 
@@ -254,6 +289,9 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
     group = f"GeoCLIP {kind.group_title(result)}"
     for (_name, label, _mass), path in zip(result["rasters"], rasters):
         load_on_completion(context, path, kind.stem(label), group, "probability", raster=True, run_id=str(final))
+    if result["regions"]:  # above the rasters, below the lines and points
+        load_on_completion(context, f"{points}|layername=credible_regions", "Credible regions", group, "regions",
+                           run_id=str(final))
     if result["truth"]:
         load_on_completion(context, f"{points}|layername=truth", "Error to EXIF position", group, "truth",
                            run_id=str(final))

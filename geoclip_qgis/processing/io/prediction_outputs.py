@@ -16,12 +16,13 @@ from qgis.core import (
     QgsGeometry,
     QgsPointXY,
     QgsProcessingException,
+    QgsRectangle,
     QgsVectorFileWriter,
 )
 
 from model_utils.safe_files import next_free
 
-from ...compat import WKB_LINESTRING, WKB_POINT, FieldType
+from ...compat import WKB_LINESTRING, WKB_MULTIPOLYGON, WKB_POINT, FieldType
 from .geometry import WGS84
 
 
@@ -84,6 +85,51 @@ def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
             raise QgsProcessingException(f"Could not write the truth line of {row['photo']}: {writer.errorMessage()}")
     del writer  # closes the layer
     return True
+
+
+def region_geometry(boxes: list[tuple[float, float, float, float]]) -> QgsGeometry:
+    """A region's cell boxes dissolved into one multipolygon by QGIS's own geometry engine (not shapely:
+    its wheel's GEOS clashes with QGIS's in one process)."""
+    union = QgsGeometry.unaryUnion([QgsGeometry.fromRect(QgsRectangle(*b)) for b in boxes])
+    union.convertToMultiType()
+    return union
+
+
+def write_credible_regions(path: Path, rows: list[tuple[str, str, object]], source_fields: tuple[str, str]) -> bool:
+    """Layer ``credible_regions`` of the run's GeoPackage: per input and level its region (model_utils
+    RegionCells) with level, geodesic area, parts and the probability it holds."""
+    if not rows:
+        return False
+    fields = QgsFields()
+    for name, kind in [(source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING),
+                       ("level", FieldType.DOUBLE), ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT),
+                       ("enclosed", FieldType.DOUBLE)]:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "credible_regions"
+    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(str(path), fields, WKB_MULTIPOLYGON, WGS84, QgsCoordinateTransformContext(),
+                                        options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not add the credible regions to {path}: {writer.errorMessage()}")
+    for source, label, region in rows:
+        geometry = region_geometry(region.boxes)
+        feature = QgsFeature(fields)
+        feature.setGeometry(geometry)
+        feature.setAttributes([source, label, region.level, region.area_km2, geometry.constGet().numGeometries(),
+                               region.enclosed])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the credible region of {source}: {writer.errorMessage()}")
+    del writer  # closes the layer
+    return True
+
+
+def area_text(km2: float) -> str:
+    """An area for a log line: '1.2 million km²', '12,300 km²', '85 km²'."""
+    if km2 >= 1e6:
+        return f"{km2 / 1e6:.1f} million km²"
+    return f"{km2:,.0f} km²" if km2 >= 1000 else f"{km2:.0f} km²"
 
 
 def write_points(writer, fields: QgsFields, pred, label: str) -> None:
