@@ -10,7 +10,9 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
-# (import name, distribution name, why it is needed)
+# (import name, distribution name, why it is needed). Not shapely: the plugin never imports it (pip's
+# shapely brings its own GEOS, which clashes with QGIS's in one process); only model_utils' Python API
+# (credible_regions) uses it, outside QGIS.
 REQUIRED = (
     ("torch", "torch", "runs the GeoCLIP networks"),
     ("transformers", "transformers", "loads the CLIP ViT-L/14 backbone"),
@@ -18,7 +20,6 @@ REQUIRED = (
     ("numpy", "numpy", "array maths"),
     ("PIL", "pillow", "reads photos and their EXIF"),
     ("pyproj", "pyproj", "geodesic distances on WGS84"),
-    ("shapely", "shapely", "geometry rules for embeddings"),
     ("sklearn", "scikit-learn", "downstream classifiers"),
     ("geoclip", "geoclip", "ships the pretrained GeoCLIP weights (installed with --no-deps)"),
 )
