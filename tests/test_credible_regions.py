@@ -181,3 +181,42 @@ def test_loaded_regions_are_outlines_above_the_rasters_in_the_run_group(geoclip_
     for layer in layers:
         QgsProject.instance().removeMapLayer(layer.id())
     QgsProject.instance().layerTreeRoot().removeChildNode(group)
+
+
+def test_coverage_counts_truths_inside_their_regions():
+    from model_utils.evaluation.coverage import coverage
+
+    photos = [((0.5, 100.0, True), (0.9, 400.0, True)), ((0.5, 300.0, False), (0.9, 900.0, True)),
+              ((0.5, 200.0, False), (0.9, 500.0, False)), ((0.5, 50.0, None), (0.9, 80.0, None))]  # no truth
+    fifty, ninety = coverage(photos)
+    assert (fifty.level, fifty.n, fifty.inside, fifty.median_area_km2) == (0.5, 3, 1, 200.0)
+    assert (ninety.n, ninety.inside, ninety.median_area_km2) == (3, 2, 500.0)
+    assert ninety.share == pytest.approx(2 / 3)
+
+
+def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provider, clip_env, tmp_path):
+    from pathlib import Path
+
+    from tools.samples.official import kauai_png
+    from tools.samples.photos import write_gps_photo
+
+    write_gps_photo(tmp_path / "in" / "paris.jpg", 48.8584, 2.2945)
+    write_gps_photo(tmp_path / "in" / "sydney.jpg", -33.8568, 151.2153)
+    out = _run("geolocatephotos", {"FOLDER": str(tmp_path / "in"), "PHOTOS": [str(kauai_png())], "CELL_SIZE": 2.0,
+                                   "OUTPUT_FOLDER": str(tmp_path / "out")})
+    page = Path(out["REPORT_HTML"]).read_text(encoding="utf-8")
+    assert "<h2>Credible regions</h2>" in page and "Truth inside (coverage)" in page
+    assert "of 2</td>" in page  # the two photos with EXIF GPS; Kauai.png has none
+
+
+def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():
+    from geoclip_qgis.processing.algorithms.geolocation import _holds
+
+    spec = GridSpec(0.0, 0.0, 4.0, 2.0, cell_size=1.0)  # 2 rows x 4 columns, north row first
+    mask = np.zeros(spec.shape, dtype=bool)
+    mask[0, 3] = True  # the cell 3..4 E, 1..2 N
+    assert _holds(mask, spec, (1.5, 3.5)) is True
+    assert _holds(mask, spec, (2.0, 4.0)) is True  # the raster's north-east corner belongs to that cell
+    assert _holds(mask, spec, (0.5, 3.5)) is False and _holds(mask, spec, (1.5, 2.5)) is False
+    assert _holds(mask, spec, (1.5, 7.0)) is False  # outside the extent
+    assert _holds(mask, spec, None) is None

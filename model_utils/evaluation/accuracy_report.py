@@ -37,6 +37,7 @@ import numpy as np
 
 from ..geo import ACCURACY_THRESHOLDS_KM, AccuracyReport, accuracy_at_thresholds, geodesic_km, threshold_name
 from ..safe_files import next_free, write_texts
+from .coverage import coverage, coverage_html
 
 __all__ = [
     "PAPER_IM2GPS3K_PERCENT",
@@ -72,6 +73,7 @@ class PhotoResult:
     error_km: float | None = None
     prob: float | None = None
     photo_name: str | None = None
+    regions: tuple[tuple[float, float, bool | None], ...] = ()  # (level, area km², truth inside) per level
 
     @property
     def name(self) -> str:
@@ -119,14 +121,15 @@ def photo_result(row: PhotoResult | Mapping[str, Any]) -> PhotoResult:
             true_lat=_number(first("true_lat")), true_lon=_number(first("true_lon")),
             error_km=_number(first("error_km")), prob=_number(first("prob")),
             photo_name=None if first("photo_name") is None else str(first("photo_name")),
+            regions=tuple(row.get("regions") or ()),
         )
     if result.has_truth and result.error_km is None:
         error = float(geodesic_km(result.true_lat, result.true_lon, result.pred_lat, result.pred_lon))
         result = PhotoResult(result.photo, result.pred_lat, result.pred_lon, result.true_lat, result.true_lon,
-                             error, result.prob, result.photo_name)
+                             error, result.prob, result.photo_name, result.regions)
     elif not result.has_truth and result.error_km is not None:
         result = PhotoResult(result.photo, result.pred_lat, result.pred_lon, None, None, None, result.prob,
-                             result.photo_name)
+                             result.photo_name, result.regions)
     return result
 
 
@@ -265,6 +268,7 @@ def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray
         _svg_chart(errors[~np.isnan(errors)], report),
         '<p class="note">Cumulative share of photos whose error is at most d km (log scale). Dots mark this '
         "set at the five thresholds; hollow diamonds the paper's Im2GPS3k values.</p>",
+        coverage_html(coverage([r.regions for r in results])),
         "<h2>Per photo</h2>",
         _photo_table(results),
         "</body></html>",

@@ -263,6 +263,8 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
             regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
                 if job.spec is not None and job.levels and grid.mass > 0 else []
             region_rows += [(pred.source, kind.label(pred.source), region) for region in regions]
+            truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, _holds(r.mask, job.spec, pred.gps))
+                                              for r in regions)
             widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
             feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
                               f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else "")
@@ -281,6 +283,19 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
                 regions=has_regions,
                 first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
+
+
+def _holds(mask, spec, gps) -> bool | None:
+    """Does a region (its cell mask on ``spec``) contain the true position? None without one; False outside
+    the raster's extent."""
+    if gps is None:
+        return None
+    lat, lon = gps
+    if not (spec.ymin <= lat <= spec.ymax and spec.xmin <= lon <= spec.xmax):
+        return False
+    row = min(int((spec.ymax - lat) // spec.cell_size), spec.height - 1)
+    col = min(int((lon - spec.xmin) // spec.cell_size), spec.width - 1)
+    return bool(mask[row, col])
 
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
