@@ -62,3 +62,60 @@ def test_photos_far_from_every_gallery_point_are_skipped_and_no_data_is_an_error
         fit_temperature([probs[0]], [(60.0, 100.0)], gallery, bandwidth_km=BANDWIDTH_KM)
     with pytest.raises(ValueError, match="probability vectors"):
         fit_temperature(probs, truths[:3], gallery)
+
+
+CITIES = [(48.86, 2.35), (51.51, -0.13), (40.71, -74.01), (35.68, 139.65), (-33.86, 151.21), (55.76, 37.62),
+          (-23.55, -46.63), (30.04, 31.24), (19.43, -99.13), (28.61, 77.21), (1.35, 103.82), (-1.29, 36.82)]
+
+
+def test_a_run_fits_a_temperature_and_reports_held_out_coverage(geoclip_provider, clip_env, tmp_path):
+    import json
+
+    import processing
+
+    from tests.embedding_helpers import LogFeedback
+    from tools.samples.photos import write_gps_photo
+
+    for i, (lat, lon) in enumerate(CITIES):
+        write_gps_photo(tmp_path / "in" / f"city_{i:02d}.jpg", lat, lon)
+    feedback = LogFeedback()
+    out = processing.run("geoclip:geolocatephotos", {"FOLDER": str(tmp_path / "in"), "CELL_SIZE": 5.0,
+                                                     "FIT_TEMPERATURE": True, "OUTPUT_FOLDER": str(tmp_path / "out")},
+                         feedback=feedback)
+    record = json.loads((tmp_path / "out" / out["RUN_FOLDER"].split("/")[-1] / "calibration.json").read_text())
+    assert (record["fitted_on"], record["held_out"]) == (8, 4)
+    assert 0.05 <= record["temperature"] <= 20 and record["temperature_before"] == 1.0
+    assert set(record["coverage_before"]) == set(record["coverage_after"]) == {"0.5", "0.9"}
+    assert record["mean_log_likelihood"]["after"] >= record["mean_log_likelihood"]["before"]
+    assert "Temperature fitted on 8 geotagged photo(s)" in feedback.text
+
+    few = LogFeedback()  # too few photos: said, and the run still delivers
+    out = processing.run("geoclip:geolocatephotos", {"PHOTOS": [str(tmp_path / "in" / "city_00.jpg")],
+                                                     "CELL_SIZE": 5.0, "FIT_TEMPERATURE": True,
+                                                     "OUTPUT_FOLDER": str(tmp_path / "few")}, feedback=few)
+    assert out["N_PHOTOS"] == 1 and "needs at least 10 photos with EXIF GPS" in few.text
+
+
+def test_the_temperature_option_spreads_probabilities_without_reordering(geoclip_provider, clip_env, tmp_path):
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from tools.samples.official import kauai_png
+
+    def run(temperature: float, folder: str):
+        out = processing.run("geoclip:geolocatephotos", {"PHOTOS": [str(kauai_png())], "TOP_K": 5, "CELL_SIZE": 5.0,
+                                                         "TEMPERATURE": temperature,
+                                                         "OUTPUT_FOLDER": str(tmp_path / folder)})
+        layer = QgsVectorLayer(out["POINTS"], "p", "ogr")
+        rows = sorted(((f["rank"], f["lat"], f["lon"], f["prob"]) for f in layer.getFeatures()))
+        dataset = gdal.Open(out["RASTERS"][0])  # kept while its band is read (GDAL frees bands with it)
+        values = dataset.GetRasterBand(1).ReadAsArray()
+        dataset = None
+        return rows, values
+
+    plain, plain_raster = run(1.0, "t1")
+    warm, warm_raster = run(3.0, "t3")
+    assert [r[:3] for r in plain] == [r[:3] for r in warm]  # the same guesses in the same order
+    assert warm[0][3] < plain[0][3]  # the best guess holds less
+    assert warm_raster.sum() == pytest.approx(1.0, abs=1e-3) and warm_raster.max() < plain_raster.max()

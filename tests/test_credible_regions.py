@@ -210,7 +210,7 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():
-    from geoclip_qgis.processing.algorithms.geolocation import _holds
+    from geoclip_qgis.processing.algorithms.calibration_step import truth_inside as _holds
 
     spec = GridSpec(0.0, 0.0, 4.0, 2.0, cell_size=1.0)  # 2 rows x 4 columns, north row first
     mask = np.zeros(spec.shape, dtype=bool)

@@ -5,6 +5,7 @@ report, loaded as one styled layer group). The two algorithms differ only in an 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from ..io.prediction_outputs import (
     write_truth_lines,
 )
 from ..regional_gallery import regional_gallery
+from .calibration_step import calibrate, truth_inside
 
 # parameter names (the dock builds its parameter dicts with these)
 TOP_K = "TOP_K"
@@ -59,6 +61,10 @@ OUTPUT_FOLDER = "OUTPUT_FOLDER"
 GALLERY = "GALLERY"
 GALLERY_SPACING = "GALLERY_SPACING"
 REGIONS = "CREDIBLE_LEVELS"
+TEMPERATURE = "TEMPERATURE"
+FIT_TEMPERATURE = "FIT_TEMPERATURE"
+FIT_MIN_PHOTOS = 10  # fewer geotagged photos say nothing reliable about a temperature
+FIT_MAX_PHOTOS = 400  # each keeps its 100K gallery probabilities (0.4 MB) until the fit
 
 
 class GalleryMode(IntEnum):
@@ -99,6 +105,8 @@ class GeolocationJob:
     out_root: Path
     regional: Any  # a model_utils Gallery over the extent, or None for the worldwide one
     levels: tuple[float, ...]  # credible region levels (empty: none), with rasters only
+    temperature: float  # on the logits: 1 = the model as trained
+    fit: bool  # fit a temperature on the photos with EXIF GPS
     model_choices: tuple[tuple[str, Any], ...]  # for shared_model(**dict(...))
 
 
@@ -135,6 +143,19 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
                     "(layer credible_regions: level, area in km², parts, the probability it holds). Levels between "
                     "0 and 1, separated by commas; needs the rasters.")
     alg.addParameter(regions)
+    temperature = QgsProcessingParameterNumber(
+        TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
+        NUMBER_DOUBLE, defaultValue=1.0, minValue=0.05, maxValue=20.0)
+    temperature.setHelp("Above 1 spreads each answer's probability (the model was over-confident on your photos), "
+                        "below 1 sharpens it. The top-k order never changes. 'Fit a temperature' finds the value.")
+    alg.addParameter(temperature)
+    fit = QgsProcessingParameterBoolean(
+        FIT_TEMPERATURE, tr("Fit a temperature on the photos with EXIF GPS (report coverage before and after)"),
+        defaultValue=False)
+    fit.setHelp(f"Needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS: two thirds fit the temperature (maximum "
+                "likelihood of their true positions), the other third shows how many true positions fall inside "
+                "the credible regions before and after. Saved as calibration.json in the run folder.")
+    alg.addParameter(fit)
     batch = QgsProcessingParameterNumber(
         BATCH, tr(f"{noun.capitalize()}s per batch"), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
@@ -176,6 +197,8 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
         density=alg.parameterAsBool(parameters, DENSITY, context),
         batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional, levels=levels,
+        temperature=alg.parameterAsDouble(parameters, TEMPERATURE, context) or 1.0,
+        fit=alg.parameterAsBool(parameters, FIT_TEMPERATURE, context),
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
 
 
@@ -220,6 +243,7 @@ def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, fe
 
 
 def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback) -> dict:
+    from model_utils.evaluation.calibration import tempered
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
 
@@ -232,7 +256,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
     raster_dir = work / "rasters"
     raster_dir.mkdir()
-    rasters, errors, truth_rows, region_rows, n_ok = [], [], [], [], 0
+    rasters, errors, truth_rows, region_rows, fit_rows, n_ok = [], [], [], [], [], 0
     used_names: set[str] = set()
     try:
         for pred in kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
@@ -242,6 +266,11 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                 feedback.reportError(pred.error, False)
                 continue
             n_ok += 1
+            if job.fit and pred.gps is not None and len(fit_rows) < FIT_MAX_PHOTOS:
+                fit_rows.append((pred.source, pred.gallery_probs, pred.gps))
+            if job.temperature != 1.0:  # the same guesses, their probabilities spread or sharpened
+                probs = tempered(pred.gallery_probs, job.temperature)
+                pred = dataclasses.replace(pred, gallery_probs=probs, prob=probs[pred.indices])
             err_km = None if pred.gps is None else float(pred.errors_km[0])
             # every geolocated input is a report row: those without GPS are counted as left out
             truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
@@ -263,7 +292,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
             regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
                 if job.spec is not None and job.levels and grid.mass > 0 else []
             region_rows += [(pred.source, kind.label(pred.source), region) for region in regions]
-            truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, _holds(r.mask, job.spec, pred.gps))
+            truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, truth_inside(r.mask, job.spec, pred.gps))
                                               for r in regions)
             widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
             feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
@@ -277,25 +306,14 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
     truth = write_truth_lines(points_path, truth_rows, kind.label)
     has_regions = write_credible_regions(points_path, region_rows, kind.source_fields)
+    if job.fit:
+        calibrate(job, fit_rows, gallery, work, feedback)
     report = None
     if any(row["true_lat"] is not None for row in truth_rows):
         report = accuracy_report(truth_rows, work / "report", feedback)
     return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
                 regions=has_regions,
                 first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
-
-
-def _holds(mask, spec, gps) -> bool | None:
-    """Does a region (its cell mask on ``spec``) contain the true position? None without one; False outside
-    the raster's extent."""
-    if gps is None:
-        return None
-    lat, lon = gps
-    if not (spec.ymin <= lat <= spec.ymax and spec.xmin <= lon <= spec.xmax):
-        return False
-    row = min(int((spec.ymax - lat) // spec.cell_size), spec.height - 1)
-    col = min(int((lon - spec.xmin) // spec.cell_size), spec.width - 1)
-    return bool(mask[row, col])
 
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
