@@ -108,7 +108,7 @@ def test_the_temperature_option_spreads_probabilities_without_reordering(geoclip
                                                          "TEMPERATURE": temperature,
                                                          "OUTPUT_FOLDER": str(tmp_path / folder)})
         layer = QgsVectorLayer(out["POINTS"], "p", "ogr")
-        rows = sorted(((f["rank"], f["lat"], f["lon"], f["prob"]) for f in layer.getFeatures()))
+        rows = sorted((f["rank"], f["lat"], f["lon"], f["prob"]) for f in layer.getFeatures())
         dataset = gdal.Open(out["RASTERS"][0])  # kept while its band is read (GDAL frees bands with it)
         values = dataset.GetRasterBand(1).ReadAsArray()
         dataset = None
