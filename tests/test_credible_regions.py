@@ -207,6 +207,13 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
     page = Path(out["REPORT_HTML"]).read_text(encoding="utf-8")
     assert "<h2>Credible regions</h2>" in page and "Truth inside (coverage)" in page
     assert "of 2</td>" in page  # the two photos with EXIF GPS; Kauai.png has none
+    import csv
+
+    per_photo = Path(out["REPORT_HTML"]).with_name("per_photo.csv")
+    with open(per_photo, newline="", encoding="utf-8") as handle:
+        rows = {Path(r["photo"]).name: r for r in csv.DictReader(handle)}
+    assert float(rows["paris.jpg"]["region_km2_90"]) > float(rows["paris.jpg"]["region_km2_50"]) > 0
+    assert rows["paris.jpg"]["truth_inside_90"] in ("0", "1") and rows["Kauai.png"]["truth_inside_90"] == ""
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():

@@ -187,12 +187,19 @@ def _accuracy_csv(report: AccuracyReport, errors: np.ndarray) -> str:
 
 
 def _per_photo_csv(results: list[PhotoResult]) -> str:
+    """One row per photo; with credible regions, each level's area and whether the truth lies inside."""
+    levels = sorted({level for r in results for level, _, _ in r.regions})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(PER_PHOTO_COLUMNS)
+    writer.writerow([*PER_PHOTO_COLUMNS, *(f"{name}_{level * 100:g}" for level in levels
+                                          for name in ("region_km2", "truth_inside"))])
     for r in results:
+        regions = {level: (area, inside) for level, area, inside in r.regions}
+        extra = [cell for level in levels for cell in (
+            _g(regions[level][0], ".0f") if level in regions else "",
+            "" if level not in regions or regions[level][1] is None else int(regions[level][1]))]
         writer.writerow([r.photo, r.name, _g(r.pred_lat, ".6f"), _g(r.pred_lon, ".6f"), _g(r.true_lat, ".6f"),
-                         _g(r.true_lon, ".6f"), _g(r.error_km, ".4f"), _g(r.prob, ".6g")])
+                         _g(r.true_lon, ".6f"), _g(r.error_km, ".4f"), _g(r.prob, ".6g"), *extra])
     return out.getvalue()
 
 
