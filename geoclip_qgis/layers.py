@@ -162,14 +162,21 @@ def style_truth_lines(layer: QgsVectorLayer) -> None:
 
 
 def style_credible_regions(layer: QgsVectorLayer) -> None:
-    """Outlines only, so the raster shows through: the widest level dashed, the others solid; the legend
-    and map tip give level, area and parts."""
-    symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": "#1f2937", "outline_width": "0.5"})
-    symbol.symbolLayer(0).setDataDefinedProperty(
-        QgsSymbolLayer.Property.PropertyStrokeStyle,
-        QgsProperty.fromExpression("""CASE WHEN "level" >= 0.75 THEN 'dash' ELSE 'solid' END"""))
-    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
-    layer.setMapTipTemplate('[% format_number("level" * 100, 0) %]% credible region: '
+    """Outlines only, so the raster shows through, in each photo's (or query's) colour of the points layer
+    (the legend names them); the widest level dashed, the others solid; the map tip gives level and area."""
+    names = layer.fields().names()
+    label = "photo_name" if "photo_name" in names else "label"  # see prediction_outputs
+    categories = []
+    values = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf(label)) if v is not None)
+    for i, value in enumerate(values):  # the same order and palette as style_prediction_points
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": PALETTE[i % len(PALETTE)],
+                                             "outline_width": "0.6"})
+        symbol.symbolLayer(0).setDataDefinedProperty(
+            QgsSymbolLayer.Property.PropertyStrokeStyle,
+            QgsProperty.fromExpression("""CASE WHEN "level" >= 0.75 THEN 'dash' ELSE 'solid' END"""))
+        categories.append(QgsRendererCategory(value, symbol, value))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(label, categories))
+    layer.setMapTipTemplate(f'[% "{label}" %]: [% format_number("level" * 100, 0) %]% credible region, '
                             '[% format_number("area_km2", 0) %] km², [% "n_parts" %] part(s)')
     layer.triggerRepaint()
 

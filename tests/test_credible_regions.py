@@ -175,7 +175,11 @@ def test_loaded_regions_are_outlines_above_the_rasters_in_the_run_group(geoclip_
     assert all(isinstance(layer, QgsRasterLayer) for layer in layers[regions + 1:])
     styled = layers[regions]
     assert isinstance(styled, QgsVectorLayer)
-    stroke = styled.renderer().symbol().symbolLayer(0)
+    categories = styled.renderer().categories()  # a colour per query, as in the points layer
+    assert [c.label() for c in categories] == ["Eiffel Tower"]
+    points = layers[names.index("Top-k predictions")].renderer().categories()
+    stroke = categories[0].symbol().symbolLayer(0)
+    assert stroke.strokeColor().name() == points[0].symbol().color().name()
     assert "dash" in stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle).expressionString()
     assert stroke.fillColor().alpha() == 0  # outlines only: the raster shows through
     for layer in layers:
