@@ -13,7 +13,8 @@ from qgis.core import QgsSettings
 
 PREFIX = "geoclip/"
 
-MODEL_KEYS = ("clip_model", "weights", "cache_dir")
+MODEL_KEYS = ("clip_model", "weights", "cache_dir")  # each with an environment variable model_utils reads
+SETUP_KEYS = (*MODEL_KEYS, "precision")  # everything the Setup tab remembers
 
 
 def get(key: str, default: str = "") -> str:
@@ -30,6 +31,6 @@ def put(key: str, value: str) -> None:
 def resolve(key: str, given: str | None = None) -> str | None:
     """The parameter if given, else the saved setting, else None (``model_utils`` then reads the
     environment variable, then its default)."""
-    if key not in MODEL_KEYS:
+    if key not in SETUP_KEYS:
         raise KeyError(key)
     return (given or "").strip() or get(key).strip() or None

@@ -84,12 +84,24 @@ def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def fp32_unless_asked(monkeypatch):
+    """'auto' precision means fp32 in the tests, whatever CPU runs them: bf16 is chosen where the CPU has it
+    natively, and numbers compared across code paths (or with the official code) must not depend on the
+    machine. Tests of the bf16 path force it, or say which CPU to pretend."""
+    from model_utils.model import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+
+
+@pytest.fixture(autouse=True)
 def no_saved_model_choices():
     """Every test starts without saved Setup choices: QGIS keeps settings on disk between runs, and a
     backbone folder saved by an earlier run (a temp folder since deleted) would decide this one's."""
     from qgis.core import QgsSettings
 
-    for key in ("clip_model", "weights", "cache_dir"):
+    from geoclip_qgis.settings import SETUP_KEYS
+
+    for key in SETUP_KEYS:
         QgsSettings().remove(f"geoclip/{key}")
     yield
 

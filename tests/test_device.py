@@ -125,18 +125,46 @@ def test_every_listed_device_is_either_used_or_refused_as_unavailable(cpu_only):
 
 
 # ----------------------------------------------------------------------------------- precision
+@pytest.fixture()
+def cpu_bf16(monkeypatch):
+    """Say which CPU this is: with native bf16 or without (the real one is never asked)."""
+    def choose(native: bool) -> None:
+        monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: native)
+
+    return choose
 
 
 @pytest.mark.parametrize(("device", "expected"), [
-    ("cpu", torch.float32),
     ("cuda", torch.float16),
     ("cuda:1", torch.float16),
     ("mps", torch.float16),
 ])
 @pytest.mark.parametrize("precision", ["auto", "AUTO", "", None])
-def test_auto_precision_is_half_on_gpus_and_float32_on_cpu(device, expected, precision):
+def test_auto_precision_is_half_on_gpus(device, expected, precision):
     assert pick_dtype(device, precision) == expected
     assert pick_dtype(device) == expected  # the default is "auto"
+    assert dev.pick_precision(device, precision).autocast is None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_on_the_cpu_is_bf16_autocast_only_where_the_cpu_has_it(cpu_bf16, native):
+    cpu_bf16(native)
+    choice = dev.pick_precision("cpu")
+    assert choice.dtype is torch.float32  # the weights stay fp32 either way
+    assert choice.autocast is (torch.bfloat16 if native else None)
+    assert choice.note == ("backbone in bf16: this CPU has native bf16" if native else
+                           "backbone in fp32: this CPU has no native bf16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_forced_choices_on_the_cpu(cpu_bf16, native):
+    cpu_bf16(native)
+    assert dev.pick_precision("cpu", "fp32").autocast is None
+    forced = dev.pick_precision("cpu", "bf16")
+    assert forced.autocast is torch.bfloat16 and forced.dtype is torch.float32
+    assert ("slower" in forced.note) is (not native)  # works where bf16 is not native, and says so
+    with pytest.raises(ValueError, match="fp16 is for GPUs"):
+        dev.pick_precision("cpu", "fp16")
 
 
 @pytest.mark.parametrize(("precision", "expected"), [
@@ -144,17 +172,16 @@ def test_auto_precision_is_half_on_gpus_and_float32_on_cpu(device, expected, pre
     ("fp16", torch.float16), ("Fp16", torch.float16),
     ("bf16", torch.bfloat16), ("BF16", torch.bfloat16),
 ])
-@pytest.mark.parametrize("device", ["cpu", "cuda", "mps"])
-def test_an_explicit_precision_is_honoured_on_every_device(device, precision, expected):
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_an_explicit_precision_is_honoured_on_gpus(device, precision, expected):
     assert pick_dtype(device, precision) is expected
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
-def test_explicit_precisions_work_on_this_cpu(precision):
-    dtype = pick_dtype("cpu", precision)
-    x = torch.ones(3, 4, dtype=dtype)
-    assert (x @ x.T).dtype == dtype
-    assert float((x @ x.T)[0, 0]) == 4.0
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert dev.native_bf16_in("processor : 0\nflags : fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    assert dev.native_bf16_in("processor : 0\nflags : fpu amx_bf16 amx_tile\n")
+    assert not dev.native_bf16_in("processor : 0\nflags : fpu sse avx2 avx512f\nbugs : avx512_bf16\n")
+    assert not dev.native_bf16_in("")
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp64", "half", "float16", " fp16"])
@@ -164,10 +191,10 @@ def test_unknown_precision_names_the_choices(precision):
     assert str(err.value) == f"unknown precision '{precision.lower()}': choose one of auto, fp32, fp16, bf16"
 
 
-def test_every_listed_precision_gives_a_floating_dtype():
+def test_every_listed_precision_gives_a_floating_dtype_on_gpus():
     assert PRECISIONS == ("auto", "fp32", "fp16", "bf16")
     for name in PRECISIONS:
-        for device in ("cpu", "cuda", "mps"):
+        for device in ("cuda", "mps"):
             assert pick_dtype(device, name).is_floating_point
 
 

@@ -102,7 +102,8 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             self.DEVICE, tr("Device"), options=DEVICES, defaultValue=0))
         if image_side:
             params.append(QgsProcessingParameterEnum(
-                self.PRECISION, tr("Precision (auto: fp16 on GPU, fp32 on CPU)"), options=PRECISIONS, defaultValue=0))
+                self.PRECISION, tr("Precision (auto: fp16 on a GPU; on the CPU bf16 where the CPU has it natively, "
+                                   "else fp32)"), options=PRECISIONS, defaultValue=0))
         for param in params:
             param.setFlags(param.flags() | FLAG_ADVANCED)
             self.addParameter(param)
@@ -120,7 +121,8 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         if self.parameterDefinition(self.CLIP_MODEL) is not None:
             choices["clip_model"] = settings.resolve(
                 "clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
-            choices["precision"] = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
+            given = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
+            choices["precision"] = settings.resolve("precision", "" if given == "auto" else given) or "auto"
         return choices
 
     def grid_spec(self, parameters, context, extent_name: str, cell_name: str):
@@ -160,9 +162,13 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                 "panel's Setup tab to see what is missing and how to install it.") from exc
         feedback.pushInfo("Loading GeoCLIP (the first run in a QGIS session takes longest)…")
         try:
-            return shared_model(**choices)
+            model = shared_model(**choices)
         except (GeoClipError, ValueError) as exc:
             raise QgsProcessingException(str(exc)) from exc
+        if not getattr(model, "precision_said", False):  # once per loaded model, not every run
+            feedback.pushInfo(model.precision.note[0].upper() + model.precision.note[1:] + ".")
+            model.precision_said = True
+        return model
 
 
 def in_python_thread(work: Callable[[], T]) -> T:

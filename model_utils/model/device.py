@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
 from ..constants import DEVICES, PRECISIONS
@@ -25,12 +29,58 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def pick_dtype(device: str, precision: str = "auto") -> torch.dtype:
-    """fp16 on GPUs by default (2x faster, same top-k in practice); fp32 on CPU, where fp16 is slow."""
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU features that run bf16 matrix maths natively
+
+
+def native_bf16_in(cpuinfo: str) -> bool:
+    """Do the ``flags`` lines of a /proc/cpuinfo text name a native bf16 feature?"""
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags")
+             for flag in line.split(":", 1)[1].split()}
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU do bf16 natively (AVX512-BF16 or AMX)? Read from /proc/cpuinfo once; elsewhere (no /proc)
+    the answer is no, and fp32 stays the default."""
+    try:
+        return native_bf16_in(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the CLIP backbone runs: its weights' dtype, an autocast dtype for its forward pass (None: none),
+    and one line that says why. The location encoder, gallery embeddings and softmax always stay fp32."""
+
+    dtype: torch.dtype
+    autocast: torch.dtype | None
+    note: str
+
+
+def pick_precision(device: str, precision: str = "auto") -> Precision:
+    """fp16 weights on GPUs by default; on the CPU bf16 autocast where the CPU has native bf16 (weights stay
+    fp32), else fp32. fp16 on the CPU is refused: it is slow and inexact there."""
     precision = (precision or "auto").lower()
-    if precision == "auto":
-        return torch.float16 if device.startswith("cuda") or device == "mps" else torch.float32
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
+    if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
-    return table[precision]
+    gpu = device.startswith("cuda") or device == "mps"
+    if gpu:
+        dtype = {"auto": torch.float16, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+        return Precision(dtype[precision], None, f"backbone in {precision if precision != 'auto' else 'fp16'} "
+                                                 f"on {device}")
+    if precision == "fp16":
+        raise ValueError("precision fp16 is for GPUs: on the CPU it is slow and inexact. Choose auto, fp32 or bf16.")
+    native = cpu_has_native_bf16()
+    if precision == "fp32" or (precision == "auto" and not native):
+        return Precision(torch.float32, None, "backbone in fp32" + ("" if native else ": this CPU has no native bf16"))
+    if native:
+        return Precision(torch.float32, torch.bfloat16, "backbone in bf16: this CPU has native bf16")
+    return Precision(torch.float32, torch.bfloat16, "backbone in bf16 as asked, though this CPU has no native bf16: "
+                                                    "expect it to be slower than fp32")
+
+
+def pick_dtype(device: str, precision: str = "auto") -> torch.dtype:
+    """The backbone weights' dtype (see ``pick_precision``)."""
+    return pick_precision(device, precision).dtype

@@ -20,7 +20,7 @@ from torch import nn
 from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS
 from . import backbone
-from .device import pick_device, pick_dtype
+from .device import Precision, pick_device, pick_precision
 from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .location_encoder import LocationEncoder
 from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
@@ -37,12 +37,13 @@ def image_mlp() -> nn.Sequential:
 class GeoCLIP:
     """GeoCLIP (NeurIPS 2023) for inference: photos or text -> GPS, GPS -> embeddings."""
 
-    def __init__(self, files: WeightFiles, clip_model: str, device: str, dtype: torch.dtype,
+    def __init__(self, files: WeightFiles, clip_model: str, device: str, precision: Precision,
                  cache_dir: Path | None = None) -> None:
         self.files = files
         self.clip_model = clip_model
         self.device = device
-        self.dtype = dtype
+        self.precision = precision
+        self.dtype = precision.dtype
         self.cache_dir = cache_dir
         self.location_encoder = LocationEncoder()
         self.location_encoder.load_state_dict(load_state_dict(files.location, location_shapes()))
@@ -73,7 +74,7 @@ class GeoCLIP:
         """
         dev = pick_device(device)
         files = find_weights(weights)
-        return cls(files, backbone.clip_source(clip_model), dev, pick_dtype(dev, precision),
+        return cls(files, backbone.clip_source(clip_model), dev, pick_precision(dev, precision),
                    Path(cache_dir) if cache_dir else None)
 
     # ------------------------------------------------------------------ locations
@@ -156,8 +157,17 @@ class GeoCLIP:
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Preprocessed pixels (B, 3, 224, 224) -> unit-length GeoCLIP image embeddings (B, 512) fp32."""
         self.load_backbone()
-        feats = self._vision(pixel_values=pixels.to(self.device, self.dtype)).image_embeds
+        with self._autocast():
+            feats = self._vision(pixel_values=pixels.to(self.device, self.dtype)).image_embeds
         return F.normalize(self.mlp(feats.float()), dim=1)
+
+    def _autocast(self):
+        """bf16 autocast around a backbone forward where the precision asks for it (weights stay fp32)."""
+        import contextlib
+
+        if self.precision.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=self.precision.autocast)
 
     def iter_predict(self, images: Iterable, top_k: int = 5, batch_size: int = 8,
                      max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
@@ -199,8 +209,9 @@ class GeoCLIP:
         self.load_text_tower()
         limit = getattr(self._text.config, "max_position_embeddings", 77)
         tokens = self._tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
-        feats = self._text(input_ids=tokens["input_ids"].to(self.device),
-                           attention_mask=tokens["attention_mask"].to(self.device)).text_embeds
+        with self._autocast():
+            feats = self._text(input_ids=tokens["input_ids"].to(self.device),
+                               attention_mask=tokens["attention_mask"].to(self.device)).text_embeds
         return F.normalize(self.mlp(feats.float()), dim=1)
 
     def iter_predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
@@ -243,7 +254,7 @@ def shared_model(clip_model: str | None = None, weights: str | None = None, devi
     """
     dev = pick_device(device)
     key = (backbone.clip_source(clip_model), str(find_weights(weights).folder), dev,
-           str(pick_dtype(dev, precision)), str(Path(cache_dir).expanduser()) if cache_dir else "")
+           str(pick_precision(dev, precision)), str(Path(cache_dir).expanduser()) if cache_dir else "")
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED.clear()  # release the previous model before loading the next
