@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "embeddings": ("tools.bench_embeddings", "bench_embeddings", "GPS embeddings"),
     "geonames": ("tools.bench_downstream", "bench_geonames", "Downstream classifier (GeoNames)"),
     "maps": ("tools.bench_maps", "bench_maps", "'Places like here': mass over land (issue 13)"),
+    "precision": ("tools.bench_precision", "bench_precision", "bf16 autocast against fp32 on the CPU (issue 15)"),
 }
 ALIASES = {func: name for name, (_, func, _) in SECTIONS.items()}
 

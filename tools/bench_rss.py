@@ -35,10 +35,10 @@ def _child_env() -> dict:
     return env
 
 
-def measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path) -> dict:
+def measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path, precision: str = "fp32") -> dict:
     """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", which, "--clip", str(clip),
-           "--photo", str(photo), "--cache-dir", str(cache_dir)]
+           "--photo", str(photo), "--cache-dir", str(cache_dir), "--precision", precision]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(), timeout=CHILD_TIMEOUT_S,
                           check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -65,7 +65,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _rss_child(which: str, clip: str, photo: str, cache_dir: str) -> dict:
+def _rss_child(which: str, clip: str, photo: str, cache_dir: str, precision: str = "fp32") -> dict:
     """Load one model, predict one photo; report memory (MB) and times."""
     import psutil
     import torch
@@ -77,7 +77,7 @@ def _rss_child(which: str, clip: str, photo: str, cache_dir: str) -> dict:
         base = proc.memory_info().rss
 
         def load():
-            m = GeoCLIP.from_pretrained(clip_model=clip, device="cpu", cache_dir=cache_dir)
+            m = GeoCLIP.from_pretrained(clip_model=clip, device="cpu", precision=precision, cache_dir=cache_dir)
             m.load_backbone()
             m.gallery_embeddings()
             return m
@@ -110,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", required=True)
     parser.add_argument("--photo", required=True)
     parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
     args = parser.parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
-    print(json.dumps(_rss_child(args.rss_child, args.clip, args.photo, args.cache_dir)), flush=True)
+    print(json.dumps(_rss_child(args.rss_child, args.clip, args.photo, args.cache_dir, args.precision)), flush=True)
     return 0
 
 
