@@ -68,9 +68,9 @@ class SetupTab(QWidget):
         self.precision.addItems(list(PRECISIONS))
         self.precision.setCurrentIndex(max(0, self.precision.findText(settings.get("precision") or "auto")))
         self.precision.setToolTip(
-            tr("How the CLIP backbone computes. auto: fp16 on a GPU; on the CPU bf16 where the CPU has it natively "
-               "(AVX512-BF16, AMX: about 2x faster on a 2-core test machine, the same top-1), else fp32. fp32: always full "
-               "precision. bf16: also where the CPU lacks it (slower there). fp16: GPUs only."))
+            tr("How the CLIP backbone computes. auto: fp16 on a GPU; on the CPU bf16 where the CPU has it "
+               "natively (AVX512-BF16, AMX: about 2x faster on a 2-core test machine, the same top-1), else fp32. "
+               "fp32: always full precision. bf16: also where the CPU lacks it (slower there). fp16: GPUs only."))
         form.addRow(tr("Precision"), self.precision)
         saved_note = QLabel(tr("Choices apply to the next run and are remembered in your QGIS profile "
                             "(also for the Processing toolbox and qgis_process)."))
