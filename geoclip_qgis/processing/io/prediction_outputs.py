@@ -57,24 +57,30 @@ def points_writer(path: Path, source_fields: tuple[str, str]):
     return writer, fields, path
 
 
+def _layer_writer(path: Path, layer: str, columns: list[tuple[str, object]], wkb_type) -> tuple:
+    """(writer, fields) of a new layer ``layer`` in the run's GeoPackage beside the predictions."""
+    fields = QgsFields()
+    for name, kind in columns:
+        fields.append(QgsField(name, kind))
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = layer
+    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(str(path), fields, wkb_type, WGS84, QgsCoordinateTransformContext(), options)
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+        raise QgsProcessingException(f"Could not add the {layer} layer to {path}: {writer.errorMessage()}")
+    return writer, fields
+
+
 def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
     """Layer ``truth`` of the run's GeoPackage: per photo with EXIF GPS, a line from its top-1 guess to
     the EXIF position (straight in degrees; it may cross the map for guesses across the antimeridian)."""
     rows = [r for r in rows if r.get("true_lat") is not None]
     if not rows:
         return False
-    fields = QgsFields()
-    for name, kind in [("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("error_km", FieldType.DOUBLE),
-                       ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE)]:
-        fields.append(QgsField(name, kind))
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    options.layerName = "truth"
-    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
-    writer = QgsVectorFileWriter.create(str(path), fields, WKB_LINESTRING, WGS84, QgsCoordinateTransformContext(),
-                                        options)
-    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
-        raise QgsProcessingException(f"Could not add the truth layer to {path}: {writer.errorMessage()}")
+    writer, fields = _layer_writer(path, "truth", [
+        ("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("error_km", FieldType.DOUBLE),
+        ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE)], WKB_LINESTRING)
     for row in rows:
         feature = QgsFeature(fields)
         feature.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(row["pred_lon"], row["pred_lat"]),
@@ -100,19 +106,9 @@ def write_credible_regions(path: Path, rows: list[tuple[str, str, object]], sour
     RegionCells) with level, geodesic area, parts and the probability it holds."""
     if not rows:
         return False
-    fields = QgsFields()
-    for name, kind in [(source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING),
-                       ("level", FieldType.DOUBLE), ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT),
-                       ("enclosed", FieldType.DOUBLE)]:
-        fields.append(QgsField(name, kind))
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    options.layerName = "credible_regions"
-    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
-    writer = QgsVectorFileWriter.create(str(path), fields, WKB_MULTIPOLYGON, WGS84, QgsCoordinateTransformContext(),
-                                        options)
-    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
-        raise QgsProcessingException(f"Could not add the credible regions to {path}: {writer.errorMessage()}")
+    writer, fields = _layer_writer(path, "credible_regions", [
+        (source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), ("level", FieldType.DOUBLE),
+        ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
     for source, label, region in rows:
         geometry = region_geometry(region.boxes)
         feature = QgsFeature(fields)
