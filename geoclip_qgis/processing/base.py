@@ -67,11 +67,13 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         A bad parameter found here is raised again by ``processAlgorithm``: QGIS would turn an exception
         from this method into a generic "There were errors executing the algorithm" for ``processing.run``
         callers, and the message is the useful part."""
-        self.job, self.refusal = None, None
+        self.job, self.refusal = None, ""
         try:
             self.job = self.prepare(parameters, context, feedback)
         except QgsProcessingException as exc:
-            self.refusal = exc
+            # the message only: the exception's traceback would keep this run's context and feedback alive
+            # in a cycle with the algorithm, to be torn down after QGIS itself (a crash at exit)
+            self.refusal = str(exc)
         return True
 
     def prepare(self, parameters, context, feedback):
@@ -81,8 +83,8 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         """Runs ``process`` in a thread Python starts itself (see ``in_python_thread``)."""
-        if getattr(self, "refusal", None) is not None:
-            raise self.refusal
+        if getattr(self, "refusal", ""):
+            raise QgsProcessingException(self.refusal)
         return in_python_thread(lambda: self.process(parameters, context, feedback))
 
     def process(self, parameters, context, feedback) -> dict:
