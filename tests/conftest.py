@@ -83,14 +83,17 @@ def geoclip_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def fp32_unless_asked(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def fp32_unless_asked():
     """'auto' precision means fp32 in the tests, whatever CPU runs them: bf16 is chosen where the CPU has it
     natively, and numbers compared across code paths (or with the official code) must not depend on the
-    machine. Tests of the bf16 path force it, or say which CPU to pretend."""
+    machine. Session-wide, so it holds before any module's model fixture is built. Tests of the bf16 path
+    force it, or say which CPU to pretend."""
     from model_utils.model import device
 
-    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(device, "cpu_has_native_bf16", lambda: False)
+        yield
 
 
 @pytest.fixture(autouse=True)
