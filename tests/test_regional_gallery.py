@@ -112,3 +112,6 @@ def test_dock_regional_checkbox(loaded_plugin):
     assert tab.results.bandwidth.text() == "auto" and tab.parameters()["BANDWIDTH_KM"] is None
     tab.results.bandwidth.setValue(12.5)
     assert tab.parameters()["BANDWIDTH_KM"] == 12.5
+    assert tab.parameters()["CREDIBLE_LEVELS"] == "0.5, 0.9" and tab.results.levels.toolTip()
+    tab.results.levels.setText("")  # none
+    assert tab.parameters()["CREDIBLE_LEVELS"] == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle, QgsSettings
 from qgis.gui import QgsExtentWidget, QgsFileWidget
-from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox, QWidget
 
 from ..i18n import tr
 from ..processing.algorithms.geolocation import GalleryMode
@@ -52,6 +52,11 @@ class ResultsOptions(QGroupBox):
         self.regional.setToolTip(tr("Rank against a dense grid of points over the extent (every 'cell size' degrees) "
                                  "instead of GeoCLIP's 100K worldwide gallery: zoom the map to a city, set the "
                                  "extent to the map canvas and run again. Needs an extent."))
+        self.levels = QLineEdit(s.value(key + "levels", "0.5, 0.9", type=str))
+        self.levels.setPlaceholderText(tr("none"))
+        self.levels.setToolTip(tr(f"Credible regions: per {noun}, the smallest area holding that share of its "
+                                  "probability, drawn as outlines (the widest dashed). Levels between 0 and 1 "
+                                  "(or 50%, 90%), separated by commas; empty: none."))
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output.setFilePath(s.value(key + "output", str(Path.home() / "GeoCLIP"), type=str))
@@ -62,6 +67,7 @@ class ResultsOptions(QGroupBox):
         form.addRow(tr("Extent"), self.extent)
         form.addRow("", self.density)
         form.addRow("", self.regional)
+        form.addRow(tr("Credible regions"), self.levels)
         form.addRow(tr("Output folder"), self.output)
 
     def parameters(self) -> dict:
@@ -71,6 +77,7 @@ class ResultsOptions(QGroupBox):
             "BANDWIDTH_KM": self.bandwidth.value() or None,  # 0 is "auto"
             "DENSITY": self.density.isChecked(),
             "GALLERY": int(GalleryMode.REGIONAL if self.regional.isChecked() else GalleryMode.WORLD),
+            "CREDIBLE_LEVELS": self.levels.text().strip(),
             "OUTPUT_FOLDER": self.output.filePath(),
         }
         if not self.extent.isValid() or self.extent.outputExtent().isNull():
@@ -88,4 +95,5 @@ class ResultsOptions(QGroupBox):
         s.setValue(self.key + "cell", self.cell.value())
         s.setValue(self.key + "bandwidth", self.bandwidth.value())
         s.setValue(self.key + "regional", self.regional.isChecked())
+        s.setValue(self.key + "levels", self.levels.text().strip())
         s.setValue(self.key + "output", self.output.filePath())
