@@ -89,6 +89,7 @@ def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layer
     map_w = width_mm - 12
     size_mm = (width_mm, 22 + map_w / 2 + 40)
     from qgis.core import (
+        QgsCoordinateReferenceSystem,
         QgsLayerTree,
         QgsLayoutExporter,
         QgsLayoutItemLabel,
@@ -115,6 +116,7 @@ def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layer
     heading.attemptResize(QgsLayoutSize(size_mm[0] - 12, 16, LAYOUT_MM))
     layout.addLayoutItem(heading)
     world = QgsLayoutItemMap(layout)
+    world.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
     world.attemptMove(QgsLayoutPoint(6, 22, LAYOUT_MM))
     world.attemptResize(QgsLayoutSize(map_w, map_w / 2, LAYOUT_MM))
     world.setLayers(list(layers))
