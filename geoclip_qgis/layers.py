@@ -249,11 +249,10 @@ def refresh_legend(layer) -> None:
 class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
     """Post-processor: put a result layer into its run group and apply its shipped style."""
 
-    # Lifetime: the run's context owns the C++ object and deletes it in its destructor; QGIS calls it once,
-    # when the layer loads. Python keeps the object (whose postProcessLayer QGIS calls) in ``_waiting`` until
-    # that call, then lets it go; objects of runs whose layers never load go once their context has deleted
-    # them. (Without ``_waiting`` the object would be collected when ``load_on_completion`` returns, and QGIS
-    # would call a dead object: the crash an earlier release-after-use attempt met.)
+    # Lifetime: the run's context deletes its post-processors in its destructor, but QGIS may call one until
+    # then, and sip ties the Python object only to a temporary. So Python keeps each one until its C++ side has
+    # been deleted (sip.isdeleted: the context is gone), and lets it go then, when the next one is made.
+    # Letting go earlier (after the call, or by handing ownership to C++) crashed QGIS 3.40 intermittently.
     _waiting: set[GroupAndStyle] = set()
 
     def __init__(self, group_name: str, style: str, run_id: str = "") -> None:
@@ -261,18 +260,14 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
         self.group_name = group_name
         self.style = style
         self.run_id = run_id
-        sip.transferto(self, None)  # C++ (the context) owns it: collecting the Python side never deletes it
         GroupAndStyle._waiting = {p for p in GroupAndStyle._waiting if not sip.isdeleted(p)} | {self}
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        try:
-            STYLERS[self.style](layer)
-            project = context.project() or QgsProject.instance()
-            move_into_group(project, layer, self.group_name, self.run_id)
-            refresh_legend(layer)
-        finally:
-            GroupAndStyle._waiting.discard(self)  # called once per layer: Python's part is done
+        STYLERS[self.style](layer)
+        project = context.project() or QgsProject.instance()
+        move_into_group(project, layer, self.group_name, self.run_id)
+        refresh_legend(layer)
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,

@@ -1,5 +1,5 @@
-"""The post-processors that style and group a run's layers: alive until Processing calls them, then
-released (the run's context owns and deletes the C++ side), never kept forever and never collected early."""
+"""The post-processors that style and group a run's layers: alive as long as their run's context (which
+deletes them), released once it is gone, never kept forever and never collected early."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _recording(layers, made: list):
     return Recorded
 
 
-def test_alive_until_called_then_released(geoclip_provider, tmp_path, monkeypatch):  # noqa: ARG001
+def test_released_once_its_run_is_over(geoclip_provider, tmp_path, monkeypatch):  # noqa: ARG001
     import processing
 
     from geoclip_qgis import layers
@@ -27,10 +27,11 @@ def test_alive_until_called_then_released(geoclip_provider, tmp_path, monkeypatc
     monkeypatch.setattr(layers, "GroupAndStyle", _recording(layers, made))
     out = processing.runAndLoadResults("geoclip:placeslikehere", {
         "POINT": "2.35,48.85 [EPSG:4326]", "CELL_SIZE": 5.0, "SAMPLES": 1, "OUTPUT": str(tmp_path / "p.tif")})
-    gc.collect()
     loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == out["OUTPUT"]]
     assert len(loaded) == 1 and loaded[0].renderer().type() == "singlebandpseudocolor"  # it ran: styled
-    assert len(made) == 1 and made[0]() is None  # and then Python let it go
+    layers.load_on_completion(QgsProcessingContext(), str(tmp_path / "next.gpkg"), "n", "GeoCLIP test", "points")
+    gc.collect()  # the run's context is gone, so making the next one let the first go
+    assert len(made) == 2 and made[0]() is None
     QgsProject.instance().removeMapLayer(loaded[0].id())
 
 
