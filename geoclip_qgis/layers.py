@@ -32,7 +32,6 @@ from qgis.core import (
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QColor
 
 from .compat import ACTION_OPEN_URL
@@ -249,18 +248,18 @@ def refresh_legend(layer) -> None:
 class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
     """Post-processor: put a result layer into its run group and apply its shipped style."""
 
-    # Lifetime: the run's context deletes its post-processors in its destructor, but QGIS may call one until
-    # then, and sip ties the Python object only to a temporary. So Python keeps each one until its C++ side has
-    # been deleted (sip.isdeleted: the context is gone), and lets it go then, when the next one is made.
-    # Letting go earlier (after the call, or by handing ownership to C++) crashed QGIS 3.40 intermittently.
-    _waiting: set[GroupAndStyle] = set()
+    # Lifetime: the run's context deletes its post-processors in its destructor, QGIS may call one until then,
+    # and sip ties the Python object only to a temporary. Python therefore keeps every one, for the session:
+    # about 300 bytes per result layer. Both ways tried to let them go (after QGIS's call with C++ owning them;
+    # once sip reports the C++ side deleted) crashed QGIS 3.40 intermittently in the garbage collector.
+    _alive: list[GroupAndStyle] = []
 
     def __init__(self, group_name: str, style: str, run_id: str = "") -> None:
         super().__init__()
         self.group_name = group_name
         self.style = style
         self.run_id = run_id
-        GroupAndStyle._waiting = {p for p in GroupAndStyle._waiting if not sip.isdeleted(p)} | {self}
+        GroupAndStyle._alive.append(self)
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
