@@ -18,6 +18,7 @@ one QGIS has loaded ("WKB output dimension must be 2 or 3" from a QGIS desktop r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,8 +115,9 @@ def region_cells(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = D
     return regions
 
 
+@functools.lru_cache(maxsize=8)  # the same grid for every photo of a run
 def geodesic_row_areas_km2(spec: GridSpec) -> np.ndarray:
-    """Geodesic area (WGS84) of one cell in each row, north to south."""
+    """Geodesic area (WGS84) of one cell in each row, north to south (read-only: it is shared)."""
     from pyproj import Geod
 
     geod = Geod(ellps="WGS84")
@@ -126,7 +128,9 @@ def geodesic_row_areas_km2(spec: GridSpec) -> np.ndarray:
         area, _ = geod.polygon_area_perimeter([0.0, spec.cell_size, spec.cell_size, 0.0],
                                               [bottom, bottom, min(top, 90.0), min(top, 90.0)])
         areas.append(abs(area) / 1e6)
-    return np.asarray(areas)
+    out = np.asarray(areas)
+    out.setflags(write=False)
+    return out
 
 
 def _row_boxes(chosen: np.ndarray, spec: GridSpec) -> list[tuple[float, float, float, float]]:

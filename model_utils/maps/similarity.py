@@ -56,8 +56,10 @@ def analogue_probs(model, latlon, exclude_km: float = 0.0, is_canceled: Callable
     logits = float(model.logit_scale.exp()) * (emb @ query).astype(np.float64)
     if exclude_km > 0:
         near = np.zeros(len(gallery), dtype=bool)
-        for lat, lon in points:
-            near |= geodesic_km(lat, lon, gallery[:, 0], gallery[:, 1]) < exclude_km
+        reach = exclude_km / 110.5  # a degree of latitude is >= 110.57 km: points further in latitude are out
+        for lat, lon in points:  # a region brings thousands: measure only the gallery points within reach
+            close = np.flatnonzero(np.abs(gallery[:, 0] - lat) <= reach)
+            near[close] |= geodesic_km(lat, lon, gallery[close, 0], gallery[close, 1]) < exclude_km
         if near.all():
             raise ValueError(f"every gallery point lies within {exclude_km:g} km of the query: use a smaller radius")
         logits[near] = -np.inf
