@@ -10,3 +10,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 # The paper's accuracy table: distance thresholds and their names.
 ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 THRESHOLD_NAMES: tuple[str, ...] = ("street", "city", "region", "country", "continent")
+# Probability rasters over GeoCLIP's gallery: the kernel (~45 km between gallery points) and the cell size
+# when none is given; the plugin's algorithms and the batch job's archive density raster share them.
+WORLD_BANDWIDTH_KM = 50.0
+DEFAULT_CELL_DEG = 0.25

@@ -126,6 +126,24 @@ class GeoCLIP:
                 self._gallery_emb = torch.from_numpy(np.ascontiguousarray(emb)).to(self.device)
             return self._gallery_emb
 
+    def use_gallery_embeddings(self, embeddings: np.ndarray) -> None:
+        """Rank against these unit-length embeddings of the model's gallery instead of its disk cache.
+
+        Why: a batch job computes them once and hands every worker the same read-only array (Ray's
+        object store), so no worker encodes or reads the 100K points again.
+        """
+        import warnings
+
+        if embeddings.shape != (len(self.gallery), 512):
+            raise ValueError(f"gallery embeddings of shape {embeddings.shape} do not fit the gallery of "
+                             f"{len(self.gallery)} points x 512")
+        # read-only shared memory: torch warns that it cannot write to it; it never does
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.from_numpy(embeddings).to(self.device)
+        with self._lock:
+            self._gallery_emb = tensor
+
     def embed_gallery(self, gallery: Gallery, progress: Progress | None = None,
                       is_canceled: Callable[[], bool] | None = None,
                       encode: Callable[[np.ndarray], np.ndarray] | None = None, variant: str = "") -> np.ndarray:

@@ -30,6 +30,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from model_utils.constants import WORLD_BANDWIDTH_KM
+
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from ...layers import load_on_completion
@@ -52,7 +54,6 @@ from .calibration_step import calibrate, truth_inside
 TOP_K = "TOP_K"
 CELL_SIZE = "CELL_SIZE"
 BANDWIDTH = "BANDWIDTH_KM"
-WORLD_BANDWIDTH_KM = 50.0  # the kernel when none is given, over GeoCLIP's gallery (~45 km between points)
 EXTENT = "EXTENT"
 DENSITY = "DENSITY"
 RASTERS = "WRITE_RASTERS"
