@@ -1,0 +1,226 @@
+"""The driver of a batch job: plan, gallery once into Ray's object store, a Ray Data actor pool, a summary.
+
+Everything here runs where the job is started (a laptop, or the head node through Ray's Job
+Submission API). Work and results stay with the workers: the driver sees one small row per
+shard, and the archive density raster is a sum of per-shard vectors read one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import DEFAULT_CELL_DEG, WORLD_BANDWIDTH_KM
+from ..safe_files import write_texts
+from .plan import Plan, density_path, prepare_output, shard_path
+from .sources import list_photos, read_points
+
+PROGRESS_PREFIX = "geoclip-batch:"  # lines the QGIS algorithm reads for its progress bar
+DENSITY_FILE = "density.tif"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class JobOptions:
+    out: str
+    address: str | None = None
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    batch_size: int = 8
+    shard_size: int = 64
+    resume: bool = False
+    clip_model: str | None = None
+    weights: str | None = None
+    precision: str = "auto"
+    cache_dir: str | None = None
+
+
+@dataclass
+class Summary:
+    kind: str
+    total: int
+    done: int = 0
+    failed: int = 0
+    resumed_shards: int = 0
+    shards: int = 0
+    elapsed_s: float = 0.0
+    reasons: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return (self.done + self.failed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def text(self) -> str:
+        noun = "photos" if self.kind == "geolocate" else "points"
+        lines = [f"{self.kind}: {self.done} {noun} done, {self.failed} skipped, in {self.elapsed_s:.1f} s "
+                 f"({self.rate:.2f} {noun}/s this run; {self.resumed_shards} of {self.shards} shards already done)"]
+        lines += [f"  skipped: {n} x {why}" for why, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+        lines += [f"  {name}: {path}" for name, path in self.outputs.items()]
+        return "\n".join(lines)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _model_args(opts: JobOptions, device: str) -> dict:
+    return {"clip_model": opts.clip_model, "weights": opts.weights, "device": device, "precision": opts.precision,
+            "cache_dir": opts.cache_dir}
+
+
+# Environment the job's workers need as the driver has it: offline switches, caches, test rehearsals.
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_ENDPOINT", "PROJ_DATA")
+
+
+def runtime_env() -> dict:
+    """This ``model_utils`` shipped to every worker (a cluster's nodes need not have the plugin), plus
+    the environment above and every GEOCLIP_* variable."""
+    import os
+
+    package = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith("GEOCLIP_")}
+    return {"py_modules": [str(package)], "env_vars": env}
+
+
+def _connect(opts: JobOptions):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=opts.address or None, runtime_env=runtime_env(), logging_level="WARNING")
+    return ray
+
+
+def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = DEFAULT_CELL_DEG,
+              bandwidth_km: float = WORLD_BANDWIDTH_KM) -> Summary:
+    """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``."""
+    from ..model.geoclip import GeoCLIP
+    from .workers import GeolocateShards
+
+    start = time.monotonic()
+    paths = list_photos(photos)
+    model = GeoCLIP.from_pretrained(**_model_args(opts, "cpu"))
+    plan = Plan.make("geolocate", paths, opts.shard_size,
+                     {"top_k": int(top_k), "clip_model": model.clip_model, "weights": model._fingerprint,
+                      "precision": opts.precision})
+    todo = prepare_output(Path(opts.out), plan, opts.resume)
+    summary = Summary("geolocate", total=len(paths), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo))
+    if todo:
+        ray = _connect(opts)
+        say(f"{PROGRESS_PREFIX} gallery: {len(model.gallery)} points, embedded once, shared through the object store")
+        gallery_ref = ray.put(model.gallery_embeddings().cpu().numpy())
+        rows = [{"shard": s, "items": paths[slice(*plan.bounds(s))]} for s in todo]
+        worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),
+                       "gallery_ref": [gallery_ref], "top_k": top_k, "batch_size": opts.batch_size,
+                       "threads": max(1, int(opts.cpus_per_worker))}
+        _run_pool(ray, rows, GeolocateShards, worker_args, opts, summary, plan)
+    _count_resumed(plan, opts, summary, todo)
+    summary.outputs["density"] = str(write_density(model, plan, Path(opts.out), cell_deg, bandwidth_km))
+    return _finish(summary, opts, start)
+
+
+def embed(points: str, opts: JobOptions) -> Summary:
+    """GeoCLIP GPS embeddings of every row of a CSV / Parquet table with lat/lon: GeoParquet shards in ``out``."""
+    from ..model.weights import find_weights
+    from .workers import EmbedShards
+
+    start = time.monotonic()
+    ids, latlon = read_points(points)
+    items = [f"{i},{lat!r},{lon!r}" for i, (lat, lon) in zip(ids, latlon)]
+    plan = Plan.make("embed", items, opts.shard_size, {"weights": find_weights(opts.weights).fingerprint()})
+    todo = prepare_output(Path(opts.out), plan, opts.resume)
+    summary = Summary("embed", total=len(ids), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo))
+    if todo:
+        ray = _connect(opts)
+        rows = []
+        for s in todo:
+            part = slice(*plan.bounds(s))
+            rows.append({"shard": s, "items": ids[part], "lat": latlon[part, 0], "lon": latlon[part, 1]})
+        worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),
+                       "threads": max(1, int(opts.cpus_per_worker))}
+        _run_pool(ray, rows, EmbedShards, worker_args, opts, summary, plan)
+    _count_resumed(plan, opts, summary, todo)
+    return _finish(summary, opts, start)
+
+
+def _device(opts: JobOptions) -> str:
+    return "cuda" if opts.gpus_per_worker > 0 else "cpu"
+
+
+def _run_pool(ray, rows: list[dict], worker_cls, worker_args: dict, opts: JobOptions, summary: Summary,
+              plan: Plan) -> None:
+    """One actor per worker, each loading the model once; a shard lost with its worker or node is retried."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    # Ray Data restarts a lost actor and retries its shards (max_restarts / max_task_retries -1 by default);
+    # two shards in flight per actor keeps each worker busy and its memory bounded.
+    pool = ray.data.ActorPoolStrategy(size=max(1, int(opts.workers)), max_tasks_in_flight_per_actor=2)
+    ds = ds.map_batches(worker_cls, fn_constructor_kwargs=worker_args, batch_size=1, batch_format="numpy",
+                        compute=pool, num_cpus=opts.cpus_per_worker, num_gpus=opts.gpus_per_worker or None)
+    finished = summary.resumed_shards
+    done_items = plan.n_items - sum(plan.bounds(r["shard"])[1] - plan.bounds(r["shard"])[0] for r in rows)
+    reasons: Counter = Counter(summary.reasons)
+    for row in ds.iter_rows():
+        finished += 1
+        summary.done += int(row["done"])
+        summary.failed += int(row["failed"])
+        for part in filter(None, str(row["reasons"]).split("; ")):
+            count, _, why = part.partition(" x ")
+            reasons[why] += int(count) if count.isdigit() else 1
+        first, last = plan.bounds(int(row["shard"]))
+        done_items += last - first
+        say(f"{PROGRESS_PREFIX} progress {done_items}/{plan.n_items} (shard {finished}/{plan.n_shards})")
+    summary.reasons = dict(reasons)
+
+
+def _count_resumed(plan: Plan, opts: JobOptions, summary: Summary, todo: list[int]) -> None:
+    """Counts of shards finished by an earlier run, read back from their files."""
+    import pyarrow.parquet as pq
+
+    reasons: Counter = Counter(summary.reasons)
+    for s in sorted(set(range(plan.n_shards)) - set(todo)):
+        table = pq.read_table(shard_path(Path(opts.out), s), columns=["error"] if plan.kind == "embed"
+                              else ["photo", "error"])
+        errors = [e for e in table.column("error").to_pylist() if e]
+        n = plan.bounds(s)[1] - plan.bounds(s)[0]
+        summary.failed += len(errors)
+        summary.done += n - len(errors)
+        if errors:
+            reasons["(earlier run) failed"] += len(errors)
+    summary.reasons = dict(reasons)
+
+
+def write_density(model, plan: Plan, out: Path, cell_deg: float, bandwidth_km: float) -> Path:
+    """The archive density raster: every photo's gallery probabilities summed (shard by shard), then
+    spread with the per-photo rasters' kernel. A cell holds the expected number of photos taken in it."""
+    from ..maps.geotiff import write_wgs84_geotiff
+    from ..maps.grid import GridSpec
+    from ..maps.heatmap import probability_grid
+
+    total = np.zeros(len(model.gallery), dtype=np.float64)
+    for s in range(plan.n_shards):
+        total += np.load(density_path(out, s))
+    latlon = model.gallery.latlon
+    grid = probability_grid(latlon[:, 0], latlon[:, 1], total, GridSpec.world(cell_deg), bandwidth_km)
+    return write_wgs84_geotiff(grid.values, grid.spec.geotransform, out / DENSITY_FILE,
+                               description="expected photos per cell (sum of every photo's probability)")
+
+
+def _finish(summary: Summary, opts: JobOptions, start: float) -> Summary:
+    summary.elapsed_s = time.monotonic() - start
+    out = Path(opts.out)
+    summary.outputs["shards"] = str(out / "part-*.parquet")
+    write_texts({out / SUMMARY_FILE: json.dumps({**asdict(summary), "rate_per_s": summary.rate}, indent=1)})
+    say(f"{PROGRESS_PREFIX} done")
+    say(summary.text())
+    return summary

@@ -1,0 +1,140 @@
+"""The per-worker side of a batch job: an actor that loads the model once and does whole shards.
+
+Ray Data keeps a pool of these (``map_batches`` with a class); each call gets a few shard rows,
+writes each shard's GeoParquet file (and, for photos, its density vector) and returns counts
+only, so nothing per photo travels back to the driver or piles up in the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..safe_files import atomic_path
+from .geoparquet import embedding_schema, prediction_rows, prediction_schema, wkb_point, write_table
+from .plan import density_path, shard_path
+
+# Rehearsing failures: seconds each shard waits before it starts, so a test (or an operator trying
+# the cluster's fault handling) can kill a worker, node or driver while the job is surely running.
+REHEARSAL_DELAY_ENV = "GEOCLIP_BATCH_SHARD_DELAY_S"
+
+
+def _load_model(model_args: dict, gallery_ref: list, threads: int):
+    import torch
+
+    from ..model.geoclip import GeoCLIP
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model = GeoCLIP.from_pretrained(**model_args)
+    if gallery_ref:
+        import ray
+
+        shared = gallery_ref[0]
+        model.use_gallery_embeddings(ray.get(shared) if isinstance(shared, ray.ObjectRef) else shared)
+    return model
+
+
+def _delay() -> None:
+    seconds = float(os.environ.get(REHEARSAL_DELAY_ENV, "0") or 0)
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+class GeolocateShards:
+    """Photos -> top-k rows and a per-shard density vector (the sum of the photos' gallery probabilities)."""
+
+    def __init__(self, out: str, model_args: dict, gallery_ref: list, top_k: int, batch_size: int,
+                 threads: int = 0) -> None:
+        self.out = Path(out)
+        self.model = _load_model(model_args, gallery_ref, threads)
+        self.model.load_backbone()
+        self.top_k, self.batch_size = int(top_k), int(batch_size)
+        self.pid = os.getpid()
+
+    def __call__(self, batch: dict) -> dict:
+        done, failed, reasons = [], [], []
+        for shard, paths in zip(batch["shard"], batch["items"]):
+            _delay()
+            ok, bad, why = self.run_shard(int(shard), [str(p) for p in paths])
+            done.append(ok)
+            failed.append(bad)
+            reasons.append(why)
+        return {"shard": np.asarray(batch["shard"]), "done": np.asarray(done), "failed": np.asarray(failed),
+                "reasons": np.asarray(reasons, dtype=object), "pid": np.full(len(done), self.pid)}
+
+    def run_shard(self, shard: int, paths: list[str]) -> tuple[int, int, str]:
+        density = np.zeros(len(self.model.gallery), dtype=np.float64)
+        preds, reasons = [], Counter()
+        for pred in self.model.iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size):
+            if pred.ok:
+                density += pred.gallery_probs
+                pred.gallery_probs = np.empty(0, dtype=np.float32)  # keep only the top-k
+            else:
+                reasons[_reason(pred.error, pred.source)] += 1
+            preds.append(pred)
+        with atomic_path(density_path(self.out, shard)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, density)
+        write_table(prediction_rows(preds), prediction_schema(), shard_path(self.out, shard))  # last: marks done
+        failed = sum(reasons.values())
+        return len(paths) - failed, failed, "; ".join(f"{n} x {why}" for why, n in reasons.most_common())
+
+
+def _reason(error: str | None, source: str) -> str:
+    """A per-photo error without its file name, so the summary can count alike failures together."""
+    text = (error or "unknown error").replace(source, "<photo>").replace(Path(source).name, "<photo>")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class EmbedShards:
+    """Points -> GeoCLIP GPS embeddings (512 floats each), one row per input row."""
+
+    def __init__(self, out: str, model_args: dict, threads: int = 0) -> None:
+        self.out = Path(out)
+        self.model = _load_model(model_args, [], threads)
+        self.pid = os.getpid()
+
+    def __call__(self, batch: dict) -> dict:
+        done, failed = [], []
+        for shard, ids, lat, lon in zip(batch["shard"], batch["items"], batch["lat"], batch["lon"]):
+            _delay()
+            ok, bad = self.run_shard(int(shard), np.asarray(ids), np.asarray(lat, float), np.asarray(lon, float))
+            done.append(ok)
+            failed.append(bad)
+        n = len(done)
+        return {"shard": np.asarray(batch["shard"]), "done": np.asarray(done), "failed": np.asarray(failed),
+                "reasons": np.asarray(["invalid coordinates" if f else "" for f in failed], dtype=object),
+                "pid": np.full(n, self.pid)}
+
+    def run_shard(self, shard: int, ids: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[int, int]:
+        from ..geo import invalid_latlon
+
+        latlon = np.column_stack([lat, lon])
+        bad = invalid_latlon(latlon)
+        emb = np.zeros((len(ids), 512), dtype=np.float32)
+        if (~bad).any():
+            emb[~bad] = self.model.encode_locations(latlon[~bad])
+        cols = {"id": [int(i) for i in ids], "lat": [None if b else float(v) for v, b in zip(lat, bad)],
+                "lon": [None if b else float(v) for v, b in zip(lon, bad)],
+                "embedding": _float_lists(emb, bad),
+                "error": [f"row {int(i)}: lat {la}, lon {lo} is not a valid position (lat -90..90, lon -180..180)"
+                          if b else None for i, la, lo, b in zip(ids, lat, lon, bad)],
+                "geometry": [None if b else wkb_point(lo, la) for la, lo, b in zip(lat, lon, bad)]}
+        write_table(cols, embedding_schema(), shard_path(self.out, shard))
+        return int((~bad).sum()), int(bad.sum())
+
+
+
+def _float_lists(values: np.ndarray, missing: np.ndarray):
+    """(N, 512) float32 -> an Arrow list column, null where ``missing``. A plain list, not a fixed-size
+    one: pyarrow 25/26 writes nulls of a fixed-size list to Parquet that it cannot read back."""
+    import pyarrow as pa
+
+    flat = pa.array(values[~missing].reshape(-1), type=pa.float32())
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum(np.where(missing, 0, values.shape[1]))
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=pa.array(missing, type=pa.bool_()))

@@ -1,0 +1,123 @@
+"""A real Ray cluster on 127.0.0.1 for the batch tests: a head (with the dashboard, for job
+submission) and a second worker node, each started with ``ray start`` like an operator would.
+
+Processes are found and stopped by this cluster's own temp folder and ports, never with a
+machine-wide ``ray stop`` (which would take down any other Ray on the machine).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+RAY = str(Path(sys.executable).with_name("ray"))
+OBJECT_STORE_BYTES = 500_000_000  # the shared 100K gallery (205 MB) plus headroom
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RayTestCluster:
+    temp_dir: Path
+    env: dict
+    gcs_port: int = field(default_factory=free_port)
+    dashboard_port: int = field(default_factory=free_port)
+    node_ports: list[int] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def _ray(self, *args: str) -> None:
+        done = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"ray {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+    def start_head(self, cpus: int) -> None:
+        self._ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.gcs_port}",
+                  f"--num-cpus={cpus}", "--num-gpus=0", f"--object-store-memory={OBJECT_STORE_BYTES}",
+                  f"--temp-dir={self.temp_dir}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                  f"--dashboard-port={self.dashboard_port}", "--disable-usage-stats")
+
+    def add_node(self, cpus: int) -> int:
+        """A worker node on this machine; returns its node manager port (its handle for kill_node)."""
+        port = free_port()
+        self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
+                  "--num-gpus=0", f"--object-store-memory={OBJECT_STORE_BYTES}", f"--node-manager-port={port}",
+                  "--disable-usage-stats")
+        self.node_ports.append(port)
+        self.wait_for_nodes(len(self.node_ports) + 1)
+        return port
+
+    def alive_nodes(self) -> int:
+        import ray
+
+        return sum(1 for n in ray.nodes() if n["Alive"]) if ray.is_initialized() else -1
+
+    def wait_for_nodes(self, n: int, timeout: float = 60.0) -> None:
+        """Until ``n`` raylets run (checked from their processes: the test process stays outside Ray)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.raylets()) >= n:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{n} Ray nodes did not come up within {timeout} s")
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this cluster: its GCS, raylets, dashboard, workers (found by temp dir or port)."""
+        marks = (str(self.temp_dir), f":{self.gcs_port}", f"={self.gcs_port}")
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.pid != os.getpid() and any(m in cmd for m in marks):
+                found.append(proc)
+        return found
+
+    def raylets(self) -> list[psutil.Process]:
+        return [p for p in self.processes() if "raylet" in " ".join(p.cmdline()[:1])]
+
+    def raylet_of(self, node_port: int) -> psutil.Process:
+        for proc in self.raylets():
+            if f"--node_manager_port={node_port}" in " ".join(proc.cmdline()):
+                return proc
+        raise LookupError(f"no raylet with node manager port {node_port}")
+
+    def actors_on(self, node_port: int | None = None, name: str = "MapWorker") -> list[psutil.Process]:
+        """Worker processes (Ray retitles them ``ray::<actor>``) spawned by that node's raylet, or any node's."""
+        raylets = self.raylets() if node_port is None else [self.raylet_of(node_port)]
+        return [c for r in raylets for c in r.children(recursive=True) if name in " ".join(c.cmdline())]
+
+    def kill_node(self, node_port: int) -> None:
+        """A whole worker node lost: its raylet and every process under it, killed at once."""
+        raylet = self.raylet_of(node_port)
+        victims = [raylet, *raylet.children(recursive=True)]
+        for proc in victims:
+            proc.kill()
+        psutil.wait_procs(victims, timeout=10)
+        self.node_ports.remove(node_port)
+
+    def stop(self) -> None:
+        procs = self.processes()
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=15)
+        for proc in alive:
+            proc.kill()

@@ -1,0 +1,285 @@
+"""The Ray batch job on a real two-node Ray cluster on 127.0.0.1: same answers as GeoCLIP.predict,
+valid GeoParquet, the archive density raster, and faults (a worker, a node, the driver lost).
+
+Drivers run as ``python -m model_utils.batch`` subprocesses, as a user runs them. Shards wait
+GEOCLIP_BATCH_SHARD_DELAY_S seconds in the fault tests, so every kill lands while the job runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.ray_cluster import RayTestCluster
+
+TOP_K = 5
+N_PHOTOS = 200
+SHARD = 10
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_env(geoclip_cache_dir) -> dict:
+    """The environment of the cluster and of every driver: offline, this session's caches, a cluster token."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PROJ_DATA="/usr/share/proj",
+                GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
+                RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO))
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_env):
+    """A head (4 logical CPUs, the dashboard) and one worker node (2 CPUs): with 2-CPU workers, the head
+    keeps room for one worker and for a restarted one when the other node is lost."""
+    c = RayTestCluster(Path(tempfile.mkdtemp(prefix="gcr", dir="/tmp")), ray_env)
+    try:
+        c.start_head(cpus=4)
+        c.add_node(cpus=2)
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(c.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list[str]:
+    from tools.samples.photos import noisy_rgb, write_gps_photo
+
+    folder = tmp_path_factory.mktemp("archive")
+    for i in range(N_PHOTOS - 4):  # in sub-folders: a folder source is searched recursively
+        path = folder / f"day{i % 3}" / f"img_{i:03d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        noisy_rgb(96, 72, seed=i).save(path, quality=85)
+    write_gps_photo(folder / "gps_paris.jpg", 48.8566, 2.3522, size=(96, 72))
+    write_gps_photo(folder / "gps_sydney.jpg", -33.87, 151.21, size=(96, 72))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "empty.png").write_bytes(b"")
+    from model_utils.batch.sources import list_photos
+
+    paths = list_photos(str(folder))
+    assert len(paths) == N_PHOTOS
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_clip, photos):
+    """GeoCLIP.predict in one process: what the cluster must reproduce row for row."""
+    from model_utils import GeoCLIP
+
+    model = GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu", precision="fp32")
+    preds = model.predict(photos, top_k=TOP_K, batch_size=8)
+    density = np.zeros(len(model.gallery), dtype=np.float64)
+    for p in preds:
+        if p.ok:
+            density += p.gallery_probs
+    return model, {p.source: p for p in preds}, density
+
+
+def run_job(env: dict, *args: str, delay: float = 0.0, wait: bool = True, timeout: float = 240):
+    cmd = [sys.executable, "-m", "model_utils.batch", *args]
+    job_env = dict(env, GEOCLIP_BATCH_SHARD_DELAY_S=str(delay))
+    proc = subprocess.Popen(cmd, env=job_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def geolocate_args(cluster, photos_dir: str, out: Path, tiny_clip, *extra: str) -> list[str]:
+    return ["geolocate", "--photos", photos_dir, "--out", str(out), "--address", cluster.address,
+            "--clip-model", str(tiny_clip), "--precision", "fp32", "--top-k", str(TOP_K), "--batch-size", "8",
+            "--shard-size", str(SHARD), "--workers", "2", "--cpus-per-worker", "2", *extra]
+
+
+def read_rows(out: Path):
+    import pyarrow.parquet as pq
+
+    files = sorted(out.glob("part-*.parquet"))
+    return files, pq.read_table(files).to_pylist() if files else []
+
+
+def assert_same_as_predict(out: Path, reference, photos) -> None:
+    """Every photo exactly once (top-k rows, or one error row), with predict's locations and probabilities."""
+    _, preds, _ = reference
+    files, rows = read_rows(out)
+    assert len(files) == -(-N_PHOTOS // SHARD)
+    assert not list(out.glob(".*")), "temporary files left behind"
+    by_photo: dict[str, list] = {}
+    for row in rows:
+        by_photo.setdefault(row["photo"], []).append(row)
+    assert sorted(by_photo) == sorted(photos)
+    for photo, got in by_photo.items():
+        pred = preds[photo]
+        if not pred.ok:
+            assert len(got) == 1 and got[0]["rank"] is None and got[0]["geometry"] is None
+            assert got[0]["error"] == pred.error
+            continue
+        got.sort(key=lambda r: r["rank"])
+        assert [r["rank"] for r in got] == list(range(1, TOP_K + 1)), photo
+        np.testing.assert_array_equal([r["lat"] for r in got], pred.lat)
+        np.testing.assert_array_equal([r["lon"] for r in got], pred.lon)
+        np.testing.assert_allclose([r["prob"] for r in got], pred.prob, rtol=0, atol=1e-6)
+        if pred.gps is not None:
+            assert (got[0]["truth_lat"], got[0]["truth_lon"]) == pytest.approx(pred.gps)
+            np.testing.assert_allclose([r["error_km"] for r in got], pred.errors_km, rtol=1e-9)
+        else:
+            assert got[0]["truth_lat"] is None and got[0]["error_km"] is None
+
+
+def wait_for_shards(out: Path, n: int, proc, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(out.glob("part-*.parquet"))) < n:
+        if proc.poll() is not None:
+            raise AssertionError(f"the job ended before {n} shards were written:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {n} shards after {timeout} s")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------ answers and outputs
+def test_cluster_job_gives_predicts_answers_as_geoparquet_with_a_density_raster(cluster, ray_env, tiny_clip,
+                                                                                 photos, reference, tmp_path):
+    from osgeo import gdal, osr
+
+    out = tmp_path / "run"
+    code, log = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip))
+    assert code == 0, log
+    assert_same_as_predict(out, reference, photos)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["done"], summary["failed"], summary["total"]) == (N_PHOTOS - 2, 2, N_PHOTOS)
+    assert "198 photos done, 2 skipped" in log and "photos/s" in log
+    assert "geoclip-batch: progress 200/200" in log
+
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(out / "part-00000.parquet").metadata[b"geo"])
+    column = meta["columns"]["geometry"]
+    assert (meta["version"], meta["primary_column"], column["encoding"]) == ("1.1.0", "geometry", "WKB")
+    assert column["geometry_types"] == ["Point"] and column["crs"]["id"] == {"authority": "EPSG", "code": 4326}
+    row = next(r for r in pq.read_table(out / "part-00000.parquet").to_pylist() if r["geometry"])
+    from shapely import wkb
+
+    point = wkb.loads(row["geometry"])
+    assert (point.x, point.y) == (row["lon"], row["lat"])  # GeoParquet WKB is (x=lon, y=lat)
+    assert column["bbox"][0] <= row["lon"] <= column["bbox"][2]
+
+    # the archive density: where the photos come from, as many photos' worth of mass as were geolocated
+    model, _, density = reference
+    ds = gdal.Open(str(out / "density.tif"))
+    values = ds.GetRasterBand(1).ReadAsArray().astype(np.float64)
+    srs = osr.SpatialReference(wkt=ds.GetProjection())
+    srs.AutoIdentifyEPSG()
+    assert srs.GetAuthorityCode(None) == "4326"
+    assert ds.GetGeoTransform() == (-180.0, 0.25, 0.0, 90.0, 0.0, -0.25)
+    assert values.sum() == pytest.approx(N_PHOTOS - 2, rel=1e-4)
+    from model_utils.maps.grid import GridSpec
+    from model_utils.maps.heatmap import probability_grid
+
+    latlon = model.gallery.latlon
+    expected = probability_grid(latlon[:, 0], latlon[:, 1], density, GridSpec.world(0.25), 50.0).values
+    np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-7)
+    ds = None
+
+
+def test_an_output_folder_is_never_overwritten_and_resume_needs_the_same_job(cluster, ray_env, tiny_clip, photos,
+                                                                             tmp_path):
+    folder = str(Path(photos[0]).parent)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, log = run_job(ray_env, *geolocate_args(cluster, folder, out, tiny_clip))
+    assert code == 2 and "is not empty and holds no batch job" in log
+    assert (out / "notes.txt").read_text() == "mine"
+    code, log = run_job(ray_env, "geolocate", "--photos", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "neither a folder, a glob pattern nor a .parquet manifest" in log
+
+
+# ------------------------------------------------------------------ faults
+def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(cluster, ray_env, tiny_clip, photos,
+                                                                      reference, tmp_path):
+    import psutil
+
+    out = tmp_path / "run"
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=1.0,
+                   wait=False)
+    wait_for_shards(out, 2, proc)
+    workers = cluster.actors_on()
+    assert workers, "no Ray Data worker process found"
+    workers[0].kill()
+    psutil.wait_procs(workers[:1], timeout=10)
+    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD), "the kill came after the job's end"
+    log, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, log
+    assert_same_as_predict(out, reference, photos)
+
+
+def test_a_driver_killed_mid_job_is_finished_by_resume_with_the_same_output(cluster, ray_env, tiny_clip, photos,
+                                                                            reference, tmp_path):
+    out = tmp_path / "run"
+    args = geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip)
+    proc = run_job(ray_env, *args, delay=1.0, wait=False)
+    wait_for_shards(out, 3, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = len(list(out.glob("part-*.parquet")))
+    assert 3 <= done_before < -(-N_PHOTOS // SHARD)
+    code, log = run_job(ray_env, *args)
+    assert code == 2 and "--resume" in log  # a second run without --resume never writes over the first
+    code, log = run_job(ray_env, *args, "--resume")
+    assert code == 0, log
+    assert f"{done_before} of {-(-N_PHOTOS // SHARD)} shards already done" in log
+    assert_same_as_predict(out, reference, photos)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["done"], summary["failed"]) == (N_PHOTOS - 2, 2)
+
+
+def test_a_worker_node_lost_mid_job_loses_nothing_and_duplicates_nothing(cluster, ray_env, tiny_clip, photos,
+                                                                          reference, tmp_path):
+    out = tmp_path / "run"
+    node = cluster.node_ports[0]
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=1.0,
+                   wait=False)
+    wait_for_shards(out, 2, proc)
+    assert cluster.actors_on(node), "no worker of this job runs on the second node"
+    cluster.kill_node(node)
+    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD), "the kill came after the job's end"
+    try:
+        log, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, log
+        assert_same_as_predict(out, reference, photos)
+    finally:
+        cluster.add_node(cpus=2)  # the next tests get their two nodes back
+
+
+# ------------------------------------------------------------------ GPS embeddings at scale
+def test_embedding_a_point_table_gives_one_row_per_input_row(cluster, ray_env, reference, tmp_path):
+    import pyarrow.parquet as pq
+
+    model, _, _ = reference
+    rng = np.random.default_rng(3)
+    latlon = np.column_stack([rng.uniform(-80, 80, 57), rng.uniform(-180, 180, 57)])
+    lines = ["name,Latitude,Longitude"] + [f"p{i},{a!r},{b!r}" for i, (a, b) in enumerate(latlon)]
+    lines[5] = "bad,95.0,10.0"
+    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "emb"
+    code, log = run_job(ray_env, "embed", "--points", str(tmp_path / "points.csv"), "--out", str(out),
+                        "--address", cluster.address, "--shard-size", "20", "--workers", "2")
+    assert code == 0, log
+    rows = pq.read_table(sorted(out.glob("part-*.parquet"))).to_pylist()
+    assert [r["id"] for r in rows] == list(range(57))
+    assert rows[4]["embedding"] is None and "row 4" in rows[4]["error"]
+    good = [i for i in range(57) if i != 4]
+    got = np.array([rows[i]["embedding"] for i in good], dtype=np.float32)
+    np.testing.assert_allclose(got, model.encode_locations(latlon[good]), rtol=0, atol=1e-6)
+    assert "56 points done, 1 skipped" in log
