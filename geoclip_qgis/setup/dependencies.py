@@ -25,6 +25,12 @@ REQUIRED = (
 )
 
 
+# Optional: only the "Geolocate photos on a Ray cluster" algorithm needs these; everything else works without.
+OPTIONAL = (
+    ("ray", "ray", "optional: runs photo archives on a Ray cluster (pip install 'ray[data,default]')"),
+)
+
+
 @dataclass(frozen=True)
 class DependencyStatus:
     """One dependency: whether it can be imported and which version is installed."""
@@ -34,21 +40,23 @@ class DependencyStatus:
     purpose: str
     found: bool
     version: str | None
+    optional: bool = False
 
 
 def check_dependencies() -> list[DependencyStatus]:
-    """Status of every external dependency, found by spec lookup (nothing is imported)."""
+    """Status of every external dependency, required ones first, found by spec lookup (nothing is imported)."""
     result = []
-    for module, dist, purpose in REQUIRED:
+    for module, dist, purpose in (*REQUIRED, *OPTIONAL):
         found = importlib.util.find_spec(module) is not None
         try:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        result.append(DependencyStatus(module, dist, purpose, found, version))
+        optional = (module, dist, purpose) in OPTIONAL
+        result.append(DependencyStatus(module, dist, purpose, found, version, optional))
     return result
 
 
 def missing_dependencies() -> list[DependencyStatus]:
-    """The dependencies that cannot be imported."""
-    return [d for d in check_dependencies() if not d.found]
+    """The required dependencies that cannot be imported."""
+    return [d for d in check_dependencies() if not d.found and not d.optional]

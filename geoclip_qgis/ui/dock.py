@@ -124,10 +124,10 @@ class SetupTab(QWidget):
         deps = check_dependencies()
         rows = []
         for dep in deps:
-            mark = "✔" if dep.found else "✘"
+            mark = "✔" if dep.found else ("–" if dep.optional else "✘")
             version = dep.version or "missing"
             rows.append(tr(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>"))
-        missing = [d for d in deps if not d.found]
+        missing = [d for d in deps if not d.found and not d.optional]
         if missing:
             rows.append(tr("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
                         f"<br><code>{install_hint(missing)}</code>"))
