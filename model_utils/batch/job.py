@@ -18,7 +18,7 @@ import numpy as np
 
 from ..constants import DEFAULT_CELL_DEG, WORLD_BANDWIDTH_KM
 from ..safe_files import write_texts
-from .plan import Plan, density_path, prepare_output, shard_path
+from .plan import Plan, density_path, prepare_output, remove_partial_files, shard_path
 from .sources import list_photos, read_points
 
 PROGRESS_PREFIX = "geoclip-batch:"  # lines the QGIS algorithm reads for its progress bar
@@ -94,7 +94,12 @@ def _connect(opts: JobOptions):
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=opts.address or None, runtime_env=runtime_env(), logging_level="WARNING")
+        import os
+
+        # submitted as a Ray job, the job's runtime env (set by the submitter) already reaches the workers
+        in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+        ray.init(address=opts.address or None, runtime_env=None if in_job else runtime_env(),
+                 logging_level="WARNING")
     return ray
 
 
@@ -219,6 +224,7 @@ def write_density(model, plan: Plan, out: Path, cell_deg: float, bandwidth_km: f
 def _finish(summary: Summary, opts: JobOptions, start: float) -> Summary:
     summary.elapsed_s = time.monotonic() - start
     out = Path(opts.out)
+    remove_partial_files(out)
     summary.outputs["shards"] = str(out / "part-*.parquet")
     write_texts({out / SUMMARY_FILE: json.dumps({**asdict(summary), "rate_per_s": summary.rate}, indent=1)})
     say(f"{PROGRESS_PREFIX} done")

@@ -54,24 +54,45 @@ def density_path(out: Path, shard: int) -> Path:
     return Path(out) / f"part-{shard:05d}{DENSITY_SUFFIX}"
 
 
+def output_problem(out: Path, resume: bool) -> str | None:
+    """Why ``out`` cannot take the job (another job there without ``resume``, or foreign files); None if it can."""
+    out = Path(out)
+    saved = out / PLAN_FILE
+    if saved.exists() and not resume:
+        plan = Plan(**json.loads(saved.read_text()))
+        return (f"'{out}' already holds a batch job's output ({plan.kind}, {plan.n_items} items). "
+                f"Pass --resume to finish that job, or choose another --out folder.")
+    if not saved.exists() and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        return f"'{out}' is not empty and holds no batch job. Choose an empty or new --out folder."
+    return None
+
+
 def prepare_output(out: Path, plan: Plan, resume: bool) -> list[int]:
     """Create or check ``out``; the shards still to do. Never overwrites another job's output."""
     out = Path(out)
     saved_file = out / PLAN_FILE
+    problem = output_problem(out, resume)
+    if problem:
+        raise PlanError(problem)
     if saved_file.exists():
         saved = Plan(**json.loads(saved_file.read_text()))
-        if not resume:
-            raise PlanError(f"'{out}' already holds a batch job's output ({saved.kind}, {saved.n_items} items). "
-                            f"Pass --resume to finish that job, or choose another --out folder.")
         if saved != plan:
             raise PlanError(f"'{out}' holds another job: {_difference(saved, plan)}. Resume needs the same input "
                             f"and options; choose another --out folder for a new job.")
     else:
-        if out.exists() and any(out.iterdir()):
-            raise PlanError(f"'{out}' is not empty and holds no batch job. Choose an empty or new --out folder.")
         out.mkdir(parents=True, exist_ok=True)
         write_texts({saved_file: json.dumps(asdict(plan), indent=1)})
+    remove_partial_files(out)
     return [s for s in range(plan.n_shards) if not shard_path(out, s).exists()]
+
+
+def remove_partial_files(out: Path) -> list[Path]:
+    """Delete the hidden temporaries of shards whose writer was killed mid-write (a lost worker, node or
+    driver); called when no worker of the job can still be writing: before it starts and after it ends."""
+    removed = [p for p in Path(out).glob(".*.part.*") if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _difference(saved: Plan, now: Plan) -> str:
