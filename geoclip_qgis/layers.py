@@ -180,9 +180,20 @@ def style_credible_regions(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
+def style_archive_points(layer: QgsVectorLayer) -> None:
+    """The top-1 points of an archive: one symbol for all (a colour per photo means nothing for thousands),
+    the photo in the map tip and an action that opens it."""
+    layer.loadNamedStyle(resource(POINTS_STYLE))
+    layer.setDisplayExpression('"photo_name"')
+    layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>probability [% format_number("prob", 4) %]'
+                            '<br><img src="file://[% "photo" %]" width="240">')
+    layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", "[% 'file://' || \"photo\" %]"))
+    layer.triggerRepaint()
+
+
 STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
-           "regions": style_credible_regions,
-           "points": style_prediction_points, "truth": style_truth_lines}
+           "regions": style_credible_regions, "points": style_prediction_points, "truth": style_truth_lines,
+           "archive": style_archive_points}
 
 
 RUN_GROUP_PREFIX = "GeoCLIP "

@@ -8,7 +8,6 @@ machine-wide ``ray stop`` (which would take down any other Ray on the machine).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,10 @@ from pathlib import Path
 
 import psutil
 
+from model_utils.batch.submit import free_port, node_port_options
+
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 500_000_000  # the shared 100K gallery (205 MB) plus headroom
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -52,14 +47,15 @@ class RayTestCluster:
         self._ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.gcs_port}",
                   f"--num-cpus={cpus}", "--num-gpus=0", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={self.temp_dir}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                  f"--dashboard-port={self.dashboard_port}", "--disable-usage-stats")
+                  f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
+                  "--disable-usage-stats", *node_port_options())
 
     def add_node(self, cpus: int) -> int:
         """A worker node on this machine; returns its node manager port (its handle for kill_node)."""
         port = free_port()
         self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
                   "--num-gpus=0", f"--object-store-memory={OBJECT_STORE_BYTES}", f"--node-manager-port={port}",
-                  "--disable-usage-stats")
+                  "--disable-usage-stats", *node_port_options())
         self.node_ports.append(port)
         self.wait_for_nodes(len(self.node_ports) + 1)
         return port
@@ -118,6 +114,6 @@ class RayTestCluster:
                 proc.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=15)
+        _, alive = psutil.wait_procs(procs, timeout=5)
         for proc in alive:
             proc.kill()

@@ -34,7 +34,9 @@ def ray_env(geoclip_cache_dir) -> dict:
     """The environment of the cluster and of every driver: offline, this session's caches, a cluster token."""
     return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PROJ_DATA="/usr/share/proj",
                 GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
-                RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO))
+                RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO),
+                # as in an activated environment: a job's entrypoint 'python' is this interpreter
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +213,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(cluster, r
     import psutil
 
     out = tmp_path / "run"
-    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=1.0,
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=0.5,
                    wait=False)
     wait_for_shards(out, 2, proc)
     workers = cluster.actors_on()
@@ -228,7 +230,7 @@ def test_a_driver_killed_mid_job_is_finished_by_resume_with_the_same_output(clus
                                                                             reference, tmp_path):
     out = tmp_path / "run"
     args = geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip)
-    proc = run_job(ray_env, *args, delay=1.0, wait=False)
+    proc = run_job(ray_env, *args, delay=0.5, wait=False)
     wait_for_shards(out, 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -248,7 +250,7 @@ def test_a_worker_node_lost_mid_job_loses_nothing_and_duplicates_nothing(cluster
                                                                           reference, tmp_path):
     out = tmp_path / "run"
     node = cluster.node_ports[0]
-    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=1.0,
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=0.5,
                    wait=False)
     wait_for_shards(out, 2, proc)
     assert cluster.actors_on(node), "no worker of this job runs on the second node"
@@ -283,3 +285,85 @@ def test_embedding_a_point_table_gives_one_row_per_input_row(cluster, ray_env, r
     got = np.array([rows[i]["embedding"] for i in good], dtype=np.float32)
     np.testing.assert_allclose(got, model.encode_locations(latlon[good]), rtol=0, atol=1e-6)
     assert "56 points done, 1 skipped" in log
+
+
+# ------------------------------------------------------------------ the Processing algorithm
+def _ray_processes(marker: str) -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+
+
+def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geoclip_provider, qgis_new_project,  # noqa: ARG001
+                                                                            tiny_clip, photos, reference, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from tests.embedding_helpers import LogFeedback
+
+    _, preds, _ = reference
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    feedback = LogFeedback()
+    out = tmp_path / "archive_run"
+    result = processing.runAndLoadResults("geoclip:geolocateraycluster", {
+        "PHOTOS": str(Path(photos[0]).parent), "OUTPUT": str(out), "CLIP_MODEL": str(tiny_clip), "PRECISION": 1,
+        "SHARD_SIZE": 50, "TOP_K": 3}, feedback=feedback, context=context)
+    log = "\n".join(feedback.lines)
+    assert Path(result["DENSITY"]) == out / "density.tif"
+    layers = {layer.name(): layer for layer in QgsProject.instance().mapLayers().values()}
+    points, density = layers["Top-1 locations"], layers["Archive density (photos per cell)"]
+    assert isinstance(points, QgsVectorLayer) and isinstance(density, QgsRasterLayer)
+    assert points.featureCount() == N_PHOTOS - 2
+    for feature in points.getFeatures():
+        pred = preds[feature["photo"]]
+        assert (feature["lat"], feature["lon"]) == (pred.lat[0], pred.lon[0])
+        assert feature.geometry().asPoint().x() == pred.lon[0]
+    group = QgsProject.instance().layerTreeRoot().findGroup(f"GeoCLIP Ray {out.name}")
+    assert group is not None and {n.layer().name() for n in group.findLayers()} == set(layers)
+    assert density.renderer().type() == "singlebandpseudocolor"  # the per-photo rasters' style
+    assert not _ray_processes("geoclip-ray-"), f"the local Ray outlived the run:\n{log}"
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+def test_cancel_stops_the_job_on_the_cluster_and_resume_finishes_it(geoclip_provider, cluster, ray_env, tiny_clip,
+                                                                    photos, reference, tmp_path, monkeypatch):
+    import processing
+    from qgis.core import QgsProcessingException
+    from ray.job_submission import JobSubmissionClient
+
+    from tests.embedding_helpers import LogFeedback
+
+    out = tmp_path / "run"
+    params = {"ADDRESS": cluster.dashboard, "TOKEN": ray_env["RAY_AUTH_TOKEN"], "PHOTOS": str(Path(photos[0]).parent),
+              "OUTPUT": str(out), "CLIP_MODEL": str(tiny_clip), "PRECISION": 1, "SHARD_SIZE": SHARD, "TOP_K": TOP_K,
+              "WORKERS": 2, "CPUS_PER_WORKER": 2}
+    monkeypatch.setenv("GEOCLIP_BATCH_SHARD_DELAY_S", "1.0")  # forwarded to the job, like every GEOCLIP_* variable
+    feedback = LogFeedback(cancel_after_progress=True)  # cancels once the first shard is reported done
+    with pytest.raises(QgsProcessingException, match=r"Canceled: Ray job .* was stopped on the cluster \(STOPPED\)"):
+        processing.run("geoclip:geolocateraycluster", params, feedback=feedback)
+    client = JobSubmissionClient(cluster.dashboard, headers={"Authorization": f"Bearer {ray_env['RAY_AUTH_TOKEN']}"})
+    mine = [j for j in client.list_jobs() if f"--out {out}" in j.entrypoint]
+    assert [str(j.status).rsplit(".", 1)[-1] for j in mine] == ["STOPPED"]
+    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD)
+    assert not list(out.glob(".*")), "a half-written shard was left behind"
+    with pytest.raises(QgsProcessingException, match="Resume"):  # the folder holds the stopped job: never overwritten
+        processing.run("geoclip:geolocateraycluster", params)
+    monkeypatch.delenv("GEOCLIP_BATCH_SHARD_DELAY_S")
+    processing.run("geoclip:geolocateraycluster", {**params, "RESUME": True})
+    assert_same_as_predict(out, reference, photos)
+
+
+def test_without_ray_the_plugin_loads_and_the_other_algorithms_work(geoclip_provider, monkeypatch, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without ray looks like to importlib
+    ids = {alg.id() for alg in geoclip_provider.algorithms()}
+    assert {"geoclip:geolocateraycluster", "geoclip:placeslikehere", "geoclip:geolocatephotos"} <= ids
+    with pytest.raises(QgsProcessingException, match=r"Ray is not installed.*pip install 'ray\[data,default\]'"):
+        processing.run("geoclip:geolocateraycluster", {"PHOTOS": str(tmp_path), "OUTPUT": str(tmp_path / "o")})
+    result = processing.run("geoclip:placeslikehere", {"POINT": "2.35,48.85 [EPSG:4326]", "CELL_SIZE": 5.0,
+                                                      "OUTPUT": str(tmp_path / "like.tif")})
+    assert Path(result["OUTPUT"]).is_file()

@@ -18,8 +18,10 @@ def algorithm_classes() -> list:
     from .algorithms.geolocate_text import GeolocateText
     from .algorithms.gps_embeddings import GpsEmbeddings
     from .algorithms.places_like_here import PlacesLikeHere
+    from .algorithms.ray_cluster import GeolocateRayCluster
 
-    return [GeolocatePhotos, GeolocateText, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings]
+    return [GeolocatePhotos, GeolocateText, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings,
+            GeolocateRayCluster]
 
 
 class GeoClipProvider(QgsProcessingProvider):

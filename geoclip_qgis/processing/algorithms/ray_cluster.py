@@ -1,0 +1,270 @@
+"""``geoclip:geolocateraycluster``: geolocate a photo archive as a Ray job, locally or on a cluster.
+
+The job is ``python -m model_utils.batch geolocate`` submitted through Ray's Job Submission API (see
+``model_utils.batch.submit``); this algorithm follows its log and progress, stops it on Cancel, and
+loads its results: the top-1 points (converted from GeoParquet to GeoPackage, which every QGIS reads)
+and the archive density raster. Ray is optional: without it this algorithm explains what to install
+and every other one works as before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from ...i18n import tr
+from ...layers import load_on_completion
+from ..base import GeoClipAlgorithm
+
+POLL_SECONDS = 1.0
+RAY_PRECISIONS = ("auto", "fp32", "bf16")
+TOP1_FILE = "top1.gpkg"
+
+
+@dataclass(frozen=True)
+class ClusterRun:
+    """The job's command line and where it is sent, read from the parameters on the main thread."""
+
+    address: str  # the dashboard's address; empty: a Ray started on this machine for this run
+    token: str
+    args: tuple[str, ...]
+    out: Path
+    python: str  # the interpreter a local Ray runs on (QGIS's own)
+
+
+class GeolocateRayCluster(GeoClipAlgorithm):
+    """Photos -> top-k locations and an archive density raster, computed by a Ray job."""
+
+    ADDRESS = "ADDRESS"
+    TOKEN = "TOKEN"
+    PHOTOS = "PHOTOS"
+    TOP_K = "TOP_K"
+    WORKERS = "WORKERS"
+    GPUS = "GPUS_PER_WORKER"
+    CPUS = "CPUS_PER_WORKER"
+    BATCH = "BATCH_SIZE"
+    SHARD = "SHARD_SIZE"
+    RESUME = "RESUME"
+    OUTPUT = "OUTPUT"
+    POINTS = "POINTS"
+    DENSITY = "DENSITY"
+
+    def name(self) -> str:
+        return "geolocateraycluster"
+
+    def displayName(self) -> str:  # noqa: N802
+        return tr("Geolocate photos on a Ray cluster")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return tr(
+            "Geolocates a whole photo archive as a Ray job: on this machine (address empty: Ray is started "
+            "for the run and stopped after it) or on a Ray cluster (its dashboard address, "
+            "http://head:8265). Each worker loads the model once; GeoCLIP's 100K gallery is embedded once and "
+            "shared. Results: GeoParquet shards (one row per photo and rank, error rows for files that "
+            "failed), the top-1 points as a GeoPackage, and an archive density raster: where the archive's "
+            "photos come from (each cell: the expected number of photos taken in it).\n\n"
+            "On a cluster, the photos, the output folder and a local CLIP backbone folder must be visible to "
+            "the cluster's nodes under the same paths (shared storage). Cancel stops the job on the cluster; "
+            "finished shards are kept, and a run with 'Resume' on the same folder finishes the job.\n\n"
+            "Needs Ray in QGIS's Python: pip install 'ray[data,default]'.")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        address = QgsProcessingParameterString(
+            self.ADDRESS, tr("Ray cluster dashboard address (empty: run on this machine)"), optional=True)
+        address.setHelp("e.g. http://head-node:8265; the Job Submission API is served by the dashboard.")
+        self.addParameter(address)
+        photos = QgsProcessingParameterString(
+            self.PHOTOS, tr("Photos: a folder (searched recursively), a glob pattern or a .parquet manifest"))
+        photos.setHelp("A manifest is a Parquet file with a 'path' column. On a cluster, paths as the nodes see them.")
+        self.addParameter(photos)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TOP_K, tr("Locations per photo (top-k)"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=100))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.WORKERS, tr("Workers (model copies running at once)"), NUMBER_INTEGER, defaultValue=1, minValue=1,
+            maxValue=10000))
+        gpus = QgsProcessingParameterNumber(
+            self.GPUS, tr("GPUs per worker (0: CPU)"), NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=16.0)
+        gpus.setHelp("Fractions share a GPU between workers, e.g. 0.5.")
+        self.addParameter(gpus)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
+        advanced = [
+            QgsProcessingParameterNumber(self.CPUS, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
+                                         minValue=0.1, maxValue=256.0),
+            QgsProcessingParameterNumber(self.BATCH, tr("Photos per forward pass"), NUMBER_INTEGER, defaultValue=8,
+                                         minValue=1, maxValue=1024),
+            QgsProcessingParameterNumber(self.SHARD, tr("Photos per output shard (a lost worker redoes one shard)"),
+                                         NUMBER_INTEGER, defaultValue=64, minValue=1, maxValue=100000),
+            QgsProcessingParameterString(self.TOKEN, tr("Cluster token (empty: Ray's own lookup, RAY_AUTH_TOKEN)"),
+                                         optional=True),
+            QgsProcessingParameterString(self.CLIP_MODEL, tr("CLIP backbone (repo id or folder the nodes see; empty "
+                                                             "= panel setting / ViT-L/14)"), optional=True),
+            QgsProcessingParameterString(self.WEIGHTS, tr("GeoCLIP weights folder on the nodes (empty = the geoclip "
+                                                          "wheel)"), optional=True),
+            QgsProcessingParameterEnum(self.PRECISION, tr("Backbone precision"), options=RAY_PRECISIONS,
+                                       defaultValue=0),
+        ]
+        for param in advanced:
+            param.setFlags(param.flags() | FLAG_ADVANCED)
+            self.addParameter(param)
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, tr("Output folder (new or empty)")))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.POINTS, tr("Top-1 points")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.DENSITY, tr("Archive density raster")))
+
+    def prepare(self, parameters, context, feedback) -> ClusterRun:
+        from model_utils.batch.plan import output_problem
+        from model_utils.batch.submit import ray_missing_message
+
+        from ... import settings
+
+        missing = ray_missing_message()
+        if missing:
+            raise QgsProcessingException(missing)
+        photos = self.parameterAsString(parameters, self.PHOTOS, context).strip()
+        if not photos:
+            raise QgsProcessingException("Give the photos: a folder, a glob pattern or a .parquet manifest.")
+        out = Path(self.parameterAsString(parameters, self.OUTPUT, context)).absolute()
+        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
+        problem = output_problem(out, resume)
+        if problem:
+            raise QgsProcessingException(problem.replace("--resume", "'Resume'").replace("--out folder",
+                                                                                          "output folder"))
+        args = ["geolocate", "--photos", photos, "--out", str(out),
+                "--top-k", str(self.parameterAsInt(parameters, self.TOP_K, context)),
+                "--workers", str(self.parameterAsInt(parameters, self.WORKERS, context)),
+                "--gpus-per-worker", f"{self.parameterAsDouble(parameters, self.GPUS, context):g}",
+                "--cpus-per-worker", f"{self.parameterAsDouble(parameters, self.CPUS, context):g}",
+                "--batch-size", str(self.parameterAsInt(parameters, self.BATCH, context)),
+                "--shard-size", str(self.parameterAsInt(parameters, self.SHARD, context)),
+                "--precision", RAY_PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]]
+        clip = settings.resolve("clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
+        weights = settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context))
+        args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])
+        args += ["--resume"] if resume else []
+        address = self.parameterAsString(parameters, self.ADDRESS, context).strip()
+        python = ""
+        if not address:
+            from ...setup.installer import python_executable
+
+            try:
+                python = python_executable()
+            except RuntimeError as exc:
+                raise QgsProcessingException(f"Cannot start Ray on this machine: {exc}") from None
+        return ClusterRun(address=address, token=self.parameterAsString(parameters, self.TOKEN, context).strip(),
+                          args=tuple(args), out=out, python=python)
+
+    def process(self, parameters, context, feedback) -> dict:
+        from model_utils.batch.submit import ClusterError
+
+        run: ClusterRun = self.job
+        try:
+            self._run_job(run, feedback)
+        except ClusterError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        except (RuntimeError, ConnectionError) as exc:  # what Ray's HTTP client raises when the dashboard goes away
+            raise QgsProcessingException(f"Lost contact with the Ray cluster: {exc}. The job may still run there; "
+                                         f"its finished shards stay in {run.out} (run again with 'Resume').") from None
+        points = self._top1_points(run.out, feedback)
+        density = run.out / "density.tif"
+        group = f"GeoCLIP Ray {run.out.name}"
+        if points is not None:
+            load_on_completion(context, str(points), "Top-1 locations", group, "archive", output_name=self.POINTS)
+        load_on_completion(context, str(density), "Archive density (photos per cell)", group, "probability",
+                           output_name=self.DENSITY, raster=True)
+        return {self.OUTPUT: str(run.out), self.POINTS: str(points or ""), self.DENSITY: str(density)}
+
+    @staticmethod
+    def _run_job(run: ClusterRun, feedback) -> None:
+        """Submit, follow the log and progress, stop on Cancel; a Ray started here is stopped in any case."""
+        from model_utils.batch.plan import remove_partial_files
+        from model_utils.batch.submit import TERMINAL, ClusterJob, LocalHead
+
+        head = None
+        try:
+            address, token = run.address, run.token
+            if not address:
+                feedback.pushInfo("Starting Ray on this machine (stopped again when the run ends)…")
+                head = LocalHead(run.python)
+                head.start(feedback.isCanceled)
+                address, token = head.address, head.token
+            job = ClusterJob(address, token or None)
+            job_id = job.submit(list(run.args))
+            feedback.pushInfo(f"Ray job {job_id} submitted to {address}")
+            status = job.status()
+            while status not in TERMINAL:
+                if feedback.isCanceled():
+                    final = job.stop()
+                    remove_partial_files(run.out)
+                    done = len(list(run.out.glob("part-*.parquet")))
+                    raise QgsProcessingException(
+                        f"Canceled: Ray job {job_id} was stopped on the cluster ({final}). {done} finished shard(s) "
+                        f"are kept in {run.out}; run again with 'Resume' to finish the job.")
+                for line in job.new_log_lines():
+                    feedback.pushInfo(line)
+                if job.progress:
+                    feedback.setProgress(99.0 * job.progress[0] / max(job.progress[1], 1))
+                time.sleep(POLL_SECONDS)
+                status = job.status()
+            for line in job.new_log_lines():
+                feedback.pushInfo(line)
+            if status != "SUCCEEDED":
+                raise QgsProcessingException(f"Ray job {job_id} ended {status}:\n{job.failure()}")
+        finally:
+            if head is not None:
+                head.stop()
+
+    @staticmethod
+    def _top1_points(out: Path, feedback) -> Path | None:
+        """The best guess of every geolocated photo, GeoParquet -> GeoPackage (Debian 12's GDAL reads no
+        Parquet), batch by batch; written beside the shards, replacing an earlier run's copy of the same job."""
+        import pyarrow.parquet as pq
+
+        from model_utils.safe_files import atomic_path
+
+        from ..io.prediction_outputs import points_writer
+
+        shards = sorted(out.glob("part-*.parquet"))
+        target = out / TOP1_FILE
+        with atomic_path(target) as tmp:
+            writer, fields, _ = points_writer(tmp, ("photo", "photo_name"))
+            try:
+                count = write_top1(writer, fields, (pq.ParquetFile(s) for s in shards))
+            finally:
+                del writer  # closes the GeoPackage before it is renamed
+        feedback.pushInfo(f"Top-1 points of {count} photo(s) written to {target}")
+        return target if count else None
+
+
+def write_top1(writer, fields, shards) -> int:
+    """Rank-1 rows of the shards (pyarrow ParquetFiles) as point features, read a batch at a time."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY
+
+    columns = ["photo", "rank", "prob", "lat", "lon", "truth_lat", "truth_lon", "error_km"]
+    count = 0
+    for shard in shards:
+        for batch in shard.iter_batches(batch_size=4096, columns=columns):
+            for row in batch.to_pylist():
+                if row["rank"] != 1:
+                    continue
+                feature = QgsFeature(fields)
+                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["lon"], row["lat"])))
+                feature.setAttributes([row["photo"], Path(row["photo"]).name, 1, row["prob"], row["lat"], row["lon"],
+                                       row["truth_lat"], row["truth_lon"], row["error_km"]])
+                if not writer.addFeature(feature):
+                    raise QgsProcessingException(f"Could not write the point of {row['photo']}: "
+                                                 f"{writer.errorMessage()}")
+                count += 1
+    return count
