@@ -40,6 +40,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "geonames": ("tools.bench_downstream", "bench_geonames", "Downstream classifier (GeoNames)"),
     "maps": ("tools.bench_maps", "bench_maps", "'Places like here': mass over land (issue 13)"),
     "precision": ("tools.bench_precision", "bench_precision", "bf16 autocast against fp32 on the CPU (issue 15)"),
+    "ray": ("tools.bench_ray", "bench_ray", "The Ray batch job against GeoCLIP.predict in one process (issue 14)"),
 }
 ALIASES = {func: name for name, (_, func, _) in SECTIONS.items()}
 
