@@ -12,6 +12,8 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
     QgsEditorWidgetSetup,
+    QgsExpression,
+    QgsFeatureRequest,
     QgsFillSymbol,
     QgsLayerTreeGroup,
     QgsLineSymbol,
@@ -34,7 +36,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from .compat import ACTION_OPEN_URL
+from .compat import ACTION_OPEN_URL, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
 
@@ -98,6 +100,25 @@ def style_similarity_raster(layer: QgsRasterLayer) -> None:
     _stretch_ramp(layer, float(low), float(high))
 
 
+def relative_size(layer: QgsVectorLayer, source: str) -> QgsProperty:
+    """Marker size (2.5 to 7.5 mm) growing with probability relative to the best guess of the same photo or
+    query (``source``), whose probability is written into the expression as a number.
+
+    Not ``maximum("prob", group_by:=...)``: an aggregate makes every canvas render thread read the live layer
+    (QGIS's aggregate functions are not thread safe), and a layer removed while the canvas drew it was read
+    after it had been freed: memory corruption that crashed QGIS 3.40 later, in the garbage collector, and a
+    render thread waiting for the main thread hung the exit. The maxima are read here, on the main thread."""
+    best: dict[str, float] = {}
+    request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
+    request.setSubsetOfAttributes([source, "prob"], layer.fields())
+    for feature in layer.getFeatures(request):
+        key, prob = plain(feature[source]), plain(feature["prob"])
+        if key is not None and prob is not None:
+            best[str(key)] = max(best.get(str(key), 0.0), float(prob))
+    tops = ", ".join(f"{QgsExpression.quotedString(key)}, {top!r}" for key, top in best.items() if top > 0)
+    return QgsProperty.fromExpression(f'2.5 + 5 * sqrt(coalesce("prob", 0) / map_get(map({tops}), "{source}"))')
+
+
 def style_prediction_points(layer: QgsVectorLayer) -> None:
     """A colour per photo or query (the legend names each), sized by probability, rank 1 a star and
     labelled by rank; the map tip shows the photo itself, an action opens it at full size."""
@@ -108,9 +129,11 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
     if base is not None:
         values = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf(label)) if v is not None)
         categories = []
+        size = relative_size(layer, source)
         for i, value in enumerate(values):
             symbol = base.clone()
             marker = symbol.symbolLayer(0)
+            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertySize, size)
             # rank 1 stays a star and keeps a gold outline; the fill is this photo's colour
             marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyFillColor, QgsProperty())
             marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyStrokeColor, QgsProperty.fromExpression(

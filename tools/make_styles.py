@@ -78,12 +78,11 @@ def prediction_points_style() -> None:
     marker.setColor(QColor("#22d3ee"))
     marker.setStrokeColor(QColor("#0f172a"))
     marker.setStrokeWidth(0.4)
-    # Size grows with probability relative to the best guess of the same photo (or text query: the
-    # field that is missing reads as NULL); rank 1 drawn as a star.
+    # Size grows with probability; rank 1 drawn as a star. The plugin replaces the size with one relative to
+    # the best guess of the same photo or query (layers.relative_size): never an aggregate such as maximum()
+    # here, which canvas render threads would evaluate on the live layer (not thread safe in QGIS).
     marker.setDataDefinedProperty(
-        QgsSymbolLayer.Property.PropertySize,
-        QgsProperty.fromExpression("2.5 + 5 * sqrt(coalesce(\"prob\", 0) / maximum(\"prob\", "
-                                   "group_by:=coalesce(attribute('photo'), attribute('query'))))"))
+        QgsSymbolLayer.Property.PropertySize, QgsProperty.fromExpression("2.5 + 5 * sqrt(coalesce(\"prob\", 0))"))
     marker.setDataDefinedProperty(
         QgsSymbolLayer.Property.PropertyName,
         QgsProperty.fromExpression("""CASE WHEN "rank" = 1 THEN 'star' ELSE 'circle' END"""))

@@ -79,7 +79,7 @@
                 </Option>
                 <Option type="Map" name="size">
                   <Option value="true" type="bool" name="active"/>
-                  <Option value="2.5 + 5 * sqrt(coalesce(&quot;prob&quot;, 0) / maximum(&quot;prob&quot;, group_by:=coalesce(attribute('photo'), attribute('query'))))" type="QString" name="expression"/>
+                  <Option value="2.5 + 5 * sqrt(coalesce(&quot;prob&quot;, 0))" type="QString" name="expression"/>
                   <Option value="3" type="int" name="type"/>
                 </Option>
               </Option>
