@@ -160,6 +160,7 @@ def test_cluster_job_gives_predicts_answers_as_geoparquet_with_a_density_raster(
     assert_same_as_predict(out, reference, photos)
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done"], summary["failed"], summary["total"]) == (N_PHOTOS - 2, 2, N_PHOTOS)
+    assert summary["worker_processes"] == 2  # 20 shards, 2 workers: each loaded the model once, not per shard
     assert "198 photos done, 2 skipped" in log and "photos/s" in log
     assert "geoclip-batch: progress 200/200" in log
 

@@ -53,6 +53,7 @@ class Summary:
     elapsed_s: float = 0.0
     reasons: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    worker_processes: int = 0  # distinct worker processes that did shards: the pool size, plus any restarts
 
     @property
     def rate(self) -> float:
@@ -175,8 +176,10 @@ def _run_pool(ray, rows: list[dict], worker_cls, worker_args: dict, opts: JobOpt
     finished = summary.resumed_shards
     done_items = plan.n_items - sum(plan.bounds(r["shard"])[1] - plan.bounds(r["shard"])[0] for r in rows)
     reasons: Counter = Counter(summary.reasons)
+    pids: set[int] = set()
     for row in ds.iter_rows():
         finished += 1
+        pids.add(int(row["pid"]))
         summary.done += int(row["done"])
         summary.failed += int(row["failed"])
         for part in filter(None, str(row["reasons"]).split("; ")):
@@ -186,6 +189,7 @@ def _run_pool(ray, rows: list[dict], worker_cls, worker_args: dict, opts: JobOpt
         done_items += last - first
         say(f"{PROGRESS_PREFIX} progress {done_items}/{plan.n_items} (shard {finished}/{plan.n_shards})")
     summary.reasons = dict(reasons)
+    summary.worker_processes = len(pids)
 
 
 def _count_resumed(plan: Plan, opts: JobOptions, summary: Summary, todo: list[int]) -> None:
