@@ -184,6 +184,7 @@ def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project, layer_tree_view
     from qgis.core import QgsApplication, QgsProject
 
     import geoclip_qgis
+    from tests.qgis_events import settle_canvas
 
     registry = QgsApplication.processingRegistry()
     if registry.providerById("geoclip") is not None:
@@ -191,6 +192,7 @@ def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project, layer_tree_view
     plugin = geoclip_qgis.classFactory(qgis_iface)
     plugin.initGui()
     yield plugin
+    settle_canvas(qgis_iface)
     plugin.unload()
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()

@@ -24,3 +24,12 @@ def use_folder(tab, folder: str | Path, out: str | Path) -> None:
     tab.layer.setLayer(None)
     tab.folder.setFilePath(str(folder))
     tab.output.setFilePath(str(out))
+
+
+def settle_canvas(iface) -> None:
+    """Let the map canvas finish drawing before a test removes the layers it draws: a canvas zoomed to a run's
+    results renders in worker threads, and layers pulled out from under them within milliseconds (as no user
+    can) corrupted memory on QGIS 3.40, seen later as a crash in the garbage collector."""
+    canvas = iface.mapCanvas()
+    if canvas is not None:
+        canvas.waitWhileRendering()

@@ -272,7 +272,7 @@ def test_embedding_a_point_table_gives_one_row_per_input_row(cluster, ray_env, r
     model, _, _ = reference
     rng = np.random.default_rng(3)
     latlon = np.column_stack([rng.uniform(-80, 80, 57), rng.uniform(-180, 180, 57)])
-    lines = ["name,Latitude,Longitude"] + [f"p{i},{a!r},{b!r}" for i, (a, b) in enumerate(latlon)]
+    lines = ["name,Latitude,Longitude"] + [f"p{i},{float(a)!r},{float(b)!r}" for i, (a, b) in enumerate(latlon)]
     lines[5] = "bad,95.0,10.0"
     (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "emb"

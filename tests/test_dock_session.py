@@ -16,7 +16,7 @@ from qgis.core import QgsApplication, QgsProject, QgsSettings
 from qgis.PyQt.QtCore import QThread
 
 from geoclip_qgis.guard import LOG_TAG
-from tests.qgis_events import use_folder, wait_for
+from tests.qgis_events import settle_canvas, use_folder, wait_for
 from tools.samples.photos import write_photos
 
 
@@ -206,6 +206,7 @@ def test_every_run_has_points_on_top_and_legends_equal_to_the_data(loaded_plugin
             assert _legend_range(model, node.layer()) == ("0", f"{top:.3g}")
         assert newest.isExpanded() and newest.itemVisibilityChecked()
         assert all(not g.isExpanded() and not g.itemVisibilityChecked() for g in older)
+    settle_canvas(loaded_plugin.iface)
     model.deleteLater()  # gone before the layers it shows are removed
     QgsApplication.processEvents()
     QgsProject.instance().removeAllMapLayers()

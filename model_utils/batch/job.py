@@ -139,7 +139,7 @@ def embed(points: str, opts: JobOptions) -> Summary:
 
     start = time.monotonic()
     ids, latlon = read_points(points)
-    items = [f"{i},{lat!r},{lon!r}" for i, (lat, lon) in zip(ids, latlon)]
+    items = [f"{int(i)},{float(lat)!r},{float(lon)!r}" for i, (lat, lon) in zip(ids, latlon)]  # same on numpy 1 and 2
     plan = Plan.make("embed", items, opts.shard_size, {"weights": find_weights(opts.weights).fingerprint()})
     todo = prepare_output(Path(opts.out), plan, opts.resume)
     summary = Summary("embed", total=len(ids), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo))
