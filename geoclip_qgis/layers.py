@@ -119,6 +119,11 @@ def relative_size(layer: QgsVectorLayer, source: str) -> QgsProperty:
     return QgsProperty.fromExpression(f'2.5 + 5 * sqrt(coalesce("prob", 0) / map_get(map({tops}), "{source}"))')
 
 
+def add_open_photo_action(layer: QgsVectorLayer, field: str) -> None:
+    """An action that opens the photo whose path is in ``field`` at full size (the map tip shows it small)."""
+    layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{field}" %]'))
+
+
 def style_prediction_points(layer: QgsVectorLayer) -> None:
     """A colour per photo or query (the legend names each), sized by probability, rank 1 a star and
     labelled by rank; the map tip shows the photo itself, an action opens it at full size."""
@@ -154,7 +159,7 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
         '[% CASE WHEN "error_km" IS NOT NULL THEN \'<br>error \' || format_number("error_km", 1) || \' km\' '
         "ELSE '' END %]" + image)
     if source == "photo":
-        layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{source}" %]'))
+        add_open_photo_action(layer, source)
         # Identify results and the attribute form show the photo itself, not only its path
         layer.setEditorWidgetSetup(layer.fields().indexOf(source), QgsEditorWidgetSetup(
             "ExternalResource", {"DocumentViewer": 1, "DocumentViewerHeight": 200, "FileWidget": True}))
@@ -210,7 +215,7 @@ def style_archive_points(layer: QgsVectorLayer) -> None:
     layer.setDisplayExpression('"photo_name"')
     layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>probability [% format_number("prob", 4) %]'
                             '<br><img src="file://[% "photo" %]" width="240">')
-    layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", "[% 'file://' || \"photo\" %]"))
+    add_open_photo_action(layer, "photo")
     layer.triggerRepaint()
 
 

@@ -46,13 +46,13 @@ class DependencyStatus:
 def check_dependencies() -> list[DependencyStatus]:
     """Status of every external dependency, required ones first, found by spec lookup (nothing is imported)."""
     result = []
-    for module, dist, purpose in (*REQUIRED, *OPTIONAL):
+    entries = [(entry, False) for entry in REQUIRED] + [(entry, True) for entry in OPTIONAL]
+    for (module, dist, purpose), optional in entries:
         found = importlib.util.find_spec(module) is not None
         try:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        optional = (module, dist, purpose) in OPTIONAL
         result.append(DependencyStatus(module, dist, purpose, found, version, optional))
     return result
 

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import GeoClipError
-from .job import FORWARDED_ENV, PROGRESS_PREFIX
+from .job import PROGRESS_PREFIX, runtime_env
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 PROGRESS = re.compile(re.escape(PROGRESS_PREFIX) + r" progress (\d+)/(\d+)")
@@ -163,15 +163,14 @@ class ClusterJob:
 
     def submit(self, args: list[str], env: dict[str, str] | None = None) -> str:
         """Start ``python -m model_utils.batch <args>`` on the cluster, with this ``model_utils`` shipped along."""
-        package = Path(__file__).resolve().parents[1]
-        env = {**{k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith("GEOCLIP_")},
-               **(env or {})}
+        job_env = runtime_env()
+        job_env["env_vars"].update(env or {})
         deadline = time.monotonic() + SUBMIT_RETRY_S
         while True:
             try:
                 self.job_id = self.client.submit_job(
                     entrypoint="python -m model_utils.batch " + shlex.join(args),
-                    runtime_env={"py_modules": [str(package)], "env_vars": env},
+                    runtime_env=job_env,
                     metadata={"submitted_by": "GeoCLIP for QGIS"})
                 return self.job_id
             except RuntimeError as exc:
