@@ -80,8 +80,8 @@ demo: $(STAMP)  ## the main job, headless -> demo_output/
 	@QT_QPA_PLATFORM=offscreen PROJ_DATA=/usr/share/proj PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
 	  $(PY) tools/demo.py --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
 
-package: $(STAMP)  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP
-	$(PY) tools/package.py --out dist/geoclip_qgis.zip
+package:  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP (system Python only: no venv, no torch)
+	$(PYTHON_SYS) tools/package.py --out dist/geoclip_qgis.zip
 
 deploy:  ## link the plugin into the default QGIS profile
 	@mkdir -p "$(PROFILE_DIR)"
