@@ -16,6 +16,7 @@ from dataclasses import dataclass
 REQUIRED = (
     ("torch", "torch", "runs the GeoCLIP networks"),
     ("transformers", "transformers", "loads the CLIP ViT-L/14 backbone"),
+    ("huggingface_hub", "huggingface-hub", "downloads the backbone with progress and Cancel"),
     ("safetensors", "safetensors", "reads weights and embedding caches safely"),
     ("numpy", "numpy", "array maths"),
     ("PIL", "pillow", "reads photos and their EXIF"),

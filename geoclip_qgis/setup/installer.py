@@ -21,13 +21,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from . import indexes
 from .dependencies import DependencyStatus
+from .indexes import TORCH_CPU_INDEX, TORCH_INDEX_ENV, default_index, extra_pip_args, probeable, torch_index
 
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # CPU wheels: ~200 MB instead of several GB
-TORCH_INDEX_ENV = "GEOCLIP_TORCH_INDEX"  # another CPU wheel index (a mirror)
 CUDA_TORCH_SIZE = "about 3 GB with its nvidia-* wheels"
-PROBE_SECONDS = 8.0
-PIP_EXTRA_ENV = "GEOCLIP_PIP_ARGS"  # extra pip arguments, e.g. "--no-index --find-links /wheels" offline
+PIP_MISSING_HINT = ("Debian/Ubuntu: sudo apt-get install python3-pip; Windows: the python3-pip package in the "
+                    "OSGeo4W installer; macOS: the official QGIS bundle ships pip")
 
 
 def deps_folder() -> Path:
@@ -160,27 +160,13 @@ def requirements(missing: list[DependencyStatus]) -> list[str]:
             if d.distribution not in PLATFORM_ONLY]
 
 
-def torch_index() -> str:
-    return os.environ.get(TORCH_INDEX_ENV) or TORCH_CPU_INDEX
-
-
-def index_reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
-    """One quick request to a package index (proxies from the environment, as pip uses them)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + "/", method="HEAD"), timeout=timeout):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means: not reachable now
-        return False
-
-
-def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False,
+def pip_commands(packages: list[str], staging: Path, cuda_torch: bool = False,
                  python: str | None = None, constraints: Path | None = None) -> list[list[str]]:
     """The pip calls, into ``staging``, each a list for ``subprocess``.
 
     torch comes alone from the CPU wheel index and from nowhere else (with PyPI beside it, pip may
-    take PyPI's CUDA build, several GB), unless ``allow_cuda`` (the user agreed to the size); the
+    take PyPI's CUDA build, several GB), unless ``cuda_torch``: the CPU index could not be reached and
+    the user agreed to the size, so torch comes from the default index; the
     GeoCLIP wheel comes with ``--no-deps`` (its own requirements would pull a second torch stack);
     ``$GEOCLIP_PIP_ARGS`` is appended to every call. The platform's pins (QGIS's numpy) steer the
     resolution: from the ``constraints`` file the installer writes, else (a command for a person to
@@ -190,12 +176,12 @@ def pip_commands(packages: list[str], staging: Path, allow_cuda: bool = False,
             "--disable-pip-version-check", "--progress-bar", "off", "--retries", "1", "--timeout", "20"]
     pinned = ["-c", str(constraints)] if constraints is not None else []
     pins = [] if constraints is not None else platform_pins()
-    extra = shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
+    extra = extra_pip_args()
     plain = [p for p in packages if not p.startswith("geoclip==") and p != "torch"]
     weights = [p for p in packages if p.startswith("geoclip==")]
     commands = []
     if "torch" in packages:
-        source = [] if allow_cuda or "--no-index" in extra else ["--index-url", torch_index()]
+        source = [] if cuda_torch or "--no-index" in extra else ["--index-url", torch_index()]
         commands.append([*base, *source, *pinned, *extra, "torch"])
     if plain:
         commands.append([*base, *pinned, *extra, *plain, *pins])
@@ -211,7 +197,15 @@ def install_hint(missing: list[DependencyStatus]) -> str:
     candidates = [c for c in interpreter_candidates() if Path(c).name.lower() != "qgis"]
     python = candidates[0] if candidates else ("python" if os.name == "nt" else "python3")
     commands = pip_commands(requirements(missing), deps_folder(), python=python)
-    return " && ".join(shlex.join(command) for command in commands)
+    return " && ".join(shell_join(command) for command in commands)
+
+
+def shell_join(command: list[str], windows: bool | None = None) -> str:
+    """One command line a person can paste: cmd.exe's quoting on Windows (double quotes; POSIX single quotes
+    are literal characters there), the POSIX shell's elsewhere."""
+    if os.name == "nt" if windows is None else windows:
+        return subprocess.list2cmdline(command)
+    return shlex.join(command)
 
 
 # pip runs in a process group of its own, so Cancel can end everything it started
@@ -263,12 +257,16 @@ class Installation:
         pins.write_text("".join(f"{pin}\n" for pin in platform_pins()), encoding="utf-8")
         try:
             try:
-                commands = pip_commands(self.packages, self.staging, self.allow_cuda, constraints=pins)
+                python = python_executable()
             except RuntimeError as exc:  # no interpreter that is QGIS's own
                 self.log(str(exc))
                 return False
-            if not self._torch_source_ok():
+            if not self._has_pip(python):
                 return False
+            cuda_torch = self._sources(python)
+            if cuda_torch is None:
+                return False
+            commands = pip_commands(self.packages, self.staging, cuda_torch, python=python, constraints=pins)
             for command in commands:
                 if self.canceled or not self._run_step(command):
                     return False
@@ -280,19 +278,54 @@ class Installation:
             shutil.rmtree(self.staging, ignore_errors=True)
             pins.unlink(missing_ok=True)
 
-    def _torch_source_ok(self) -> bool:
-        """Probe the CPU index once before pip (pip would retry it per package, then fall back to PyPI's
-        CUDA build); refuse with one clear line when it is unreachable and CUDA was not agreed to."""
-        offline = "--no-index" in shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
-        if "torch" not in self.packages or self.allow_cuda or offline:
-            return True
-        index = torch_index()
-        if index_reachable(index):
-            return True
-        self.log(f"The PyTorch CPU wheel index {index} cannot be reached from here, so nothing was installed. "
-                 f"Either allow the CUDA build from PyPI ({CUDA_TORCH_SIZE}) in the Setup tab, set "
-                 f"{TORCH_INDEX_ENV} to a reachable mirror of that index, or install torch's CPU build by hand.")
+    def _has_pip(self, python: str) -> bool:
+        """``python -m pip --version`` before anything else: QGIS's Python often comes without pip (Debian's
+        qgis does not pull python3-pip), and pip's own "No module named pip" says nothing about the fix."""
+        try:
+            done = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60,
+                                  check=False)
+            if done.returncode == 0:
+                return True
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.log(f"QGIS's Python ({python}) has no pip, so nothing was installed. Install pip for it "
+                 f"({PIP_MISSING_HINT}), then press Install again.")
         return False
+
+    def _sources(self, python: str) -> bool | None:
+        """Probe each index pip will use once (all at once, bounded by ``indexes.PROBE_SECONDS``); None, with
+        one line naming the ways out, when one cannot be reached. Otherwise whether torch comes from the
+        default index: only when the CPU index is unreachable and the user allowed the CUDA build's size."""
+        if "--no-index" in extra_pip_args() or not self.packages:
+            return False  # wheels on disk: no index is used
+        wants_torch = "torch" in self.packages
+        cpu, default = torch_index(), default_index(python)
+        urls = [u for u in dict.fromkeys([cpu] if wants_torch else []) if probeable(u)]
+        urls += [default] if probeable(default) and default not in urls else []
+        answers = indexes.indexes_reachable(urls, indexes.PROBE_SECONDS)
+        reachable = lambda url: answers.get(url, True)  # noqa: E731 - not probed (credentials...): pip judges
+        cuda_torch = wants_torch and not reachable(cpu) and self.allow_cuda
+        unreachable, ways = [], []
+        if wants_torch and not reachable(cpu) and not cuda_torch:
+            unreachable.append(f"the PyTorch CPU wheel index {cpu}")
+            ways += [f"allow the CUDA build from PyPI ({CUDA_TORCH_SIZE}) in the Setup tab",
+                     f"set {TORCH_INDEX_ENV} to a reachable mirror of that index",
+                     f"install torch's CPU build by hand ({python} -m pip install --target {self.target} "
+                     f"--index-url {TORCH_CPU_INDEX} torch, where that index is reachable)"]
+        if (cuda_torch or any(p != "torch" for p in self.packages)) and not reachable(default):
+            unreachable.append(f"the package index {default}")
+            ways += ["check the network and the proxy (HTTPS_PROXY)",
+                     "set PIP_INDEX_URL (or GEOCLIP_PIP_ARGS=\"--index-url URL\") to a reachable mirror",
+                     "set GEOCLIP_PIP_ARGS=\"--no-index --find-links DIR\" to install wheels from a folder"]
+        if unreachable:
+            what = " and ".join(unreachable)
+            self.log(f"{what[0].upper()}{what[1:]} cannot be reached from here, so nothing was installed. "
+                     f"Either {'; or '.join(ways)}.")
+            return None
+        if cuda_torch:
+            self.log(f"The PyTorch CPU wheel index {cpu} cannot be reached: as allowed, torch comes from {default} "
+                     f"as its CUDA build ({CUDA_TORCH_SIZE}).")
+        return cuda_torch
 
     def _run_step(self, command: list[str]) -> bool:
         self.log("$ " + " ".join(shlex.quote(c) for c in command))

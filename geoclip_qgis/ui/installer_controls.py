@@ -63,8 +63,10 @@ class InstallerControls(QWidget):
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
         self.allow_cuda = QCheckBox(tr(f"Allow torch's CUDA build from PyPI ({CUDA_TORCH_SIZE})"))
-        self.allow_cuda.setToolTip(tr("Only when the CPU wheel index cannot be reached: the CUDA build also runs on "
-                                      "the CPU but downloads several GB. Off: the CPU build or nothing."))
+        self.allow_cuda.setToolTip(tr("Used only when the CPU wheel index cannot be reached: torch then comes from "
+                                      "PyPI as the CUDA build, which also runs on the CPU but downloads several GB. "
+                                      "The CPU build is taken whenever its index answers. Off: the CPU build or "
+                                      "nothing."))
         layout.addWidget(self.allow_cuda)
         self.progress = QProgressBar()
         self.progress.setToolTip(tr("Busy while pip runs"))
