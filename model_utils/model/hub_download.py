@@ -21,6 +21,7 @@ WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first one the repo h
 IMAGE_FILES = ("preprocessor_config.json",)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
 INFO_SECONDS = 10.0
+CHUNK_BYTES = 1024 * 1024  # read per step: Cancel and the byte progress react every MiB (the hub's default is 10 MB)
 
 Progress = Callable[[float, str], None]
 
@@ -92,18 +93,20 @@ def _bar_class(repo: str, done: int, total: int, progress: Progress | None,
 
 @contextlib.contextmanager
 def _plain_http() -> Iterator[None]:
-    """huggingface_hub over plain HTTP(S) for this download, then as it was. With hf_xet installed the
-    hub's large files come through Xet instead: its progress arrives through two bars from a native thread,
-    and a Cancel raised there is not guaranteed to stop it. Over HTTP each chunk passes our bar (progress,
-    Cancel) and a cut connection resumes with a Range request."""
+    """huggingface_hub over plain HTTP(S) in chunks of at most CHUNK_BYTES for this download, then as it was.
+    With hf_xet installed the hub's large files come through Xet instead: its progress arrives through two bars
+    from a native thread, and a Cancel raised there is not guaranteed to stop it. Over HTTP each chunk passes
+    our bar (progress, Cancel) and a cut connection resumes with a Range request. huggingface_hub's own 10 MB
+    chunks would leave Cancel unanswered for tens of seconds on a slow line."""
     from huggingface_hub import constants
 
-    was = constants.HF_HUB_DISABLE_XET
+    was = constants.HF_HUB_DISABLE_XET, constants.DOWNLOAD_CHUNK_SIZE
     constants.HF_HUB_DISABLE_XET = True
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)
     try:
         yield
     finally:
-        constants.HF_HUB_DISABLE_XET = was
+        constants.HF_HUB_DISABLE_XET, constants.DOWNLOAD_CHUNK_SIZE = was
 
 
 def download(repo: str, tower: str, progress: Progress | None = None,
