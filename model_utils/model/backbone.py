@@ -47,8 +47,13 @@ def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     result = {"ok": False}
 
     def probe() -> None:
+        url = endpoint.rstrip("/") + "/api/models"
         with contextlib.suppress(Exception):
-            get_session().head(endpoint.rstrip("/") + "/api/models", timeout=timeout, follow_redirects=False)
+            session = get_session()
+            try:  # huggingface_hub >= 1.0: an httpx client
+                session.head(url, timeout=timeout, follow_redirects=False)
+            except TypeError:  # before 1.0 (a transformers 4.x install): a requests session
+                session.head(url, timeout=timeout, allow_redirects=False)
             result["ok"] = True
 
     worker = threading.Thread(target=probe, daemon=True, name="geoclip-hub-probe")
