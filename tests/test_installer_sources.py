@@ -310,3 +310,13 @@ def test_make_package_needs_no_venv():
     makefile = (ROOT / "Makefile").read_text()
     rule = re.search(r"^package:(.*)\n\t(.*)$", makefile, re.M)
     assert "$(STAMP)" not in rule.group(1) and rule.group(2).startswith("$(PYTHON_SYS) tools/package.py")
+
+
+def test_both_indexes_down_with_consent_is_still_one_line(online_install, dead_index, monkeypatch):
+    cpu, pypi = dead_index("refused"), dead_index("silent")
+    monkeypatch.setenv("GEOCLIP_TORCH_INDEX", cpu)
+    monkeypatch.setenv("PIP_INDEX_URL", pypi)
+    ok, lines, commands = online_install(["torch"], allow_cuda=True)
+    assert ok is False and commands == [] and len(lines) == 1
+    assert f"index {cpu} and the package index {pypi} cannot be reached" in lines[0]
+    assert "allow the CUDA build" not in lines[0]  # already allowed: not offered as a way out

@@ -304,15 +304,16 @@ class Installation:
         urls += [default] if probeable(default) and default not in urls else []
         answers = indexes.indexes_reachable(urls, indexes.PROBE_SECONDS)
         reachable = lambda url: answers.get(url, True)  # noqa: E731 - not probed (credentials...): pip judges
-        cuda_torch = wants_torch and not reachable(cpu) and self.allow_cuda
+        cpu_down = wants_torch and not reachable(cpu)
+        cuda_torch = cpu_down and self.allow_cuda and reachable(default)
         unreachable, ways = [], []
-        if wants_torch and not reachable(cpu) and not cuda_torch:
+        if cpu_down and not cuda_torch:
             unreachable.append(f"the PyTorch CPU wheel index {cpu}")
-            ways += [f"allow the CUDA build from PyPI ({CUDA_TORCH_SIZE}) in the Setup tab",
-                     f"set {TORCH_INDEX_ENV} to a reachable mirror of that index",
+            ways += [] if self.allow_cuda else [f"allow the CUDA build from PyPI ({CUDA_TORCH_SIZE}) in the Setup tab"]
+            ways += [f"set {TORCH_INDEX_ENV} to a reachable mirror of that index",
                      f"install torch's CPU build by hand ({python} -m pip install --target {self.target} "
                      f"--index-url {TORCH_CPU_INDEX} torch, where that index is reachable)"]
-        if (cuda_torch or any(p != "torch" for p in self.packages)) and not reachable(default):
+        if (cpu_down and self.allow_cuda or any(p != "torch" for p in self.packages)) and not reachable(default):
             unreachable.append(f"the package index {default}")
             ways += ["check the network and the proxy (HTTPS_PROXY)",
                      "set PIP_INDEX_URL (or GEOCLIP_PIP_ARGS=\"--index-url URL\") to a reachable mirror",
