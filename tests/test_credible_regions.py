@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model_utils.maps.grid import GridSpec, cell_areas_km2
-from model_utils.maps.regions import credible_regions, geodesic_row_areas_km2
+from model_utils.maps.regions import RegionCells, credible_regions, region_cells
 
 EARTH_KM = 6371.0088
 
@@ -37,20 +37,37 @@ def test_one_gaussian_gives_discs_of_the_known_radius():
         assert abs(region.geometry.centroid.x) < 0.1 and abs(region.geometry.centroid.y) < 0.1
 
 
-def test_the_enclosed_probability_is_the_level_to_within_one_cell():
+def _check_the_enclosed_mass_rule(values: np.ndarray, region: RegionCells) -> None:
+    """The issue's rule, literally: whole cells, at least the level and less than the level plus the mass of
+    the smallest cell the region includes."""
+    included = values[region.mask] / values.sum()
+    assert region.enclosed == pytest.approx(included.sum(), rel=1e-9)
+    assert region.enclosed >= region.level - 1e-12
+    assert region.enclosed < region.level + included.min()
+    assert region.n_cells == int(region.mask.sum())
+
+
+def test_the_enclosed_probability_is_the_level_to_within_the_smallest_included_cell():
+    """Random rasters on grids whose cells differ in area (up to the pole), where the densest-first cell is
+    not the one of least mass: the rule holds for every region."""
     rng = np.random.default_rng(7)
-    spec = GridSpec(0.0, 0.0, 20.0, 10.0, cell_size=1.0)
-    for _ in range(50):
-        values = rng.gamma(0.3, size=spec.shape)
-        values /= values.sum()
-        density = values / geodesic_row_areas_km2(spec)[:, None]  # the order cells are taken in: densest first
-        taken = values.ravel()[np.argsort(-density, axis=None, kind="stable")]
-        for region in credible_regions(values, spec, levels=rng.uniform(0.05, 0.95, size=3)):
-            included = taken[:region.n_cells]
-            assert region.enclosed >= region.level - 1e-12
-            assert region.enclosed < region.level + included[-1] + 1e-12  # whole cells: at most one too many
-            assert region.enclosed == pytest.approx(included.sum())
-            assert region.geometry.area == pytest.approx(region.n_cells * 1.0)  # square degrees, no overlaps
+    for spec in (GridSpec(-180.0, 0.0, 180.0, 90.0, cell_size=5.0), GridSpec(0.0, 0.0, 20.0, 10.0, cell_size=1.0)):
+        for _ in range(100):
+            values = rng.gamma(0.3, size=spec.shape)
+            levels = rng.uniform(0.05, 0.95, size=3)
+            for cells, region in zip(region_cells(values, spec, levels), credible_regions(values, spec, levels)):
+                _check_the_enclosed_mass_rule(values, cells)
+                assert (region.enclosed, region.n_cells) == (cells.enclosed, cells.n_cells)
+                assert region.geometry.area == pytest.approx(region.n_cells * spec.cell_size**2)  # no overlaps
+
+
+@pytest.mark.parametrize(("lat0", "sigma_km"), [(80.0, 800.0), (89.0, 300.0), (45.0, 3000.0)])
+def test_the_rule_holds_for_broad_gaussians_at_high_latitude_on_the_world_grid(lat0, sigma_km):
+    """Smooth maps like GeoCLIP's wide 90% regions, where taking cells densest first alone overshoots."""
+    spec = GridSpec.world(cell_size=0.5)
+    values = gaussian(spec, lat0, 0.0, sigma_km)
+    for cells in region_cells(values, spec, levels=(0.5, 0.9)):
+        _check_the_enclosed_mass_rule(values, cells)
 
 
 def test_two_separated_peaks_are_two_parts():
@@ -81,6 +98,73 @@ def test_a_peak_at_the_pole_keeps_the_polar_cells_without_degenerate_geometry():
     assert region.geometry.bounds == (-180.0, pytest.approx(region.geometry.bounds[1]), 180.0, 90.0)
     radius = 300.0 * math.sqrt(-2 * math.log(0.1))  # a polar cap: the region is a band of whole rows
     assert region.area_km2 == pytest.approx(math.pi * radius**2, rel=0.05)
+
+
+def _reprojected(geometry, crs: str):
+    import shapely
+    from pyproj import Transformer
+
+    to = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    return shapely.transform(geometry, lambda xy: np.column_stack(to.transform(xy[:, 0], xy[:, 1])))
+
+
+def test_a_polar_region_keeps_its_area_in_a_polar_crs():
+    """Edges are densified at the cell size: in a polar projection the cap's edge along its parallel is a
+    circle, not a chord between two corners (undensified, the cap's area there is 0)."""
+    import shapely
+    from shapely.geometry import box
+
+    spec = GridSpec.world(cell_size=0.5)
+    values = gaussian(spec, 90.0, 0.0, 300.0)
+    region = credible_regions(values, spec, levels=(0.9,))[0]
+    equal_area = _reprojected(region.geometry, "EPSG:3574")  # North Pole Lambert azimuthal equal-area
+    assert equal_area.area / 1e6 == pytest.approx(region.area_km2, rel=0.01)
+    stereo = _reprojected(region.geometry, "EPSG:3413")  # NSIDC polar stereographic: true scale at 70 N
+    fine = _reprojected(shapely.segmentize(region.geometry, 0.02), "EPSG:3413")
+    assert stereo.area == pytest.approx(fine.area, rel=0.002)  # the edges follow the curves
+    assert stereo.area / 1e6 > 0.9 * region.area_km2  # stereographic shrinks areas near the pole by ~6 %
+    # the map's seam at +-180 becomes a zero-width cut from the edge to the pole: repairing it keeps the area
+    assert shapely.make_valid(stereo).area == pytest.approx(stereo.area, rel=1e-6)
+    boxes = region_cells(values, spec, (0.9,))[0].boxes
+    bare = _reprojected(shapely.union_all([box(*b) for b in boxes]), "EPSG:3413")
+    assert bare.area < 0.05 * stereo.area  # what densifying prevents: the cap collapses to a line
+
+
+def test_an_antimeridian_region_in_a_pacific_crs_is_one_valid_piece_not_a_band():
+    import shapely
+
+    spec = GridSpec.world(cell_size=0.5)
+    for region in credible_regions(gaussian(spec, 10.0, 180.0, 400.0), spec):
+        pacific = _reprojected(region.geometry, "EPSG:3832")  # Mercator centred on 150 E
+        assert all(part.is_valid for part in pacific.geoms)
+        joined = shapely.union_all(list(pacific.geoms))  # the two halves meet along the antimeridian
+        assert joined.is_valid and joined.geom_type == "Polygon"
+        xmin, _, xmax, _ = joined.bounds
+        assert xmax - xmin < 6000e3  # a few thousand km wide, not a band around the world (40,000 km)
+        mercator = 1 / math.cos(math.radians(10.0)) ** 2  # Mercator's area scale at the peak's latitude
+        assert joined.area / 1e6 == pytest.approx(region.area_km2 * mercator, rel=0.02)
+
+
+def test_a_prediction_gives_its_regions_from_the_raster_the_plugin_draws():
+    from types import SimpleNamespace
+
+    from shapely.geometry import Point
+
+    from model_utils.maps.heatmap import probability_grid
+    from model_utils.maps.regions import prediction_regions
+
+    lat, lon = np.meshgrid(np.arange(-10.0, 10.01, 1.0), np.arange(-10.0, 10.01, 1.0), indexing="ij")
+    gallery = np.column_stack([lat.ravel(), lon.ravel()])
+    probs = np.exp(-0.5 * (np.hypot(gallery[:, 0] - 2, gallery[:, 1] + 3) / 2.0) ** 2)
+    probs /= probs.sum()
+    spec = GridSpec(-15.0, -15.0, 15.0, 15.0, cell_size=0.5)
+    got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0)
+    grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0)
+    for a, b in zip(got, credible_regions(grid.values, spec)):
+        assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
+    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat)
+    with pytest.raises(ValueError, match="gallery_probs dropped"):
+        prediction_regions(SimpleNamespace(gallery_probs=np.empty(0)), gallery, spec)
 
 
 def test_density_rasters_give_the_same_regions_as_mass_rasters():
