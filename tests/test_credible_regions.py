@@ -267,11 +267,54 @@ def test_loaded_regions_are_outlines_above_the_rasters_in_the_run_group(geoclip_
     points = layers[names.index("Top-k predictions")].renderer().categories()
     stroke = categories[0].symbol().symbolLayer(0)
     assert stroke.strokeColor().name() == points[0].symbol().color().name()
-    assert "dash" in stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle).expressionString()
+    assert stroke_styles(styled) == {0.5: "solid", 0.9: "dash"}  # per feature, as drawn
     assert stroke.fillColor().alpha() == 0  # outlines only: the raster shows through
     for layer in layers:
         QgsProject.instance().removeMapLayer(layer.id())
     QgsProject.instance().layerTreeRoot().removeChildNode(group)
+
+
+def stroke_styles(layer) -> dict[float, str]:
+    """Each feature's level -> the stroke style its category's symbol draws it with (the data-defined
+    property evaluated on the feature)."""
+    from qgis.core import QgsExpressionContext, QgsExpressionContextUtils
+
+    renderer = layer.renderer()
+    categories = renderer.categories()  # kept: each symbol belongs to its category object
+    symbols = {str(c.value()): c.symbol() for c in categories}
+    styles = {}
+    for feature in layer.getFeatures():
+        stroke = symbols[str(feature[renderer.classAttribute()])].symbolLayer(0)
+        context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+        context.setFeature(feature)
+        prop = stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle)
+        styles[feature["level"]] = prop.valueAsString(context)[0]
+    return styles
+
+
+@pytest.mark.parametrize(("levels", "expected"), [
+    ((0.5, 0.9), {0.5: "solid", 0.9: "dash"}),
+    ((0.25, 0.5, 0.75), {0.25: "solid", 0.5: "solid", 0.75: "dash"}),
+    ((0.8, 0.95), {0.8: "solid", 0.95: "dash"}),
+])
+def test_the_widest_level_is_dashed_and_the_others_solid(levels, expected):
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    from geoclip_qgis.layers import style_credible_regions
+
+    layer = QgsVectorLayer("MultiPolygon?crs=EPSG:4326&field=photo:string&field=photo_name:string"
+                           "&field=level:double&field=area_km2:double", "regions", "memory")
+    features = []
+    for name in ("a.jpg", "b.jpg"):
+        for i, level in enumerate(levels):
+            feature = QgsFeature(layer.fields())
+            feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(0, 0, i + 1, i + 1)))
+            feature.setAttributes([f"/p/{name}", name, level, 100.0 * (i + 1)])
+            features.append(feature)
+    assert layer.dataProvider().addFeatures(features)[0]
+    style_credible_regions(layer)
+    assert stroke_styles(layer) == expected
+    assert [c.label() for c in layer.renderer().categories()] == ["a.jpg", "b.jpg"]
 
 
 def test_coverage_counts_truths_inside_their_regions():
