@@ -221,6 +221,50 @@ def test_each_query_gets_its_regions_in_the_run_geopackage(geoclip_provider, cli
             assert area == pytest.approx(region.area_km2) and parts == region.n_parts
             assert level - 1e-9 <= enclosed == pytest.approx(region.enclosed)
     assert feedback.text.count("90% region") == 2 and "million km²" in feedback.text
+    assert [f["raster_mass"] for f in layer.getFeatures()] == pytest.approx([1.0] * 4, abs=1e-3)  # the world
+    assert "conditional on the extent" not in feedback.text
+
+
+def test_regions_over_part_of_the_world_say_they_are_conditional_on_the_extent(geoclip_provider, clip_env,
+                                                                               tmp_path):
+    """'enclosed' is a share of the raster's own probability: over a small extent of the worldwide gallery the
+    layer gives how much of the whole the raster holds, and the log says so once."""
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from tests.embedding_helpers import LogFeedback
+
+    feedback = LogFeedback()
+    out = _run("geolocatetext", {"QUERIES": "Eiffel Tower\nPyramids of Giza", "EXTENT": "-10,30,30,60 [EPSG:4326]",
+                                 "CELL_SIZE": 1.0, "OUTPUT_FOLDER": str(tmp_path)}, feedback)
+    layer = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    masses = {f["query"]: f["raster_mass"] for f in layer.getFeatures()}
+    for query, raster in zip(("Eiffel Tower", "Pyramids of Giza"), out["RASTERS"]):
+        dataset = gdal.Open(raster)
+        held = float(dataset.GetMetadataItem("mass_in_extent"))
+        assert masses[query] == pytest.approx(held, abs=1e-6) and 0 < held < 0.99
+        assert dataset.GetRasterBand(1).ReadAsArray().sum() == pytest.approx(held, rel=1e-3)
+        dataset = None
+    assert feedback.text.count("conditional on the extent") == 1
+    assert f"as little as {min(masses.values()):.1%}" in feedback.text
+    del layer
+
+
+def test_the_plugins_region_geometry_keeps_a_polar_cap_round_in_a_polar_crs():
+    """QGIS's dissolve of the same cells, densified like the shapely one: in EPSG:3413 the cap is a disc."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject
+
+    from geoclip_qgis.processing.io.prediction_outputs import region_geometry
+
+    spec = GridSpec.world(cell_size=0.5)
+    cells = region_cells(gaussian(spec, 90.0, 0.0, 300.0), spec, (0.9,))[0]
+    geometry = region_geometry(cells.boxes, cells.cell_size)
+    expected = credible_regions(gaussian(spec, 90.0, 0.0, 300.0), spec, (0.9,))[0]
+    assert geometry.isGeosValid() and geometry.area() == pytest.approx(expected.geometry.area)
+    polar = geometry.constGet().clone()
+    polar.transform(QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
+                                           QgsCoordinateReferenceSystem("EPSG:3413"), QgsProject.instance()))
+    assert polar.area() == pytest.approx(_reprojected(expected.geometry, "EPSG:3413").area, rel=1e-3)
 
 
 def test_regions_for_a_regional_density_raster_and_bad_levels(geoclip_provider, clip_env, tmp_path):
@@ -331,16 +375,29 @@ def test_coverage_counts_truths_inside_their_regions():
 def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provider, clip_env, tmp_path):
     from pathlib import Path
 
+    from qgis.core import QgsVectorLayer
+
+    from geoclip_qgis.processing.io.prediction_outputs import area_text
+    from tests.embedding_helpers import LogFeedback
     from tools.samples.official import kauai_png
     from tools.samples.photos import write_gps_photo
 
     write_gps_photo(tmp_path / "in" / "paris.jpg", 48.8584, 2.2945)
     write_gps_photo(tmp_path / "in" / "sydney.jpg", -33.8568, 151.2153)
+    feedback = LogFeedback()
     out = _run("geolocatephotos", {"FOLDER": str(tmp_path / "in"), "PHOTOS": [str(kauai_png())], "CELL_SIZE": 2.0,
-                                   "OUTPUT_FOLDER": str(tmp_path / "out")})
+                                   "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
     page = Path(out["REPORT_HTML"]).read_text(encoding="utf-8")
     assert "<h2>Credible regions</h2>" in page and "Truth inside (coverage)" in page
     assert "of 2</td>" in page  # the two photos with EXIF GPS; Kauai.png has none
+    # each photo's log line ends with its 90% region's area, the same as in the layer
+    regions = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    ninety = {f["photo_name"]: f["area_km2"] for f in regions.getFeatures() if f["level"] == 0.9}
+    del regions
+    assert set(ninety) == {"paris.jpg", "sydney.jpg", "Kauai.png"}
+    for name, area in ninety.items():
+        line = next(line for line in feedback.lines if line.startswith(f"{name}: top-1"))
+        assert line.endswith(f", 90% region {area_text(area)}")
     import csv
 
     per_photo = Path(out["REPORT_HTML"]).with_name("per_photo.csv")
@@ -348,6 +405,8 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
         rows = {Path(r["photo"]).name: r for r in csv.DictReader(handle)}
     assert float(rows["paris.jpg"]["region_km2_90"]) > float(rows["paris.jpg"]["region_km2_50"]) > 0
     assert rows["paris.jpg"]["truth_inside_90"] in ("0", "1") and rows["Kauai.png"]["truth_inside_90"] == ""
+    median = float(np.median([float(rows[n]["region_km2_90"]) for n in ("paris.jpg", "sydney.jpg")]))
+    assert f"<td>{median:,.0f} km²</td></tr>" in page  # the 90% row's median area over the photos with truth
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():
