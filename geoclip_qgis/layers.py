@@ -190,9 +190,15 @@ def style_truth_lines(layer: QgsVectorLayer) -> None:
 
 def style_credible_regions(layer: QgsVectorLayer) -> None:
     """Outlines only, so the raster shows through, in each photo's (or query's) colour of the points layer
-    (the legend names them); the widest level dashed, the others solid; the map tip gives level and area."""
+    (the legend names them); the widest level in the layer dashed, the others solid (by default 90% dashed,
+    50% solid); the map tip gives level and area."""
     names = layer.fields().names()
     label = "photo_name" if "photo_name" in names else "label"  # see prediction_outputs
+    try:
+        widest = float(layer.maximumValue(layer.fields().indexOf("level")))
+    except (TypeError, ValueError):  # no features (NULL): nothing to draw either way
+        widest = 1.0
+    stroke = f"""CASE WHEN "level" >= {widest - 1e-9!r} THEN 'dash' ELSE 'solid' END"""  # a double read back
     categories = []
     values = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf(label)) if v is not None)
     for i, value in enumerate(values):  # the same order and palette as style_prediction_points
@@ -200,7 +206,7 @@ def style_credible_regions(layer: QgsVectorLayer) -> None:
                                              "outline_width": "0.6"})
         symbol.symbolLayer(0).setDataDefinedProperty(
             QgsSymbolLayer.Property.PropertyStrokeStyle,
-            QgsProperty.fromExpression("""CASE WHEN "level" >= 0.75 THEN 'dash' ELSE 'solid' END"""))
+            QgsProperty.fromExpression(stroke))
         categories.append(QgsRendererCategory(value, symbol, value))
     layer.setRenderer(QgsCategorizedSymbolRenderer(label, categories))
     layer.setMapTipTemplate(f'[% "{label}" %]: [% format_number("level" * 100, 0) %]% credible region, '

@@ -54,6 +54,35 @@ def test_the_fit_recovers_the_known_temperature(scale):
     assert fit.log_likelihood > fit.log_likelihood_at_1  # it found something better than leaving it
 
 
+def test_coverage_is_off_as_trained_and_at_the_level_after_the_fit():
+    """The issue's check on a collection where the right temperature is known (logits scaled 2x): the
+    regions of the maps the user would see hold their photo's truth far less often than their level at
+    T = 1 (over-confident), and at the fitted T as often as the level, to within what 250 photos allow
+    (3 binomial standard errors: 0.095 at 50 %, 0.057 at 90 %)."""
+    from geoclip_qgis.processing.algorithms.calibration_step import truth_inside
+    from model_utils.maps.grid import GridSpec
+    from model_utils.maps.heatmap import probability_grid
+    from model_utils.maps.regions import region_cells
+
+    n, levels = 250, (0.5, 0.9)
+    gallery, probs, truths = _collection(n, 2.0)
+    spec = GridSpec(-12.0, -12.0, 12.0, 12.0, cell_size=0.25)  # the gallery and 2 degrees around it
+
+    def coverage(temperature: float) -> np.ndarray:
+        inside = np.zeros(len(levels))
+        for p, truth in zip(probs, truths):
+            grid = probability_grid(gallery[:, 0], gallery[:, 1], tempered(p, temperature), spec,
+                                    bandwidth_km=BANDWIDTH_KM)
+            inside += [truth_inside(r.mask, spec, truth) for r in region_cells(grid.values, spec, levels)]
+        return inside / n
+
+    standard_error = np.sqrt(np.multiply(levels, np.subtract(1, levels)) / n)
+    fit = fit_temperature(probs, truths, gallery, bandwidth_km=BANDWIDTH_KM)
+    before, after = coverage(1.0), coverage(fit.temperature)
+    assert np.all(before < np.subtract(levels, 4 * standard_error))  # measured: 0.33 and 0.68
+    assert np.all(np.abs(after - levels) < 3 * standard_error)  # measured: 0.50 and 0.89 (T = 1.99)
+
+
 def test_photos_far_from_every_gallery_point_are_skipped_and_no_data_is_an_error():
     gallery, probs, truths = _collection(20, 2.0)
     fit = fit_temperature(probs + [probs[0]], truths + [(60.0, 100.0)], gallery, bandwidth_km=BANDWIDTH_KM)
@@ -86,6 +115,8 @@ def test_a_run_fits_a_temperature_and_reports_held_out_coverage(geoclip_provider
     assert (record["fitted_on"], record["held_out"]) == (8, 4)
     assert 0.05 <= record["temperature"] <= 20 and record["temperature_before"] == 1.0
     assert set(record["coverage_before"]) == set(record["coverage_after"]) == {"0.5", "0.9"}
+    shares = [*record["coverage_before"].values(), *record["coverage_after"].values()]
+    assert all(share in (0.0, 0.25, 0.5, 0.75, 1.0) for share in shares)  # of the 4 held-out photos
     assert record["mean_log_likelihood"]["after"] >= record["mean_log_likelihood"]["before"]
     assert "Temperature fitted on 8 geotagged photo(s)" in feedback.text
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model_utils.maps.grid import GridSpec, cell_areas_km2
-from model_utils.maps.regions import credible_regions, geodesic_row_areas_km2
+from model_utils.maps.regions import RegionCells, credible_regions, region_cells
 
 EARTH_KM = 6371.0088
 
@@ -37,20 +37,37 @@ def test_one_gaussian_gives_discs_of_the_known_radius():
         assert abs(region.geometry.centroid.x) < 0.1 and abs(region.geometry.centroid.y) < 0.1
 
 
-def test_the_enclosed_probability_is_the_level_to_within_one_cell():
+def _check_the_enclosed_mass_rule(values: np.ndarray, region: RegionCells) -> None:
+    """The issue's rule, literally: whole cells, at least the level and less than the level plus the mass of
+    the smallest cell the region includes."""
+    included = values[region.mask] / values.sum()
+    assert region.enclosed == pytest.approx(included.sum(), rel=1e-9)
+    assert region.enclosed >= region.level - 1e-12
+    assert region.enclosed < region.level + included.min()
+    assert region.n_cells == int(region.mask.sum())
+
+
+def test_the_enclosed_probability_is_the_level_to_within_the_smallest_included_cell():
+    """Random rasters on grids whose cells differ in area (up to the pole), where the densest-first cell is
+    not the one of least mass: the rule holds for every region."""
     rng = np.random.default_rng(7)
-    spec = GridSpec(0.0, 0.0, 20.0, 10.0, cell_size=1.0)
-    for _ in range(50):
-        values = rng.gamma(0.3, size=spec.shape)
-        values /= values.sum()
-        density = values / geodesic_row_areas_km2(spec)[:, None]  # the order cells are taken in: densest first
-        taken = values.ravel()[np.argsort(-density, axis=None, kind="stable")]
-        for region in credible_regions(values, spec, levels=rng.uniform(0.05, 0.95, size=3)):
-            included = taken[:region.n_cells]
-            assert region.enclosed >= region.level - 1e-12
-            assert region.enclosed < region.level + included[-1] + 1e-12  # whole cells: at most one too many
-            assert region.enclosed == pytest.approx(included.sum())
-            assert region.geometry.area == pytest.approx(region.n_cells * 1.0)  # square degrees, no overlaps
+    for spec in (GridSpec(-180.0, 0.0, 180.0, 90.0, cell_size=5.0), GridSpec(0.0, 0.0, 20.0, 10.0, cell_size=1.0)):
+        for _ in range(100):
+            values = rng.gamma(0.3, size=spec.shape)
+            levels = rng.uniform(0.05, 0.95, size=3)
+            for cells, region in zip(region_cells(values, spec, levels), credible_regions(values, spec, levels)):
+                _check_the_enclosed_mass_rule(values, cells)
+                assert (region.enclosed, region.n_cells) == (cells.enclosed, cells.n_cells)
+                assert region.geometry.area == pytest.approx(region.n_cells * spec.cell_size**2)  # no overlaps
+
+
+@pytest.mark.parametrize(("lat0", "sigma_km"), [(80.0, 800.0), (89.0, 300.0), (45.0, 3000.0)])
+def test_the_rule_holds_for_broad_gaussians_at_high_latitude_on_the_world_grid(lat0, sigma_km):
+    """Smooth maps like GeoCLIP's wide 90% regions, where taking cells densest first alone overshoots."""
+    spec = GridSpec.world(cell_size=0.5)
+    values = gaussian(spec, lat0, 0.0, sigma_km)
+    for cells in region_cells(values, spec, levels=(0.5, 0.9)):
+        _check_the_enclosed_mass_rule(values, cells)
 
 
 def test_two_separated_peaks_are_two_parts():
@@ -81,6 +98,28 @@ def test_a_peak_at_the_pole_keeps_the_polar_cells_without_degenerate_geometry():
     assert region.geometry.bounds == (-180.0, pytest.approx(region.geometry.bounds[1]), 180.0, 90.0)
     radius = 300.0 * math.sqrt(-2 * math.log(0.1))  # a polar cap: the region is a band of whole rows
     assert region.area_km2 == pytest.approx(math.pi * radius**2, rel=0.05)
+
+
+def test_a_prediction_gives_its_regions_from_the_raster_the_plugin_draws():
+    from types import SimpleNamespace
+
+    from shapely.geometry import Point
+
+    from model_utils.maps.heatmap import probability_grid
+    from model_utils.maps.regions import prediction_regions
+
+    lat, lon = np.meshgrid(np.arange(-10.0, 10.01, 1.0), np.arange(-10.0, 10.01, 1.0), indexing="ij")
+    gallery = np.column_stack([lat.ravel(), lon.ravel()])
+    probs = np.exp(-0.5 * (np.hypot(gallery[:, 0] - 2, gallery[:, 1] + 3) / 2.0) ** 2)
+    probs /= probs.sum()
+    spec = GridSpec(-15.0, -15.0, 15.0, 15.0, cell_size=0.5)
+    got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0)
+    grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0)
+    for a, b in zip(got, credible_regions(grid.values, spec)):
+        assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
+    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat)
+    with pytest.raises(ValueError, match="gallery_probs dropped"):
+        prediction_regions(SimpleNamespace(gallery_probs=np.empty(0)), gallery, spec)
 
 
 def test_density_rasters_give_the_same_regions_as_mass_rasters():
@@ -137,6 +176,33 @@ def test_each_query_gets_its_regions_in_the_run_geopackage(geoclip_provider, cli
             assert area == pytest.approx(region.area_km2) and parts == region.n_parts
             assert level - 1e-9 <= enclosed == pytest.approx(region.enclosed)
     assert feedback.text.count("90% region") == 2 and "million km²" in feedback.text
+    assert [f["raster_mass"] for f in layer.getFeatures()] == pytest.approx([1.0] * 4, abs=1e-3)  # the world
+    assert "conditional on the extent" not in feedback.text
+
+
+def test_regions_over_part_of_the_world_say_they_are_conditional_on_the_extent(geoclip_provider, clip_env,
+                                                                               tmp_path):
+    """'enclosed' is a share of the raster's own probability: over a small extent of the worldwide gallery the
+    layer gives how much of the whole the raster holds, and the log says so once."""
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    from tests.embedding_helpers import LogFeedback
+
+    feedback = LogFeedback()
+    out = _run("geolocatetext", {"QUERIES": "Eiffel Tower\nPyramids of Giza", "EXTENT": "-10,30,30,60 [EPSG:4326]",
+                                 "CELL_SIZE": 1.0, "OUTPUT_FOLDER": str(tmp_path)}, feedback)
+    layer = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    masses = {f["query"]: f["raster_mass"] for f in layer.getFeatures()}
+    for query, raster in zip(("Eiffel Tower", "Pyramids of Giza"), out["RASTERS"]):
+        dataset = gdal.Open(raster)
+        held = float(dataset.GetMetadataItem("mass_in_extent"))
+        assert masses[query] == pytest.approx(held, abs=1e-6) and 0 < held < 0.99
+        assert dataset.GetRasterBand(1).ReadAsArray().sum() == pytest.approx(held, rel=1e-3)
+        dataset = None
+    assert feedback.text.count("conditional on the extent") == 1
+    assert f"as little as {min(masses.values()):.1%}" in feedback.text
+    del layer
 
 
 def test_regions_for_a_regional_density_raster_and_bad_levels(geoclip_provider, clip_env, tmp_path):
@@ -183,11 +249,54 @@ def test_loaded_regions_are_outlines_above_the_rasters_in_the_run_group(geoclip_
     points = layers[names.index("Top-k predictions")].renderer().categories()
     stroke = categories[0].symbol().symbolLayer(0)
     assert stroke.strokeColor().name() == points[0].symbol().color().name()
-    assert "dash" in stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle).expressionString()
+    assert stroke_styles(styled) == {0.5: "solid", 0.9: "dash"}  # per feature, as drawn
     assert stroke.fillColor().alpha() == 0  # outlines only: the raster shows through
     for layer in layers:
         QgsProject.instance().removeMapLayer(layer.id())
     QgsProject.instance().layerTreeRoot().removeChildNode(group)
+
+
+def stroke_styles(layer) -> dict[float, str]:
+    """Each feature's level -> the stroke style its category's symbol draws it with (the data-defined
+    property evaluated on the feature)."""
+    from qgis.core import QgsExpressionContext, QgsExpressionContextUtils
+
+    renderer = layer.renderer()
+    categories = renderer.categories()  # kept: each symbol belongs to its category object
+    symbols = {str(c.value()): c.symbol() for c in categories}
+    styles = {}
+    for feature in layer.getFeatures():
+        stroke = symbols[str(feature[renderer.classAttribute()])].symbolLayer(0)
+        context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+        context.setFeature(feature)
+        prop = stroke.dataDefinedProperties().property(stroke.Property.PropertyStrokeStyle)
+        styles[feature["level"]] = prop.valueAsString(context)[0]
+    return styles
+
+
+@pytest.mark.parametrize(("levels", "expected"), [
+    ((0.5, 0.9), {0.5: "solid", 0.9: "dash"}),
+    ((0.25, 0.5, 0.75), {0.25: "solid", 0.5: "solid", 0.75: "dash"}),
+    ((0.8, 0.95), {0.8: "solid", 0.95: "dash"}),
+])
+def test_the_widest_level_is_dashed_and_the_others_solid(levels, expected):
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    from geoclip_qgis.layers import style_credible_regions
+
+    layer = QgsVectorLayer("MultiPolygon?crs=EPSG:4326&field=photo:string&field=photo_name:string"
+                           "&field=level:double&field=area_km2:double", "regions", "memory")
+    features = []
+    for name in ("a.jpg", "b.jpg"):
+        for i, level in enumerate(levels):
+            feature = QgsFeature(layer.fields())
+            feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(0, 0, i + 1, i + 1)))
+            feature.setAttributes([f"/p/{name}", name, level, 100.0 * (i + 1)])
+            features.append(feature)
+    assert layer.dataProvider().addFeatures(features)[0]
+    style_credible_regions(layer)
+    assert stroke_styles(layer) == expected
+    assert [c.label() for c in layer.renderer().categories()] == ["a.jpg", "b.jpg"]
 
 
 def test_coverage_counts_truths_inside_their_regions():
@@ -204,16 +313,29 @@ def test_coverage_counts_truths_inside_their_regions():
 def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provider, clip_env, tmp_path):
     from pathlib import Path
 
+    from qgis.core import QgsVectorLayer
+
+    from geoclip_qgis.processing.io.prediction_outputs import area_text
+    from tests.embedding_helpers import LogFeedback
     from tools.samples.official import kauai_png
     from tools.samples.photos import write_gps_photo
 
     write_gps_photo(tmp_path / "in" / "paris.jpg", 48.8584, 2.2945)
     write_gps_photo(tmp_path / "in" / "sydney.jpg", -33.8568, 151.2153)
+    feedback = LogFeedback()
     out = _run("geolocatephotos", {"FOLDER": str(tmp_path / "in"), "PHOTOS": [str(kauai_png())], "CELL_SIZE": 2.0,
-                                   "OUTPUT_FOLDER": str(tmp_path / "out")})
+                                   "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
     page = Path(out["REPORT_HTML"]).read_text(encoding="utf-8")
     assert "<h2>Credible regions</h2>" in page and "Truth inside (coverage)" in page
     assert "of 2</td>" in page  # the two photos with EXIF GPS; Kauai.png has none
+    # each photo's log line ends with its 90% region's area, the same as in the layer
+    regions = QgsVectorLayer(f"{out['POINTS']}|layername=credible_regions", "r", "ogr")
+    ninety = {f["photo_name"]: f["area_km2"] for f in regions.getFeatures() if f["level"] == 0.9}
+    del regions
+    assert set(ninety) == {"paris.jpg", "sydney.jpg", "Kauai.png"}
+    for name, area in ninety.items():
+        line = next(line for line in feedback.lines if line.startswith(f"{name}: top-1"))
+        assert line.endswith(f", 90% region {area_text(area)}")
     import csv
 
     per_photo = Path(out["REPORT_HTML"]).with_name("per_photo.csv")
@@ -221,6 +343,8 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
         rows = {Path(r["photo"]).name: r for r in csv.DictReader(handle)}
     assert float(rows["paris.jpg"]["region_km2_90"]) > float(rows["paris.jpg"]["region_km2_50"]) > 0
     assert rows["paris.jpg"]["truth_inside_90"] in ("0", "1") and rows["Kauai.png"]["truth_inside_90"] == ""
+    median = float(np.median([float(rows[n]["region_km2_90"]) for n in ("paris.jpg", "sydney.jpg")]))
+    assert f"<td>{median:,.0f} km²</td></tr>" in page  # the 90% row's median area over the photos with truth
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():

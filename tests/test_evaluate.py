@@ -375,3 +375,4 @@ def test_evaluate_rejects_non_point_layers(geoclip_provider, tmp_path):
     layer = write_layer(tmp_path / "polygons.gpkg", prediction_rows(), geometry="polygon")
     with pytest.raises(QgsProcessingException, match="not a point layer .*Polygon"):
         evaluate({"INPUT": layer, "OUTPUT_FOLDER": str(tmp_path / "report")})
+

@@ -45,11 +45,27 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="backbone precision")
     geo.add_argument("--cell", type=float, default=DEFAULT_CELL_DEG, help="density raster cell size (degrees)")
     geo.add_argument("--bandwidth-km", type=float, default=WORLD_BANDWIDTH_KM, help="density raster kernel (km)")
+    geo.add_argument("--credible-levels", default="",
+                     help="e.g. 0.5,0.9: each photo's credible regions at these levels (its raster on the --cell "
+                          "world grid with the --bandwidth-km kernel), in regions-*.parquet; default: none")
     _common(geo)
     emb = sub.add_parser("embed", help="GeoCLIP GPS embeddings of a table of points")
     emb.add_argument("--points", required=True, help="CSV (with a header) or Parquet with lat and lon columns")
     _common(emb)
     return top
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    """'0.5,0.9' -> (0.5, 0.9); '' -> (); a bad level is a ValueError naming it."""
+    from ..maps.regions import check_levels
+
+    parts = [part for part in text.replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return ()
+    try:
+        return check_levels([float(part) for part in parts])
+    except ValueError as exc:
+        raise ValueError(f"--credible-levels '{text}': {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "geolocate":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
-            geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km)
+            geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km,
+                      credible_levels=_levels(args.credible_levels))
         else:
             embed(args.points, opts)
     except (GeoClipError, ValueError, FileNotFoundError) as exc:

@@ -29,12 +29,48 @@ def _crs_projjson() -> dict:
 
 def geo_metadata(lon: np.ndarray, lat: np.ndarray) -> bytes:
     """The ``geo`` key: one WKB Point column, EPSG:4326, with the bounding box of the rows that have one."""
-    column = {"encoding": "WKB", "geometry_types": ["Point"], "crs": _crs_projjson()}
     ok = np.isfinite(lon) & np.isfinite(lat)
-    if ok.any():
-        column["bbox"] = [float(lon[ok].min()), float(lat[ok].min()), float(lon[ok].max()), float(lat[ok].max())]
+    bbox = [float(lon[ok].min()), float(lat[ok].min()), float(lon[ok].max()), float(lat[ok].max())] if ok.any() \
+        else None
+    return _geo_key(["Point"], bbox)
+
+
+def _geo_key(types: list[str], bbox: list[float] | None) -> bytes:
+    column = {"encoding": "WKB", "geometry_types": types, "crs": _crs_projjson()}
+    if bbox is not None:
+        column["bbox"] = bbox
     return json.dumps({"version": GEO_VERSION, "primary_column": "geometry",
                        "columns": {"geometry": column}}).encode()
+
+
+def region_schema():
+    import pyarrow as pa
+
+    return pa.schema([("photo", pa.string()), ("level", pa.float64()), ("area_km2", pa.float64()),
+                      ("enclosed", pa.float64()), ("n_parts", pa.int32()), ("geometry", pa.binary())])
+
+
+def region_rows(source: str, regions) -> list[dict]:
+    """A photo's credible regions (``model_utils.maps.regions.CredibleRegion``) -> rows with WKB (multi)polygons."""
+    import shapely
+
+    return [{"photo": source, "level": r.level, "area_km2": r.area_km2, "enclosed": r.enclosed,
+             "n_parts": r.n_parts, "geometry": shapely.to_wkb(r.geometry)} for r in regions]
+
+
+def write_regions(rows: list[dict], path: Path) -> Path:
+    """Region rows -> one GeoParquet file of (multi)polygons, written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    table = pa.Table.from_pylist(rows, schema=region_schema())
+    bounds = shapely.bounds(shapely.from_wkb([r["geometry"] for r in rows])) if rows else np.empty((0, 4))
+    bbox = [*bounds[:, :2].min(axis=0).tolist(), *bounds[:, 2:].max(axis=0).tolist()] if rows else None
+    table = table.replace_schema_metadata({b"geo": _geo_key(["Polygon", "MultiPolygon"], bbox)})
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def prediction_schema():

@@ -105,17 +105,21 @@ def _connect(opts: JobOptions):
 
 
 def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = DEFAULT_CELL_DEG,
-              bandwidth_km: float = WORLD_BANDWIDTH_KM) -> Summary:
-    """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``."""
+              bandwidth_km: float = WORLD_BANDWIDTH_KM, credible_levels: tuple = ()) -> Summary:
+    """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``;
+    with ``credible_levels``, each photo's credible regions in regions-*.parquet beside its shard."""
     from ..model.geoclip import GeoCLIP
     from .workers import GeolocateShards
 
     start = time.monotonic()
     paths = list_photos(photos)
     model = GeoCLIP.from_pretrained(**_model_args(opts, "cpu"))
-    plan = Plan.make("geolocate", paths, opts.shard_size,
-                     {"top_k": int(top_k), "clip_model": model.clip_model, "weights": model._fingerprint,
-                      "precision": opts.precision})
+    options = {"top_k": int(top_k), "clip_model": model.clip_model, "weights": model._fingerprint,
+               "precision": opts.precision}
+    if credible_levels:  # only then: plans of jobs without regions stay as they were (resume)
+        options.update(credible_levels=list(credible_levels), cell_deg=float(cell_deg),
+                       bandwidth_km=float(bandwidth_km))
+    plan = Plan.make("geolocate", paths, opts.shard_size, options)
     todo = prepare_output(Path(opts.out), plan, opts.resume)
     summary = Summary("geolocate", total=len(paths), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo))
     if todo:
@@ -125,7 +129,8 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
         rows = [{"shard": s, "items": paths[slice(*plan.bounds(s))]} for s in todo]
         worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),
                        "gallery_ref": [gallery_ref], "top_k": top_k, "batch_size": opts.batch_size,
-                       "threads": max(1, int(opts.cpus_per_worker))}
+                       "threads": max(1, int(opts.cpus_per_worker)), "levels": tuple(credible_levels),
+                       "cell_deg": cell_deg, "bandwidth_km": bandwidth_km}
         _run_pool(ray, rows, GeolocateShards, worker_args, opts, summary, plan)
     _count_resumed(plan, opts, summary, todo)
     summary.outputs["density"] = str(write_density(model, plan, Path(opts.out), cell_deg, bandwidth_km))

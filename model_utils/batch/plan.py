@@ -50,6 +50,11 @@ def shard_path(out: Path, shard: int) -> Path:
     return Path(out) / f"part-{shard:05d}.parquet"
 
 
+def regions_path(out: Path, shard: int) -> Path:
+    """A shard's credible regions (with --credible-levels); not part-*: readers of the shards glob those."""
+    return Path(out) / f"regions-{shard:05d}.parquet"
+
+
 def density_path(out: Path, shard: int) -> Path:
     return Path(out) / f"part-{shard:05d}{DENSITY_SUFFIX}"
 

@@ -14,9 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import DEFAULT_CELL_DEG, WORLD_BANDWIDTH_KM
 from ..safe_files import atomic_path
-from .geoparquet import embedding_schema, prediction_rows, prediction_schema, wkb_point, write_table
-from .plan import density_path, shard_path
+from .geoparquet import (
+    embedding_schema,
+    prediction_rows,
+    prediction_schema,
+    region_rows,
+    wkb_point,
+    write_regions,
+    write_table,
+)
+from .plan import density_path, regions_path, shard_path
 
 # Rehearsing failures: seconds each shard waits before it starts, so a test (or an operator trying
 # the cluster's fault handling) can kill a worker, node or driver while the job is surely running.
@@ -46,15 +55,18 @@ def _delay() -> None:
 
 
 class GeolocateShards:
-    """Photos -> top-k rows and a per-shard density vector (the sum of the photos' gallery probabilities)."""
+    """Photos -> top-k rows and a per-shard density vector (the sum of the photos' gallery probabilities);
+    with ``levels``, each photo's credible regions too (from its raster on the world grid of ``cell_deg``)."""
 
     def __init__(self, out: str, model_args: dict, gallery_ref: list, top_k: int, batch_size: int,
-                 threads: int = 0) -> None:
+                 threads: int = 0, levels: tuple = (), cell_deg: float = DEFAULT_CELL_DEG,
+                 bandwidth_km: float = WORLD_BANDWIDTH_KM) -> None:
         self.out = Path(out)
         self.model = _load_model(model_args, gallery_ref, threads)
         self.model.load_backbone()
         self.top_k, self.batch_size = int(top_k), int(batch_size)
         self.pid = os.getpid()
+        self.levels, self.cell_deg, self.bandwidth_km = tuple(levels), float(cell_deg), float(bandwidth_km)
 
     def __call__(self, batch: dict) -> dict:
         done, failed, reasons = [], [], []
@@ -69,19 +81,32 @@ class GeolocateShards:
 
     def run_shard(self, shard: int, paths: list[str]) -> tuple[int, int, str]:
         density = np.zeros(len(self.model.gallery), dtype=np.float64)
-        preds, reasons = [], Counter()
+        preds, reasons, regions = [], Counter(), []
         for pred in self.model.iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size):
             if pred.ok:
                 density += pred.gallery_probs
+                if self.levels:  # while the photo's whole distribution is still here
+                    regions += self._regions(pred)
                 pred.gallery_probs = np.empty(0, dtype=np.float32)  # keep only the top-k
             else:
                 reasons[_reason(pred.error, pred.source)] += 1
             preds.append(pred)
         with atomic_path(density_path(self.out, shard)) as tmp, open(tmp, "wb") as fh:
             np.save(fh, density)
+        if self.levels:
+            write_regions(regions, regions_path(self.out, shard))
         write_table(prediction_rows(preds), prediction_schema(), shard_path(self.out, shard))  # last: marks done
         failed = sum(reasons.values())
         return len(paths) - failed, failed, "; ".join(f"{n} x {why}" for why, n in reasons.most_common())
+
+
+    def _regions(self, pred) -> list[dict]:
+        from ..maps.grid import GridSpec
+        from ..maps.regions import prediction_regions
+
+        found = prediction_regions(pred, self.model.gallery.latlon, GridSpec.world(cell_size=self.cell_deg),
+                                   self.levels, bandwidth_km=self.bandwidth_km)
+        return region_rows(pred.source, found)
 
 
 def _reason(error: str | None, source: str) -> str:

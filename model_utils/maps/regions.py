@@ -1,14 +1,18 @@
 """Credible regions: "taken inside this area, with 90% probability", from a probability raster.
 
 The region at level ``p`` is the highest-density region: the smallest area of whole raster cells holding
-at least ``p`` of the raster's probability. Cells are taken from the densest (probability per km²) down,
-so it holds at least ``p`` and less than ``p`` plus the last, least dense cell it includes. Density, not
-mass per cell, decides: near the poles cells are small, and the densest place can hold little mass.
+at least ``p`` of the raster's probability. Cells are taken from the densest (probability per km²) down
+until they hold ``p``; then the included cells of least mass are dropped while the rest still hold ``p``.
+So a region holds at least ``p`` and less than ``p`` plus the mass of its smallest included cell (cells are
+whole). Density, not mass per cell, decides the order: near the poles cells are small, and the densest
+place can hold little mass. ``enclosed`` is a share of the raster's own total: for a raster over part of
+the world it is conditional on the extent (the caller knows how much of the whole the raster holds).
 
 The cells are dissolved into a (multi)polygon in EPSG:4326. Cells never cross the antimeridian, so a
 region around it is two parts, one on each edge of the map, never a band around the world; cells at the
 poles are ordinary rectangles up to latitude +-90. Areas are geodesic (WGS84 ellipsoid), summed from
-whole cells.
+whole cells. Edges are densified at the cell size, so a region keeps its shape when reprojected (a polar
+cap's edge along a parallel becomes a circle in a polar CRS, not a chord).
 
 ``region_cells`` does the choosing and hands out each region as boxes (one per run of cells in a row);
 ``credible_regions`` unions them with shapely for Python users. Inside QGIS the plugin unions the same
@@ -33,7 +37,8 @@ DEFAULT_LEVELS = (0.5, 0.9)
 @dataclass(frozen=True)
 class RegionCells:
     """One level's chosen cells: their mask, the boxes (xmin, ymin, xmax, ymax) that cover them row by
-    row, the share of the raster's probability they hold and their geodesic area."""
+    row, the share of the raster's probability they hold, their geodesic area and the grid's cell size
+    (degrees; the step to densify their edges at)."""
 
     level: float
     mask: np.ndarray
@@ -41,6 +46,7 @@ class RegionCells:
     enclosed: float
     area_km2: float
     n_cells: int
+    cell_size: float
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,26 @@ def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float]
 
     regions = []
     for cells in region_cells(values, spec, levels, density):
-        geometry = shapely.union_all([box(*b) for b in cells.boxes])
+        # vertices every cell along each edge: reprojected, parallels stay curves (see the module note)
+        geometry = shapely.segmentize(shapely.union_all([box(*b) for b in cells.boxes]), spec.cell_size)
         regions.append(CredibleRegion(level=cells.level, geometry=geometry, enclosed=cells.enclosed,
                                       area_km2=cells.area_km2, n_parts=len(getattr(geometry, "geoms", [geometry])),
                                       n_cells=cells.n_cells))
     return regions
+
+
+def prediction_regions(pred: Any, gallery_latlon: np.ndarray, spec: GridSpec,
+                       levels: Sequence[float] = DEFAULT_LEVELS, bandwidth_km: float = 50.0) -> list[CredibleRegion]:
+    """A prediction's regions (``GeoCLIP.predict``'s ``Prediction``: its ``gallery_probs`` over
+    ``gallery_latlon``), from the same smoothed raster the plugin draws; for scripts and batch jobs."""
+    from .heatmap import probability_grid
+
+    probs = np.asarray(getattr(pred, "gallery_probs", pred))
+    if probs.shape != (len(gallery_latlon),):
+        raise ValueError(f"the prediction has {probs.size} gallery probabilities but the gallery has "
+                         f"{len(gallery_latlon)} points (was gallery_probs dropped?)")
+    grid = probability_grid(gallery_latlon[:, 0], gallery_latlon[:, 1], probs, spec, bandwidth_km=bandwidth_km)
+    return credible_regions(grid.values, spec, levels)
 
 
 def region_cells(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,
@@ -101,18 +122,30 @@ def region_cells(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = D
         raise ValueError("the raster holds no probability (all cells are zero, negative or no data)")
     row_area = geodesic_row_areas_km2(spec)
     order = np.argsort(-(mass / row_area[:, None]), axis=None, kind="stable")  # densest first
-    cumulative = np.cumsum(mass.ravel()[order]) / total
+    flat = mass.ravel()
+    cumulative = np.cumsum(flat[order]) / total
     regions = []
     for level in levels:
         n_cells = int(np.searchsorted(cumulative, level - 1e-12)) + 1  # first count holding at least the level
-        n_cells = min(n_cells, order.size)
+        taken = _drop_smallest(order[:min(n_cells, order.size)], flat, level * total)
         chosen = np.zeros(mass.size, dtype=bool)
-        chosen[order[:n_cells]] = True
+        chosen[taken] = True
         chosen = chosen.reshape(mass.shape)
         regions.append(RegionCells(level=level, mask=chosen, boxes=_row_boxes(chosen, spec),
-                                   enclosed=float(cumulative[n_cells - 1]),
-                                   area_km2=float((chosen.sum(axis=1) * row_area).sum()), n_cells=n_cells))
+                                   enclosed=float(flat[taken].sum() / total),
+                                   area_km2=float((chosen.sum(axis=1) * row_area).sum()), n_cells=int(taken.size),
+                                   cell_size=spec.cell_size))
     return regions
+
+
+def _drop_smallest(taken: np.ndarray, flat: np.ndarray, needed: float) -> np.ndarray:
+    """``taken`` (cell indices, densest first, holding at least ``needed``) without its least massive cells
+    while the rest still hold ``needed``: then the region holds less than ``needed`` plus its smallest cell."""
+    by_mass = taken[np.argsort(flat[taken], kind="stable")]
+    spare = float(flat[taken].sum()) - needed * (1 - 1e-12)  # the same tolerance as choosing: whole cells
+    n_drop = int(np.searchsorted(np.cumsum(flat[by_mass]), spare, side="right"))
+    n_drop = min(n_drop, taken.size - 1)  # a region keeps at least one cell
+    return by_mass[n_drop:]
 
 
 @functools.lru_cache(maxsize=8)  # the same grid for every photo of a run

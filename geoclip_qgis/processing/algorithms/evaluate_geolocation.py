@@ -27,12 +27,14 @@ from qgis.core import (
 
 from model_utils.constants import ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES
 
-from ...compat import GEOMETRY_POINT, SOURCE_VECTOR_POINT, plain
+from ...compat import GEOMETRY_POINT, SOURCE_VECTOR_ANY, SOURCE_VECTOR_POINT, plain
 from ...i18n import tr
 from ...paths import ensure_model_utils_importable
 from ..base import GeoClipAlgorithm
+from ..io import region_coverage
 from ..io.geometry import iter_latlon
 from ..io.outputs import ensure_writable_folder
+from ..io.prediction_outputs import area_text
 
 # Output ids per threshold of the paper's table: SHARE_1KM ("street") ... SHARE_2500KM ("continent").
 THRESHOLD_OUTPUTS: tuple[tuple[str, float, str], ...] = tuple(
@@ -53,6 +55,7 @@ class EvaluationJob:
     lat_field: str
     lon_field: str
     folder: Path
+    regions: Any = None  # a region_coverage.RegionSource, or None: no coverage
 
 
 class EvaluateGeolocation(GeoClipAlgorithm):
@@ -61,6 +64,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
     INPUT = "INPUT"
     TRUE_LAT_FIELD = "TRUE_LAT_FIELD"
     TRUE_LON_FIELD = "TRUE_LON_FIELD"
+    REGIONS = "REGIONS"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OUTPUT_HTML = "OUTPUT_HTML"
     OUTPUT_CSV = "OUTPUT_CSV"
@@ -94,7 +98,12 @@ class EvaluateGeolocation(GeoClipAlgorithm):
             "Outputs, in the output folder (never overwriting: a second report becomes accuracy_2.html, …): "
             "accuracy.html, accuracy.csv (the table, then median, mean and photos without ground truth) and "
             "per_photo.csv. The shares (0–1), median and mean error (km) and N are also algorithm outputs, "
-            "for models and scripts.")
+            "for models and scripts.\n\n"
+            "Credible regions: with a polygon layer of each photo's regions (by default the credible_regions "
+            "layer a geolocation run wrote beside its predictions; fields photo or photo_name, level, "
+            "area_km2), the report also gives their coverage: per level, the share of photos whose true "
+            "position lies inside their region, and the median area. Coverage far below the level means the "
+            "model is over-confident on these photos, far above, under-confident.")
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
@@ -107,6 +116,9 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.TRUE_LON_FIELD, tr("True longitude field (degrees)"), defaultValue="true_lon",
             parentLayerParameterName=self.INPUT, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.REGIONS, tr("Credible regions (polygons; empty: the run's credible_regions layer beside the "
+                             "predictions)"), [SOURCE_VECTOR_ANY], optional=True))
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, tr("Output folder for the report")))
         self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, tr("Accuracy report (HTML)")))
@@ -195,7 +207,15 @@ class EvaluateGeolocation(GeoClipAlgorithm):
                 f"position. Its fields are: {', '.join(source.fields().names()) or 'none'}. Choose the fields "
                 "that hold the true latitude and longitude (degrees, WGS84).")
         folder = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
-        return EvaluationJob(source, layer_name, lat_field, lon_field, folder)
+        return EvaluationJob(source, layer_name, lat_field, lon_field, folder,
+                             self._regions(parameters, context))
+
+    def _regions(self, parameters, context):
+        """The chosen regions layer (checked), else the run's credible_regions beside the predictions, else None."""
+        chosen = self.parameterAsSource(parameters, self.REGIONS, context)
+        if chosen is not None:
+            return region_coverage.checked(chosen, chosen.sourceName() or "regions")
+        return region_coverage.run_regions_beside(self.parameterAsVectorLayer(parameters, self.INPUT, context))
 
     # ------------------------------------------------------------------ run
     def process(self, parameters, context, feedback):
@@ -205,6 +225,7 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         ensure_model_utils_importable()
         try:
             from model_utils.evaluation.accuracy_report import PhotoResult, photo_result, write_accuracy_report
+            from model_utils.evaluation.coverage import coverage
         except ImportError as exc:
             raise QgsProcessingException(
                 f"Evaluating needs Python packages that are not installed ({exc.name}). Open the GeoCLIP "
@@ -228,13 +249,18 @@ class EvaluateGeolocation(GeoClipAlgorithm):
                 "values; nothing to evaluate. Ground truth comes from the photos' EXIF GPS or from the chosen "
                 "true latitude and longitude fields.")
         _check_ranges(truth, lat_field, lon_field)
+        if job.regions is not None:
+            with_regions, unmatched = region_coverage.photo_regions(job.regions, rows, context, feedback)
+            feedback.pushInfo(f"Credible regions from {job.regions.name}: {with_regions} photo(s) have them"
+                              + (f" ({unmatched} region(s) match no photo here)" if unmatched else ""))
 
         # errors are recomputed from the points (photo_result: the one place that computes a missing error)
         known = {id(r) for r in truth}
         results = [photo_result(PhotoResult(
             photo=r["photo"], pred_lat=r["pred_lat"], pred_lon=r["pred_lon"],
             true_lat=r["true_lat"] if id(r) in known else None, true_lon=r["true_lon"] if id(r) in known else None,
-            error_km=None, prob=r["prob"], photo_name=r["photo_name"])) for r in rows]
+            error_km=None, prob=r["prob"], photo_name=r["photo_name"], regions=r.get("regions", ())))
+            for r in rows]
         for row, result in zip(rows, results):
             row["error_km"] = result.error_km
         _warn_stored_errors(truth, feedback)
@@ -247,6 +273,9 @@ class EvaluateGeolocation(GeoClipAlgorithm):
                           f"{report.median_km:.1f} km")
         for row in report.as_rows():
             feedback.pushInfo(f"  within {row['threshold_km']:>6g} km ({row['name']}): {row['percent']:.2f} %")
+        for row in coverage([r.regions for r in results]):
+            feedback.pushInfo(f"  {row.level:.0%} credible region: truth inside for {row.inside} of {row.n} photo(s) "
+                              f"({row.share:.0%}), median area {area_text(row.median_area_km2)}")
         feedback.pushInfo(f"Report: {paths.html}")
         feedback.setProgress(100)
         outputs = {

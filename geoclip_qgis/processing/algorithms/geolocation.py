@@ -292,7 +292,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                 rasters.append((raster.name, kind.label(pred.source), grid.mass))
             regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
                 if job.spec is not None and job.levels and grid.mass > 0 else []
-            region_rows += [(pred.source, kind.label(pred.source), region) for region in regions]
+            region_rows += [(pred.source, kind.label(pred.source), region, grid.mass) for region in regions]
             truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, truth_inside(r.mask, job.spec, pred.gps))
                                               for r in regions)
             widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
@@ -306,7 +306,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
             f"None of the {len(job.items)} {kind.noun}(s) could be geolocated (the reasons are listed above).")
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
     truth = write_truth_lines(points_path, truth_rows, kind.label)
-    has_regions = write_credible_regions(points_path, region_rows, kind.source_fields)
+    has_regions = write_credible_regions(points_path, region_rows, kind.source_fields, feedback)
     if job.fit:
         calibrate(job, fit_rows, gallery, work, feedback)
     report = None

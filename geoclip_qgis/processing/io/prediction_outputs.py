@@ -93,31 +93,46 @@ def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
     return True
 
 
-def region_geometry(boxes: list[tuple[float, float, float, float]]) -> QgsGeometry:
+def region_geometry(boxes: list[tuple[float, float, float, float]], step: float) -> QgsGeometry:
     """A region's cell boxes dissolved into one multipolygon by QGIS's own geometry engine (not shapely:
-    its wheel's GEOS clashes with QGIS's in one process)."""
+    its wheel's GEOS clashes with QGIS's in one process), with a vertex every ``step`` degrees along its
+    edges so it keeps its shape in any CRS (a polar cap's edge is a circle in a polar projection)."""
     union = QgsGeometry.unaryUnion([QgsGeometry.fromRect(QgsRectangle(*b)) for b in boxes])
+    union = union.densifyByDistance(step)
     union.convertToMultiType()
     return union
 
 
-def write_credible_regions(path: Path, rows: list[tuple[str, str, object]], source_fields: tuple[str, str]) -> bool:
+MASS_NOTE_BELOW = 0.99  # a raster holding less of the model's probability than this gets a note in the log
+
+
+def write_credible_regions(path: Path, rows: list[tuple[str, str, object, float]], source_fields: tuple[str, str],
+                           feedback=None) -> bool:
     """Layer ``credible_regions`` of the run's GeoPackage: per input and level its region (model_utils
-    RegionCells) with level, geodesic area, parts and the probability it holds."""
+    RegionCells) with level, geodesic area, parts, the share of its raster's probability it holds
+    (``enclosed``) and the share of the model's whole probability that raster holds (``raster_mass``: 1 for
+    the world; for a smaller extent the regions are conditional on it, which the log says once)."""
     if not rows:
         return False
     writer, fields = _layer_writer(path, "credible_regions", [
         (source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), ("level", FieldType.DOUBLE),
-        ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
-    for source, label, region in rows:
-        geometry = region_geometry(region.boxes)
+        ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE),
+        ("raster_mass", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
+    for source, label, region, raster_mass in rows:
+        geometry = region_geometry(region.boxes, region.cell_size)
         feature = QgsFeature(fields)
         feature.setGeometry(geometry)
         feature.setAttributes([source, label, region.level, region.area_km2, geometry.constGet().numGeometries(),
-                               region.enclosed])
+                               region.enclosed, raster_mass])
         if not writer.addFeature(feature):
             raise QgsProcessingException(f"Could not write the credible region of {source}: {writer.errorMessage()}")
     del writer  # closes the layer
+    least = min(mass for *_, mass in rows)
+    if feedback is not None and least < MASS_NOTE_BELOW:
+        feedback.pushInfo(f"Credible regions are shares of each raster's own probability: the raster extent holds "
+                          f"as little as {least:.1%} of the model's probability (field raster_mass), so a region's "
+                          f"level and 'enclosed' are conditional on the extent (e.g. 90% means 90% of what falls "
+                          f"inside it).")
     return True
 
 
