@@ -334,3 +334,28 @@ def test_the_setup_tab_command_is_what_the_installer_runs(qgis_app, tmp_path, mo
     assert commands[0][-3:] == ["--index-url", TORCH_CPU_INDEX, "torch"]
     assert commands[2][-2:] == ["--no-deps", "geoclip==1.3.0"]
     assert Path(commands[0][0]).name.startswith("python")  # QGIS's own interpreter, not the QGIS binary
+
+
+def test_the_setup_tab_command_names_the_interpreter_the_installer_proved(tmp_path, monkeypatch):
+    """Seen in the desktop walk-through: the Setup tab showed a pyenv shim (the first candidate) while the
+    installer itself ran /usr/bin/python3.11; the command a person copies must name QGIS's own Python."""
+    import os
+    import shlex
+
+    from geoclip_qgis.setup import installer
+    from geoclip_qgis.setup.dependencies import DependencyStatus
+
+    shims = tmp_path / "shims"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (f"python{version}", "python3"):
+        _fake_python(shims, name)
+    real = Path(sys.base_prefix) / "bin" / f"python{version}"
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))
+    monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
+    for attr in ("base_prefix", "prefix", "exec_prefix"):
+        monkeypatch.setattr(sys, attr, str(shims))  # QGIS's prefix guess points at the shim folder too
+    hint = installer.install_hint([DependencyStatus("torch", "torch", "", False, None)])
+    python = shlex.split(hint.split(" && ")[0])[0]
+    assert Path(python).parent != shims
+    assert installer.interpreter_identity(python) == installer.qgis_python_identity()

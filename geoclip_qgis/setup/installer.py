@@ -12,6 +12,7 @@ a failed or canceled run leaves the folder as it was.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -89,18 +90,22 @@ def interpreter_candidates() -> list[str]:
     return unique
 
 
+@functools.lru_cache(maxsize=4)
+def _matching_interpreter(wanted: str, candidates: tuple[str, ...]) -> str | None:
+    """The first candidate that reports ``wanted``; remembered, as the Setup tab asks on every refresh."""
+    return next((c for c in candidates if interpreter_identity(c) == wanted), None)
+
+
 def python_executable() -> str:
     """The interpreter QGIS embeds, proven by running it: same ``sys.version`` and ABI tag.
 
     Under pyenv or conda the first ``python3`` on PATH is often another Python; pip would then
     install packages QGIS cannot import.
     """
-    wanted = qgis_python_identity()
-    tried = []
-    for candidate in interpreter_candidates():
-        if interpreter_identity(candidate) == wanted:
-            return candidate
-        tried.append(candidate)
+    tried = tuple(interpreter_candidates())
+    found = _matching_interpreter(qgis_python_identity(), tried)
+    if found is not None:
+        return found
     raise RuntimeError(
         f"No Python interpreter here is the one QGIS runs (Python {sys.version.split()[0]}, "
         f"{sys.implementation.cache_tag}); tried: {', '.join(tried) or 'none found'}. Install the packages "
@@ -193,9 +198,13 @@ def pip_commands(packages: list[str], staging: Path, cuda_torch: bool = False,
 def install_hint(missing: list[DependencyStatus]) -> str:
     """The commands the installer runs, for a user who prefers a terminal. ``--target`` into the
     plugin's own folder: Debian/Ubuntu (PEP 668 "externally-managed-environment") accept it where a
-    ``pip install --user`` is refused. The interpreter shown is QGIS's own, found without running it."""
-    candidates = [c for c in interpreter_candidates() if Path(c).name.lower() != "qgis"]
-    python = candidates[0] if candidates else ("python" if os.name == "nt" else "python3")
+    ``pip install --user`` is refused. The interpreter shown is the one the installer would run, proven
+    QGIS's own (the first candidate was a pyenv shim on a desktop whose PATH had one); when none is, a
+    plain name and the Setup tab's log say why."""
+    try:
+        python = python_executable()
+    except RuntimeError:
+        python = "python" if os.name == "nt" else "python3"
     commands = pip_commands(requirements(missing), deps_folder(), python=python)
     return " && ".join(shell_join(command) for command in commands)
 
