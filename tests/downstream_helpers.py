@@ -134,3 +134,22 @@ def read_csv(path) -> list[dict]:
 
 def summary(path) -> dict[str, str]:
     return {r["metric"]: r["value"] for r in read_csv(path)}
+
+
+# ----------------------------------------------------------------------------------- margins from the data
+K_SE = 3.0  # every bar below is k standard errors away: one-sided p < 0.0014 of being crossed by chance
+
+
+def proportion_se(p: float, n: int) -> float:
+    """Binomial standard error of a proportion ``p`` measured on ``n`` rows."""
+    return float(np.sqrt(p * (1.0 - p) / n))
+
+
+def chance_bar(classes_csv) -> tuple[float, int]:
+    """(bar, n): the accuracy of always answering the commonest class of the test split (from the report's
+    per-class ``n_test``) plus K_SE binomial standard errors at that rate; a probe below it learnt nothing
+    measurable."""
+    counts = np.array([int(r["n_test"]) for r in read_csv(classes_csv)])
+    n = int(counts.sum())
+    majority = float(counts.max()) / n
+    return majority + K_SE * proportion_se(majority, n), n

@@ -30,6 +30,7 @@ from qgis.core import (
 from geoclip_qgis.compat import WKB_POINT, WKB_POLYGON, FieldType
 from model_utils.evaluation.accuracy_report import PhotoResult, write_accuracy_report
 from model_utils.geo import geodesic_km
+from tests.disk_faults import disk_full_on
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 ODD_NAME = 'a<b>&"c".jpg'
@@ -175,16 +176,7 @@ def test_report_never_overwrites_and_leaves_no_temp_files(tmp_path):
 
 
 def test_report_failure_midway_leaves_nothing(tmp_path, monkeypatch):
-    import model_utils.safe_files as report_module  # where every report file is renamed into place
-
-    real_replace = report_module.os.replace
-
-    def failing_replace(src, dst):
-        if str(dst).endswith(".html"):
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(report_module.os, "replace", failing_replace)
+    disk_full_on(monkeypatch, ".html")  # the page is the last file of a report to be renamed into place
     with pytest.raises(OSError):
         write_accuracy_report(hand_made_rows(), tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

@@ -74,18 +74,25 @@ def test_top1_point_is_in_the_raster_maximum():
 
 
 class CancelAfterFirstBatch:
-    """Feedback that cancels once prediction progress has started (after the first batch)."""
+    """Feedback that cancels once prediction progress has started (after the first batch).
+
+    It listens to ``progressChanged`` in the reporting thread: a Python ``setProgress`` override would not
+    see progress that QGIS's own feedback classes (a multi-step feedback) forward from C++.
+    """
 
     def __new__(cls):
         from qgis.core import QgsProcessingFeedback
+        from qgis.PyQt.QtCore import Qt
 
-        class _Feedback(QgsProcessingFeedback):
-            def setProgress(self, value):  # noqa: N802
-                super().setProgress(value)
-                if value > 12:
-                    self.cancel()
+        feedback = QgsProcessingFeedback()
 
-        return _Feedback()
+        def cancel_past_the_gallery(value: float) -> None:
+            if value > 12:
+                feedback.cancel()
+
+        feedback.progressChanged.connect(cancel_past_the_gallery, Qt.ConnectionType.DirectConnection)
+        feedback._keep = cancel_past_the_gallery  # the slot lives as long as the feedback
+        return feedback
 
 
 def test_cancel_mid_run_leaves_no_partial_outputs(geoclip_provider, clip_env, tmp_path):
@@ -97,7 +104,7 @@ def test_cancel_mid_run_leaves_no_partial_outputs(geoclip_provider, clip_env, tm
     out.mkdir()
     (out / "earlier.txt").write_text("an earlier result")
     feedback = CancelAfterFirstBatch()
-    with pytest.raises(QgsProcessingException):
+    with pytest.raises(QgsProcessingException, match="Canceled: no outputs were kept"):
         processing.run("geoclip:geolocatephotos", {"PHOTOS": [str(p) for p in photos], "BATCH_SIZE": 2,
                                                    "CELL_SIZE": 2.0, "OUTPUT_FOLDER": str(out)}, feedback=feedback)
     assert feedback.isCanceled()

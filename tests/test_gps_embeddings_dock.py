@@ -5,13 +5,14 @@ Split from test_gps_embeddings (the algorithm itself).
 
 from __future__ import annotations
 
-import time
+import threading
 
 import numpy as np
 import pytest
 from qgis.core import QgsApplication, QgsProject
 
 from tests.embedding_helpers import E_NAMES, FMT, expected_values, folder_files, point_layer, random_latlon, values_of
+from tests.qgis_events import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +57,8 @@ def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_p
         assert widget.toolTip()
     tab.run()
     assert tab.controls.running and tab.controls.task is not None
-    deadline = time.monotonic() + 120
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
+    wait_for(lambda: not tab.controls.running)
     log = tab.controls.log.toPlainText()
-    assert not tab.controls.running, log
     assert tab.controls.results.get("FEATURE_COUNT") == 25, log
     assert tab.controls.progress.value() == 100
     added = QgsProject.instance().mapLayersByName("dock_export")
@@ -86,16 +83,40 @@ def test_dock_tab_exports_through_a_task_and_adds_the_layer(plugin, model, tmp_p
     assert png.stat().st_size > 5000
 
     tab.run()  # same file again: refused, and the log says why
-    deadline = time.monotonic() + 60
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
+    wait_for(lambda: not tab.controls.running)
     assert "already exists" in tab.controls.log.toPlainText()
 
 
-def test_dock_cancel_keeps_nothing(plugin, tmp_path):
+class HoldAfterFirstBatch:
+    """Wraps the export's batch stream: hands over the first batch, then holds the worker until ``release``.
+
+    The cancel is then issued at a known point (batch 1 written, batch 2 not yet), instead of racing the
+    progress bar against the export's end on a fast or a loaded machine.
+    """
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.first_written = threading.Event()
+        self.released = threading.Event()
+
+    def __call__(self, batches, encode):
+        stream = self.real(batches, encode)
+        yield next(stream)
+        self.first_written.set()  # the caller asked for batch 2: batch 1 is in the writer
+        assert self.released.wait(120), "the test never released the export"
+        yield from stream
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def test_dock_cancel_keeps_nothing(plugin, tmp_path, monkeypatch):
+    from geoclip_qgis.processing.io import embedding_export
+
+    hold = HoldAfterFirstBatch(embedding_export.encode_ahead)
+    monkeypatch.setattr(embedding_export, "encode_ahead", hold)
     tab, _ = embeddings_tab(plugin)
-    layer = point_layer(random_latlon(4096 * 4, seed=13))
+    layer = point_layer(random_latlon(embedding_export.BATCH_SIZE * 3, seed=13))
     QgsProject.instance().addMapLayer(layer)
     tab.layer.setLayer(layer)
     tab.selected_only.setChecked(False)
@@ -104,15 +125,13 @@ def test_dock_cancel_keeps_nothing(plugin, tmp_path):
     tab.output.setFilePath(str(tmp_path / "canceled.shp"))
     tab.run()
     assert tab.controls.running
-    deadline = time.monotonic() + 120
-    while tab.controls.running and tab.controls.progress.value() == 0 and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.01)
-    tab.cancel_running()  # what the dock calls when the plugin unloads
-    while tab.controls.running and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not tab.controls.running
+    try:
+        wait_for(hold.first_written.is_set)
+        assert tab.controls.running
+        tab.cancel_running()  # what the dock calls when the plugin unloads
+    finally:
+        hold.release()
+    wait_for(lambda: not tab.controls.running)
     assert "Canceled" in tab.controls.log.toPlainText()
     assert folder_files(tmp_path) == []
     assert not QgsProject.instance().mapLayersByName("canceled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from model_utils.safe_files import atomic_path, commit_renames, free_path, free_stem, next_free, write_texts
+from tests.disk_faults import disk_full_on
 
 
 def test_names_count_up_from_2_and_give_up_loudly(tmp_path):
@@ -32,20 +33,11 @@ def test_a_failed_write_leaves_neither_the_file_nor_its_temporary(tmp_path):
 
 
 def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
-    import model_utils.safe_files as safe_files
-
-    real = safe_files.os.replace
-
-    def fail_on_html(src, dst):
-        if str(dst).endswith(".html"):
-            raise OSError(28, "No space left on device")
-        return real(src, dst)
-
-    monkeypatch.setattr(safe_files.os, "replace", fail_on_html)
+    disk_full_on(monkeypatch, ".html")
     with pytest.raises(OSError):
         write_texts({tmp_path / "a.csv": "1", tmp_path / "b.html": "2", tmp_path / "c.csv": "3"})
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(safe_files.os, "replace", real)
+    monkeypatch.undo()  # the disk has room again
     write_texts({tmp_path / "a.csv": "1", tmp_path / "b.html": "2"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.html"]
     (tmp_path / "t1").write_text("new")

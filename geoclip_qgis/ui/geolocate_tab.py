@@ -3,74 +3,56 @@
 from __future__ import annotations
 
 from qgis.core import QgsSettings
-from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtWidgets import (
-    QCheckBox,
-    QFormLayout,
-    QGroupBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qgis.gui import QgsFieldComboBox, QgsFileWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QWidget
 
 from ..compat import LAYER_FILTER_VECTOR
-from ..guard import guarded
 from ..i18n import tr
+from .form_tab import FormTab
 from .results import ResultsOptions
-from .task_runner import RunControls
 
 KEY = "geoclip/geolocate/"
 ALGORITHM = "geoclip:geolocatephotos"
 
 
-class GeolocateTab(QWidget):
+class GeolocateTab(FormTab):
     """Pick photos and raster options, press Run; results appear as a layer group per run."""
 
-    def __init__(self, iface, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.iface = iface
-        s = QgsSettings()
-        layout = QVBoxLayout(self)
+    KEY = KEY
+    ALGORITHM = ALGORITHM
 
-        photos = QGroupBox(tr("Photos"))
-        form = QFormLayout(photos)
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__(iface, parent)
+        form = self.add_box(tr("Photos"))
         self.files = QgsFileWidget()
         self.files.setStorageMode(QgsFileWidget.StorageMode.GetMultipleFiles)
         self.files.setFilter("Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.gif *.JPG *.JPEG *.PNG)")
         self.files.setToolTip(tr("One or more photo files"))
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.folder.setFilePath(s.value(KEY + "folder", "", type=str))
+        self.folder.setFilePath(self.setting("folder", "", str))
         self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, …)"))
         self.recursive = QCheckBox(tr("Include subfolders"))
-        self.recursive.setChecked(s.value(KEY + "recursive", False, type=bool))
+        self.recursive.setChecked(self.setting("recursive", False, bool))
         self.recursive.setToolTip(tr("Also geolocate photos in the folder's subfolders"))
-        self.layer = QgsMapLayerComboBox()
-        self.layer.setFilters(LAYER_FILTER_VECTOR)
-        self.layer.setAllowEmptyLayer(True)
-        self.layer.setLayer(None)
-        self.layer.setToolTip(tr("A layer with a field of photo paths, e.g. from 'Import geotagged photos'"))
+        form.addRow(tr("Files"), self.files)
+        form.addRow(tr("Folder"), self.folder)
+        form.addRow("", self.recursive)
+        self.add_layer_picker(form, tr("Photo layer"), LAYER_FILTER_VECTOR,
+                              tr("A layer with a field of photo paths, e.g. from 'Import geotagged photos'"),
+                              tr("Only the photos of the features selected in the layer"), optional=True)
         self.path_field = QgsFieldComboBox()
         self.path_field.setAllowEmptyFieldName(True)
         self.path_field.setToolTip(tr("Field holding each photo's path (empty: guess 'photo', 'path', …)"))
         self.layer.layerChanged.connect(self.path_field.setLayer)
-        self.selected_only = QCheckBox(tr("Selected features only"))
-        self.selected_only.setToolTip(tr("Only the photos of the features selected in the layer"))
-        form.addRow(tr("Files"), self.files)
-        form.addRow(tr("Folder"), self.folder)
-        form.addRow("", self.recursive)
-        form.addRow(tr("Photo layer"), self.layer)
         form.addRow(tr("Path field"), self.path_field)
         form.addRow("", self.selected_only)
-        layout.addWidget(photos)
 
         self.results = ResultsOptions(iface, KEY, tr("photo"))
         for name in ("top_k", "cell", "bandwidth", "extent", "density", "output"):
             setattr(self, name, getattr(self.results, name))  # the form's widgets, by name
-        layout.addWidget(self.results)
-
-        self.controls = RunControls(ALGORITHM, tr("Geolocate"))
-        self.controls.run_button.clicked.connect(self.run)
-        layout.addWidget(self.controls, 1)
+        self.column.addWidget(self.results)
+        self.add_controls(tr("Geolocate"))
 
     def parameters(self) -> dict:
         """The toolbox parameters this form stands for."""
@@ -80,11 +62,9 @@ class GeolocateTab(QWidget):
             "RECURSIVE": self.recursive.isChecked(),
             **self.results.parameters(),
         }
-        layer = self.layer.currentLayer()
-        if layer is not None:
-            from qgis.core import QgsProcessingFeatureSourceDefinition
-
-            params["PHOTO_LAYER"] = QgsProcessingFeatureSourceDefinition(layer.id(), self.selected_only.isChecked())
+        source = self.layer_source()
+        if source is not None:
+            params["PHOTO_LAYER"] = source
             params["PATH_FIELD"] = self.path_field.currentField() or None
         return params
 
@@ -93,11 +73,3 @@ class GeolocateTab(QWidget):
         s.setValue(KEY + "folder", self.folder.filePath())
         s.setValue(KEY + "recursive", self.recursive.isChecked())
         self.results.remember()
-
-    @guarded
-    def run(self) -> None:
-        self.remember()
-        self.controls.start(self.parameters())
-
-    def cancel_running(self) -> None:
-        self.controls.cancel()

@@ -28,12 +28,9 @@ def find_photos(folder: str | os.PathLike[str], recursive: bool = False) -> list
         raise PhotoError(f"'{root}' is a file, not a folder. Choose the folder that holds the photos.")
     try:
         found = _scan(root, recursive, top=True)
-    except PermissionError:
-        raise PhotoError(
-            f"Photo folder '{root}' cannot be listed (permission denied). Check its permissions."
-        ) from None
     except OSError as exc:
-        raise PhotoError(f"Photo folder '{root}' cannot be listed ({exc.strerror or exc}).") from None
+        raise PhotoError.from_os_error(exc, f"Photo folder '{root}'", "listed", "listed",
+                                       "Check its permissions.") from None
     return sorted(found)
 
 

@@ -82,6 +82,14 @@ _WHITE = (255, 255, 255)
 class PhotoError(GeoClipError):
     """A photo that cannot be used; the message names the file, the problem and what to do."""
 
+    @classmethod
+    def from_os_error(cls, exc: OSError, subject: str, denied: str, failed: str, fix: str) -> PhotoError:
+        """The one wording of a file-system failure: ``"{subject} cannot be {denied} (permission denied).
+        {fix}"`` for a permission error, else ``"{subject} cannot be {failed} ({the system's reason})."``."""
+        if isinstance(exc, PermissionError):
+            return cls(f"{subject} cannot be {denied} (permission denied). {fix}")
+        return cls(f"{subject} cannot be {failed} ({exc.strerror or exc}).")
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -174,6 +182,9 @@ def _source_label(src: Any, index: int) -> str:
     )
 
 
+_PERMISSIONS = "Check the file and folder permissions."
+
+
 def _open_file(source: str) -> BinaryIO:
     """Open a regular, non-empty file, turning every OS problem into a PhotoError."""
     try:
@@ -187,12 +198,8 @@ def _open_file(source: str) -> BinaryIO:
         raise PhotoError(
             f"Photo not found: '{source}'. Check the path and that the drive is mounted."
         ) from None
-    except PermissionError:
-        raise PhotoError(
-            f"Photo '{source}' cannot be read (permission denied). Check the file and folder permissions."
-        ) from None
     except OSError as exc:
-        raise PhotoError(f"Photo '{source}' cannot be accessed ({exc.strerror or exc}).") from None
+        raise PhotoError.from_os_error(exc, f"Photo '{source}'", "read", "accessed", _PERMISSIONS) from None
     if stat.S_ISDIR(st.st_mode):
         raise PhotoError(
             f"'{source}' is a folder, not a photo. Pick image files, or use the folder option."
@@ -206,12 +213,8 @@ def _open_file(source: str) -> BinaryIO:
         )
     try:
         return open(source, "rb")  # closed by the caller's with-block
-    except PermissionError:
-        raise PhotoError(
-            f"Photo '{source}' cannot be read (permission denied). Check the file and folder permissions."
-        ) from None
     except OSError as exc:
-        raise PhotoError(f"Photo '{source}' cannot be opened ({exc.strerror or exc}).") from None
+        raise PhotoError.from_os_error(exc, f"Photo '{source}'", "read", "opened", _PERMISSIONS) from None
 
 
 def _open_image(fp: BinaryIO, source: str) -> Image.Image:
