@@ -217,13 +217,7 @@ def run(args) -> int:
         say(f"'Places like here' failed: {exc}")
         results["places like here"] = False
 
-    from osgeo import gdal
-
-    gdal.PushErrorHandler("CPLQuietErrorHandler")  # QGIS's bundled world map trips a harmless date warning
-    try:
-        png = render_layers([places, *map_layers, world_basemap()], run_dir / "demo_map.png")
-    finally:
-        gdal.PopErrorHandler()
+    png = render_layers([places, *map_layers, world_basemap()], run_dir / "demo_map.png")
     latest = args.out / "demo_map.png"
     with atomic_path(latest) as tmp:
         tmp.write_bytes(png.read_bytes())

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def quiet_gdal() -> Iterator[None]:
+    """GDAL's messages off while a map is drawn and written: QGIS's bundled world map trips a harmless date
+    warning, and the layout exporter's attempt to georeference a PNG in place prints 'ERROR 6' although the
+    image is written; neither means anything to the person reading the demo's output."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
 
 
 def world_basemap(path: Path | None = None):
@@ -10,7 +26,8 @@ def world_basemap(path: Path | None = None):
     from qgis.core import QgsApplication, QgsVectorLayer
 
     gpkg = path or Path(QgsApplication.pkgDataPath()) / "resources" / "data" / "world_map.gpkg"
-    layer = QgsVectorLayer(f"{gpkg}|layername=countries", "countries", "ogr")
+    with quiet_gdal():
+        layer = QgsVectorLayer(f"{gpkg}|layername=countries", "countries", "ogr")
     if not layer.isValid():
         raise RuntimeError(f"QGIS world basemap not found or unreadable: {gpkg}")
     return layer
@@ -34,8 +51,9 @@ def render_layers(layers, out: Path, extent=None, size=(1200, 600)) -> Path:
     settings.setOutputSize(QSize(*size))
     settings.setExtent(extent or QgsRectangle(-180, -90, 180, 90))
     job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
+    with quiet_gdal():
+        job.start()
+        job.waitForFinished()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not job.renderedImage().save(str(out), "PNG"):
         raise RuntimeError(f"could not write {out}")
@@ -136,7 +154,8 @@ def render_titled_map(layers, out: Path, title: str, subtitle: str, legend_layer
     settings = QgsLayoutExporter.ImageExportSettings()
     settings.dpi = dpi
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = QgsLayoutExporter(layout).exportToImage(str(out), settings)
+    with quiet_gdal():
+        result = QgsLayoutExporter(layout).exportToImage(str(out), settings)
     if result != EXPORT_SUCCESS:
         raise RuntimeError(f"could not write {out} (layout export error {result})")
     return out
