@@ -9,7 +9,7 @@ STAMP       := $(VENV)/.geoclip-ready
 # One pinned set per platform (constraints/<platform>.txt), chosen from /etc/os-release, never by hand.
 PLATFORM    ?= $(shell . /etc/os-release 2>/dev/null && echo "$${ID}$${VERSION_ID%%.*}")
 CONSTRAINTS := constraints/$(PLATFORM).txt
-APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pyproj proj-data xvfb
+APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip python3-pyproj proj-data xvfb
 # Debian 13: torch from Debian (CPU build) with OpenBLAS (else the reference BLAS, ~50x slower matmuls)
 APT_PKGS_debian13 := python3-torch libopenblas0-openmp
 APT_PKGS    += $(APT_PKGS_$(PLATFORM))
