@@ -39,7 +39,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
     PHOTO_LAYER = "PHOTO_LAYER"
     PATH_FIELD = "PATH_FIELD"
     KIND = InputKind(
-        noun="photo", default_batch=8, source_fields=("photo", "photo_name"),
+        noun="photo", plural="photos", count_output="N_PHOTOS", default_batch=8, source_fields=("photo", "photo_name"),
         label=lambda source: Path(source).name, stem=lambda source: Path(source).stem,
         group_title=lambda result: f"Photos {dt.datetime.now():%Y-%m-%d %H:%M} ({result['n_ok']})",
         load_tower=lambda model, progress=None, is_canceled=None: model.load_backbone(progress, is_canceled),

@@ -84,6 +84,8 @@ class InputKind:
     """What differs between geolocating photos and text queries."""
 
     noun: str  # "photo" / "query": parameter labels, log lines, raster metadata
+    plural: str  # "photos" / "queries": labels
+    count_output: str  # the output id counting what was geolocated ("N_PHOTOS" / "N_QUERIES")
     default_batch: int
     source_fields: tuple[str, str]  # the points layer's (input, short name) fields
     label: Callable[[str], str]  # an input's short name (logs, legend, the name field)
@@ -91,6 +93,10 @@ class InputKind:
     group_title: Callable[[dict], str]  # the layer group's name, from the run's result
     load_tower: Callable[..., None]  # (model, progress, is_canceled): the CLIP tower this kind needs
     predictions: Callable[..., Any]  # (model, items, top_k, batch, progress, is_canceled, gallery)
+
+    def count(self, n: int) -> str:
+        """'1 query', '3 queries': log lines read as English."""
+        return f"{n} {self.noun if n == 1 else self.plural}"
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
                 "the credible regions before and after. Saved as calibration.json in the run folder.")
     alg.addParameter(fit)
     batch = QgsProcessingParameterNumber(
-        BATCH, tr(f"{noun.capitalize()}s per batch"), NUMBER_INTEGER,
+        BATCH, tr(f"{kind.plural.capitalize()} per batch"), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | FLAG_ADVANCED)
     alg.addParameter(batch)
@@ -169,8 +175,8 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     alg.addOutput(QgsProcessingOutputVectorLayer("POINTS", tr("Top-k predictions"), SOURCE_VECTOR_POINT))
     alg.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", tr("Probability rasters")))
     alg.addOutput(QgsProcessingOutputHtml("REPORT_HTML", tr("Accuracy report (HTML)")))
-    alg.addOutput(QgsProcessingOutputNumber("N_PHOTOS", tr(f"{noun.capitalize()}s geolocated")))
-    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{noun.capitalize()}s that failed")))
+    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr(f"{kind.plural.capitalize()} geolocated")))
+    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{kind.plural.capitalize()} that failed")))
     alg.addOutput(QgsProcessingOutputString("ERRORS", tr(f"Per-{noun} errors")))
 
 
@@ -191,7 +197,7 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
                                                bandwidth, feedback)
     levels = _levels(alg.parameterAsString(parameters, REGIONS, context)) if write_rasters else ()
     out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
-    feedback.pushInfo(f"{len(items)} {kind.noun}(s) to geolocate; outputs under {out_root}")
+    feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root}")
     return GeolocationJob(
         items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
         spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
@@ -303,7 +309,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
         del writer  # closes the GeoPackage
     if n_ok == 0:
         raise QgsProcessingException(  # each reason was reported once above, as it happened
-            f"None of the {len(job.items)} {kind.noun}(s) could be geolocated (the reasons are listed above).")
+            f"None of the {kind.count(len(job.items))} could be geolocated (the reasons are listed above).")
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
     truth = write_truth_lines(points_path, truth_rows, kind.label)
     has_regions = write_credible_regions(points_path, region_rows, kind.source_fields)
@@ -337,6 +343,6 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
     feedback.setProgress(100)
     return {
         "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
-        "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
+        kind.count_output: result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
         OUTPUT_FOLDER: str(final.parent),
     }
