@@ -78,14 +78,17 @@ class CancelAfterFirstBatch:
 
     def __new__(cls):
         from qgis.core import QgsProcessingFeedback
+        from qgis.PyQt.QtCore import Qt
 
-        class _Feedback(QgsProcessingFeedback):
-            def setProgress(self, value):  # noqa: N802
-                super().setProgress(value)
-                if value > 12:
-                    self.cancel()
+        feedback = QgsProcessingFeedback()
 
-        return _Feedback()
+        def on_progress(value):  # past the tower and gallery stages (2 of 4): a batch of photos is done
+            if value > 50:
+                feedback.cancel()
+
+        # on the signal, in the reporting thread: the multi-step feedback calls setProgress from C++
+        feedback.progressChanged.connect(on_progress, Qt.ConnectionType.DirectConnection)
+        return feedback
 
 
 def test_cancel_mid_run_leaves_no_partial_outputs(geoclip_provider, clip_env, tmp_path):

@@ -35,7 +35,7 @@ from model_utils.constants import WORLD_BANDWIDTH_KM
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from ...layers import load_on_completion
-from ..base import GeoClipAlgorithm, progress_callbacks
+from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
     accuracy_report,
@@ -254,11 +254,15 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
 
-    # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
-    kind.load_tower(model, *progress_callbacks(feedback, 0, 100))
-    gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
+    # four stages of one bar: the CLIP tower (a first run downloads ~1.7 GB), the gallery's embeddings (encoded
+    # once, then cached), the inputs, then the layers and report
+    steps = stages(feedback, 4)
+    kind.load_tower(model, *progress_callbacks(steps))
+    steps.setCurrentStep(1)
+    gallery_progress, is_canceled = progress_callbacks(steps)
     model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=job.regional)
-    predict_progress, _ = progress_callbacks(feedback, 10, 95)
+    steps.setCurrentStep(2)
+    predict_progress, _ = progress_callbacks(steps)
     gallery = (job.regional or model.gallery).latlon
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
     raster_dir = work / "rasters"
@@ -311,6 +315,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
         raise QgsProcessingException(  # each reason was reported once above, as it happened
             f"None of the {kind.count(len(job.items))} could be geolocated (the reasons are listed above).")
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
+    steps.setCurrentStep(3)
     truth = write_truth_lines(points_path, truth_rows, kind.label)
     has_regions = write_credible_regions(points_path, region_rows, kind.source_fields)
     if job.fit:
