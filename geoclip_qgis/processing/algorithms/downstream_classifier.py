@@ -43,7 +43,7 @@ from ...compat import (
 )
 from ...i18n import tr
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
-from ..io.geometry import iter_latlon, layer_folder
+from ..io.geometry import iter_latlon, layer_folder, photo_path
 from ..io.outputs import ensure_writable_folder
 
 FEATURE_CHOICES = [
@@ -235,7 +235,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
                 latlon.append(point)
                 labels.append(plain(feature[label_field]))
                 if photo_field:
-                    photos.append(self._photo_path(plain(feature[photo_field]), base))
+                    photos.append(photo_path(feature[photo_field], base))
             if i % 1000 == 0:
                 feedback.setProgress(100.0 * i / total)
         if feedback.isCanceled():
@@ -243,15 +243,6 @@ class DownstreamClassifier(GeoClipAlgorithm):
         return FrozenLayer(fids=np.asarray(fids, dtype=np.int64),
                            latlon=np.asarray(latlon, dtype=np.float64).reshape(-1, 2), labels=labels,
                            photos=photos if photo_field else None, skipped=skipped)
-
-    @staticmethod
-    def _photo_path(value, base: Path | None):
-        if value is None or not str(value).strip():
-            return None
-        path = Path(str(value).strip()).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return str(path)
 
     # ------------------------------------------------------------------ run
     def process(self, parameters, context, feedback):

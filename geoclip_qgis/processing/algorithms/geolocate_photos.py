@@ -23,7 +23,7 @@ from qgis.core import (
 from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
 from ...i18n import tr
 from ..base import GeoClipAlgorithm
-from ..io.geometry import layer_folder
+from ..io.geometry import layer_folder, photo_path
 from . import geolocation
 from .geolocation import InputKind
 
@@ -139,12 +139,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0
         for feature in source.getFeatures(request):
-            value = feature[field]
-            if value is None or str(value).strip() in ("", "NULL"):
+            path = photo_path(feature[field], base)
+            if path is None:
                 empty += 1
-                continue
-            path = Path(str(value)).expanduser()
-            paths.append(str(path if path.is_absolute() or base is None else base / path))
+            else:
+                paths.append(path)
         if empty:
             feedback.reportError(f"{empty} feature(s) of '{source.sourceName()}' have an empty '{field}' "
                                  f"field and were skipped.", False)
