@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsRasterBandStats,
     QgsUnitTypes,
     QgsWkbTypes,
 )
@@ -73,6 +74,7 @@ LAYER_FILTER_VECTOR = _pick("LayerFilter.VectorLayer", QgsMapLayerProxyModel, "V
 LAYER_FILTER_HAS_GEOMETRY = _pick("LayerFilter.HasGeometry", QgsMapLayerProxyModel, "HasGeometry")
 SHADER_INTERPOLATED = _pick("ShaderInterpolationMethod.Linear", QgsColorRampShader, "Interpolated")
 ACTION_OPEN_URL = _pick("AttributeActionType.OpenUrl", QgsAction, "OpenUrl")
+RASTER_STAT_MAX = _pick("RasterBandStatistic.Max", QgsRasterBandStats, "Max")
 # Print layouts (the demo's titled maps): Qgis.LayoutUnit since 3.30; the exporter's result enum is scoped.
 LAYOUT_MM = _pick("LayoutUnit.Millimeters", QgsUnitTypes, "LayoutMillimeters")
 EXPORT_SUCCESS = QgsLayoutExporter.ExportResult.Success

@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProject,
     QgsProperty,
     QgsRasterLayer,
+    QgsRectangle,
     QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
@@ -36,7 +37,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from .compat import ACTION_OPEN_URL, REQUEST_NO_GEOMETRY, plain
+from .compat import ACTION_OPEN_URL, RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
 
@@ -80,14 +81,16 @@ def style_probability_raster(layer: QgsRasterLayer) -> None:
 
 SIMILARITY_STYLE_QUANTILE = 0.9  # the ramp covers the top 10% of cells
 SIMILARITY_STYLE_FROM, SIMILARITY_STYLE_TO = "style_from", "style_to"  # GeoTIFF metadata the algorithm writes
+SIMILARITY_SAMPLE_CELLS = 250_000  # a file without them: its maximum from a sample of at most this many cells
 
 
 def style_similarity_raster(layer: QgsRasterLayer) -> None:
     """Similarity rasters (-1..1): one ramp over the top 10% of cells, so "places like here" stand out.
 
-    The range comes from the file's metadata (the algorithm computed it from the values it had in memory);
-    a file without it gets QGIS's band statistics (max) and the upper half of the ramp, never a full read
-    of a raster of up to 50 M cells on the GUI thread."""
+    The range comes from the file's metadata (the algorithm computed it from the values it had in memory).
+    A file without it (written by an older version) gets the upper half of the ramp below the maximum of a
+    sample of ``SIMILARITY_SAMPLE_CELLS`` cells (QGIS reads it at a coarser resolution): never a full read of
+    a raster of up to 50 M cells on the GUI thread."""
     from osgeo import gdal
 
     ds = gdal.Open(layer.source())  # the header only
@@ -95,7 +98,8 @@ def style_similarity_raster(layer: QgsRasterLayer) -> None:
     high = ds.GetMetadataItem(SIMILARITY_STYLE_TO) if ds else None
     ds = None
     if low is None or high is None:
-        high = layer.dataProvider().bandStatistics(1).maximumValue
+        high = layer.dataProvider().bandStatistics(1, RASTER_STAT_MAX, QgsRectangle(),
+                                                   SIMILARITY_SAMPLE_CELLS).maximumValue
         low = high / 2
     _stretch_ramp(layer, float(low), float(high))
 

@@ -21,12 +21,16 @@ class GeoClipPlugin:
         self.action: QAction | None = None
         self.dock = None
         self.provider = None
+        # A foreign (or missing) model_utils: the plugin still loads, but the provider offers no algorithm and
+        # the dock shows only this message. Nothing here imports model_utils, so no foreign code runs.
+        self.refused = ""
         try:
             ensure_model_utils_importable()
-        except ImportError as exc:  # the plugin still loads; the Setup tab and every run say the same
+        except ImportError as exc:
             from qgis.core import Qgis, QgsMessageLog
 
-            QgsMessageLog.logMessage(str(exc), "GeoCLIP", Qgis.MessageLevel.Critical)
+            self.refused = str(exc)
+            QgsMessageLog.logMessage(self.refused, "GeoCLIP", Qgis.MessageLevel.Critical)
         from .setup.installer import add_deps_to_path
 
         add_deps_to_path()  # packages the Setup tab installed earlier
@@ -35,15 +39,15 @@ class GeoClipPlugin:
         """Register the Processing provider (QGIS calls this also for qgis_process)."""
         from .processing.provider import GeoClipProvider
 
-        self.provider = GeoClipProvider()
+        self.provider = GeoClipProvider(self.refused)
         QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
         """Add the toolbar button and menu entry that show or hide the GeoCLIP dock."""
         self.initProcessing()
-        from .ui.dock import GeoClipDock
+        from .ui.dock import GeoClipDock, RefusedDock
 
-        self.dock = GeoClipDock(self.iface)
+        self.dock = RefusedDock(self.refused) if self.refused else GeoClipDock(self.iface)
         self.dock.setObjectName("GeoClipDock")
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
@@ -72,7 +76,8 @@ class GeoClipPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
-        release_model()
+        if not self.refused:  # a foreign package's module of that name is not ours to call
+            release_model()
 
 
 def release_model() -> None:

@@ -204,3 +204,21 @@ def test_processing_parameters_list_the_same_choices_in_the_same_order():
 
     assert tuple(base.DEVICES) == dev.DEVICES
     assert tuple(base.PRECISIONS) == dev.PRECISIONS
+
+
+def test_cpu_workers_offer_every_precision_but_fp16_in_one_list(qgis_app):  # noqa: ARG001 - builds an algorithm
+    """The Ray algorithm's choices and the batch job's --precision are one constant: what the one offers, the
+    other accepts; fp16 (GPUs only) is in neither."""
+    from geoclip_qgis.processing.algorithms.ray_cluster import GeolocateRayCluster
+    from model_utils.batch.__main__ import parser
+    from model_utils.constants import CPU_PRECISIONS
+
+    assert CPU_PRECISIONS == ("auto", "fp32", "bf16")
+    assert all(pick_dtype("cpu", name).is_floating_point for name in CPU_PRECISIONS)
+    alg = GeolocateRayCluster()
+    alg.initAlgorithm()
+    assert tuple(alg.parameterDefinition(alg.PRECISION).options()) == CPU_PRECISIONS
+    for name in CPU_PRECISIONS:
+        assert parser().parse_args(["geolocate", "--photos", "x", "--out", "y", "--precision", name]).precision == name
+    with pytest.raises(SystemExit):
+        parser().parse_args(["geolocate", "--photos", "x", "--out", "y", "--precision", "fp16"])

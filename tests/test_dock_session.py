@@ -244,7 +244,7 @@ def test_counts_never_call_a_failure_a_success(loaded_plugin, clip_env, tmp_path
         (all_bad / name).write_bytes(b"junk")
     log = _run_folder(tab, all_bad, tmp_path / "out2")
     assert "3/3 photos done: 0 geolocated, 3 skipped" in log
-    assert "None of the 3 photo(s) could be geolocated (the reasons are listed above)" in log
+    assert "None of the 3 photos could be geolocated (the reasons are listed above)" in log
     assert all(log.count(name) == 1 for name in ("x.jpg", "y.jpg", "z.jpg")), log
 
     gps = tmp_path / "gps"

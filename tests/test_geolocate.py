@@ -86,12 +86,13 @@ class CancelAfterFirstBatch:
 
         feedback = QgsProcessingFeedback()
 
-        def cancel_past_the_gallery(value: float) -> None:
-            if value > 12:
+        def on_progress(value):  # past the tower and gallery stages (2 of 4): a batch of photos is done
+            if value > 50:
                 feedback.cancel()
 
-        feedback.progressChanged.connect(cancel_past_the_gallery, Qt.ConnectionType.DirectConnection)
-        feedback._keep = cancel_past_the_gallery  # the slot lives as long as the feedback
+        # on the signal, in the reporting thread: the multi-step feedback calls setProgress from C++
+        feedback.progressChanged.connect(on_progress, Qt.ConnectionType.DirectConnection)
+        feedback._keep = on_progress  # the slot lives as long as the feedback
         return feedback
 
 

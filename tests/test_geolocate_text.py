@@ -98,7 +98,7 @@ def test_geolocate_text_writes_rasters_and_points(geoclip_provider, clip_env, tm
     query_file.write_text("\ufeffZürich Hauptbahnhof\n\n  St. Peter's   Basilica  \n", encoding="utf-8")
     out = run({"QUERIES": "\n".join(QUERIES[:2]) + "\n\n", "QUERY_FILE": str(query_file), "TOP_K": 3,
                "CELL_SIZE": 1.0, "BANDWIDTH_KM": 100, "OUTPUT_FOLDER": str(tmp_path / "out")})
-    assert out["N_PHOTOS"] == 4 and out["N_FAILED"] == 0
+    assert out["N_QUERIES"] == 4 and out["N_FAILED"] == 0 and "N_PHOTOS" not in out
     rasters = out["RASTERS"]
     assert [r.rsplit("/", 1)[1] for r in rasters] == [
         "Pyramids_of_Giza.tif", "Eiffel_Tower_at_night.tif", "Zürich_Hauptbahnhof.tif", "St._Peter_s_Basilica.tif"]
@@ -173,7 +173,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
     assert tab.controls.running
     wait_for(lambda: not tab.controls.running)
     log = tab.controls.log.toPlainText()
-    assert tab.controls.results.get("N_PHOTOS") == 2, log
+    assert tab.controls.results.get("N_QUERIES") == 2, log
     assert QgsSettings().value("geoclip/text/queries") == "Pyramids of Giza\nEiffel Tower at night"
     root = QgsProject.instance().layerTreeRoot()
     groups = [c for c in root.children() if isinstance(c, QgsLayerTreeGroup) and c.name().startswith("GeoCLIP ")]

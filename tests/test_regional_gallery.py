@@ -85,7 +85,7 @@ def test_regional_gallery_needs_an_extent_and_a_sane_size(geoclip_provider, clip
     out = run("geolocatetext", {"QUERIES": "x", "GALLERY": 1, "EXTENT": PARIS, "CELL_SIZE": 0.01,
                                 "BANDWIDTH_KM": 50, "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback)
     assert "Kernel bandwidth 50 km is wide for an extent about 17 km across" in feedback.text
-    assert "about 0.7 km here" in feedback.text and out["N_PHOTOS"] == 1
+    assert "about 0.7 km here" in feedback.text and out["N_QUERIES"] == 1
     assert gdal.Open(out["RASTERS"][0]).GetMetadataItem("bandwidth_km") == "50"
 
 

@@ -1,6 +1,6 @@
 """What every GeoCLIP algorithm shares: model parameters, feedback bridging, clear failures.
 
-Algorithms freeze QGIS inputs into plain data in ``processAlgorithm``'s first lines and hand
+Algorithms freeze QGIS inputs into plain data in ``prepareAlgorithm`` (on the main thread) and hand
 ``model_utils`` two callbacks built from the feedback object, so the model side never sees Qt.
 """
 
@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingMultiStepFeedback,
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
 )
@@ -198,13 +199,27 @@ def in_python_thread(work: Callable[[], T]) -> T:
     return outcome["result"]
 
 
-def progress_callbacks(feedback: QgsProcessingFeedback, start: float = 0.0, end: float = 100.0
+def stages(feedback: QgsProcessingFeedback, count: int) -> QgsProcessingMultiStepFeedback:
+    """``count`` equal stages of one progress bar (``setCurrentStep(i)`` before stage ``i``): each stage reports
+    0..100 % of its own, and the bar only moves forward. A cancel that came before is kept."""
+    steps = QgsProcessingMultiStepFeedback(count, feedback)
+    if feedback.isCanceled():
+        steps.cancel()
+    return steps
+
+
+def progress_callbacks(feedback: QgsProcessingFeedback
                        ) -> tuple[Callable[[float, str], None], Callable[[], bool]]:
-    """(progress, is_canceled) for model_utils, mapping 0..1 onto ``start``..``end`` percent."""
-    last = {"message": ""}
+    """(progress, is_canceled) for model_utils: a fraction 0..1 becomes 0..100 % of ``feedback`` (a stage of
+    ``stages``). Never backwards: a model_utils step that starts its count again (a second downloaded file)
+    holds the bar where it is."""
+    last = {"message": "", "value": 0.0}
 
     def progress(fraction: float, message: str) -> None:
-        feedback.setProgress(start + (end - start) * max(0.0, min(1.0, fraction)))
+        value = 100.0 * max(0.0, min(1.0, fraction))
+        if value > last["value"]:
+            feedback.setProgress(value)
+            last["value"] = value
         if message and message != last["message"]:
             feedback.setProgressText(message)
             last["message"] = message

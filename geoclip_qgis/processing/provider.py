@@ -25,7 +25,15 @@ def algorithm_classes() -> list:
 
 
 class GeoClipProvider(QgsProcessingProvider):
-    """Groups GeoCLIP algorithms under id ``geoclip`` (e.g. ``geoclip:geolocatephotos``)."""
+    """Groups GeoCLIP algorithms under id ``geoclip`` (e.g. ``geoclip:geolocatephotos``).
+
+    ``refused`` (why GeoCLIP's own ``model_utils`` cannot be imported, e.g. a foreign package of that name
+    comes first): the provider stays, with no algorithm and that message, and imports nothing of
+    ``model_utils`` (every algorithm module does)."""
+
+    def __init__(self, refused: str = "") -> None:
+        super().__init__()
+        self.refused = refused
 
     def id(self) -> str:  # noqa: A003 - QGIS API name
         return "geoclip"
@@ -34,12 +42,19 @@ class GeoClipProvider(QgsProcessingProvider):
         return "GeoCLIP"
 
     def longName(self) -> str:  # noqa: N802
+        if self.refused:
+            return tr("GeoCLIP (unavailable: see the message log, tab GeoCLIP)")
         return tr("GeoCLIP photo geolocation and GPS embeddings")
+
+    def warningMessage(self) -> str:  # noqa: N802
+        return self.refused
 
     def icon(self) -> QIcon:
         return QIcon(resource("icon.svg"))
 
     @guarded
     def loadAlgorithms(self) -> None:  # noqa: N802
+        if self.refused:
+            return
         for cls in algorithm_classes():
             self.addAlgorithm(cls())

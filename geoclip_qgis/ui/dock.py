@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+
 from qgis.gui import QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -15,8 +18,6 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from model_utils.constants import DEFAULT_CLIP, PRECISIONS
 
 from .. import settings
 from ..guard import guarded
@@ -31,6 +32,8 @@ class SetupTab(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        from model_utils.constants import DEFAULT_CLIP, PRECISIONS  # here: a RefusedDock never imports it
+
         layout = QVBoxLayout(self)
 
         model_box = QGroupBox(tr("Model"))
@@ -146,6 +149,25 @@ def scrolling(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidget(widget)
     return area
+
+
+class RefusedDock(QgsDockWidget):
+    """The dock when GeoCLIP's own ``model_utils`` cannot be used (``plugin.refused``): only the reason, so
+    the toolbar button still answers and no tab imports the foreign package."""
+
+    def __init__(self, message: str, parent: QWidget | None = None) -> None:
+        super().__init__("GeoCLIP", parent)
+        self.message = QLabel(tr(f"<b>GeoCLIP cannot run.</b><br>{html.escape(message)}"))
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setWidget(scrolling(self.message))
+
+    def task_tabs(self) -> list[QWidget]:
+        """No tab runs anything."""
+        return []
+
+    def shutdown(self) -> None:
+        """Nothing is running."""
 
 
 class GeoClipDock(QgsDockWidget):

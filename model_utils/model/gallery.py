@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import EMBED_DIM
 from ..errors import Canceled, GeoClipError
 from ..geo import validate_latlon
 from ..safe_files import atomic_path
@@ -118,7 +119,7 @@ def read_cache(path: Path, key: str, n: int) -> np.ndarray | None:
             emb = fh.get_tensor("embeddings")
     except Exception:  # corrupt header, truncated file, wrong format: rebuild
         return None
-    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT or emb.shape != (n, 512):
+    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT or emb.shape != (n, EMBED_DIM):
         return None
     if hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest() != meta.get("sha256"):
         return None
@@ -140,15 +141,15 @@ def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarr
                        cache_dir: Path | None = None, batch_size: int = 8192,
                        progress: Progress | None = None,
                        is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
-    """Unit-length (N, 512) float32 embeddings of ``gallery``, from cache or computed and cached.
+    """Unit-length (N, EMBED_DIM) float32 embeddings of ``gallery``, from cache or computed and cached.
 
-    ``encode`` maps an (n, 2) lat/lon chunk to unit-length (n, 512) embeddings.
+    ``encode`` maps an (n, 2) lat/lon chunk to unit-length (n, EMBED_DIM) embeddings.
     """
     path, key = cache_path(gallery, weights_fingerprint, cache_dir)
     cached = read_cache(path, key, len(gallery))
     if cached is not None:
         return cached
-    out = np.empty((len(gallery), 512), dtype=np.float32)
+    out = np.empty((len(gallery), EMBED_DIM), dtype=np.float32)
     for start in range(0, len(gallery), batch_size):
         if is_canceled is not None and is_canceled():
             raise Canceled("Canceled while encoding the GPS gallery")

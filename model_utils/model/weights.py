@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..constants import EMBED_DIM
 from ..errors import WeightsError
 
 LOCATION_FILE = "location_encoder_weights.pth"
@@ -22,7 +23,8 @@ LOGIT_FILE = "logit_scale_weights.pth"
 GALLERY_FILE = "coordinates_100K.csv"
 WHEEL_HINT = "Install them with: python3 -m pip install --no-deps geoclip==1.3.0, or set GEOCLIP_WEIGHTS."
 
-MLP_SHAPES = {"0.weight": (768, 768), "0.bias": (768,), "2.weight": (512, 768), "2.bias": (512,)}
+RFF_FEATURES = 512  # a capsule's random Fourier features (sin and cos of 256 projections): not EMBED_DIM
+MLP_SHAPES = {"0.weight": (768, 768), "0.bias": (768,), "2.weight": (EMBED_DIM, 768), "2.bias": (EMBED_DIM,)}
 
 
 def location_shapes(n_capsules: int = 3) -> dict[str, tuple[int, ...]]:
@@ -30,15 +32,15 @@ def location_shapes(n_capsules: int = 3) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     for i in range(n_capsules):
         p = f"LocEnc{i}."
-        shapes[p + "capsule.0.b"] = (256, 2)
-        shapes[p + "capsule.1.weight"] = (1024, 512)
+        shapes[p + "capsule.0.b"] = (RFF_FEATURES // 2, 2)
+        shapes[p + "capsule.1.weight"] = (1024, RFF_FEATURES)
         shapes[p + "capsule.1.bias"] = (1024,)
         shapes[p + "capsule.3.weight"] = (1024, 1024)
         shapes[p + "capsule.3.bias"] = (1024,)
         shapes[p + "capsule.5.weight"] = (1024, 1024)
         shapes[p + "capsule.5.bias"] = (1024,)
-        shapes[p + "head.0.weight"] = (512, 1024)
-        shapes[p + "head.0.bias"] = (512,)
+        shapes[p + "head.0.weight"] = (EMBED_DIM, 1024)
+        shapes[p + "head.0.bias"] = (EMBED_DIM,)
     return shapes
 
 

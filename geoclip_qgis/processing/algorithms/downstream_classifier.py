@@ -42,8 +42,8 @@ from ...compat import (
     plain,
 )
 from ...i18n import tr
-from ..base import GeoClipAlgorithm, progress_callbacks
-from ..io.geometry import iter_latlon, layer_folder
+from ..base import GeoClipAlgorithm, progress_callbacks, stages
+from ..io.geometry import iter_latlon, layer_folder, photo_path
 from ..io.outputs import ensure_writable_folder
 
 FEATURE_CHOICES = [
@@ -235,31 +235,23 @@ class DownstreamClassifier(GeoClipAlgorithm):
                 latlon.append(point)
                 labels.append(plain(feature[label_field]))
                 if photo_field:
-                    photos.append(self._photo_path(plain(feature[photo_field]), base))
+                    photos.append(photo_path(feature[photo_field], base))
             if i % 1000 == 0:
-                feedback.setProgress(5.0 * i / total)
+                feedback.setProgress(100.0 * i / total)
         if feedback.isCanceled():
             raise QgsProcessingException("Canceled: no outputs were written.")
         return FrozenLayer(fids=np.asarray(fids, dtype=np.int64),
                            latlon=np.asarray(latlon, dtype=np.float64).reshape(-1, 2), labels=labels,
                            photos=photos if photo_field else None, skipped=skipped)
 
-    @staticmethod
-    def _photo_path(value, base: Path | None):
-        if value is None or not str(value).strip():
-            return None
-        path = Path(str(value).strip()).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return str(path)
-
     # ------------------------------------------------------------------ run
     def process(self, parameters, context, feedback):
         job: ClassifierJob = self.job
         source, layer_name, config = job.source, job.layer_name, job.config
 
-        # 1. freeze the layer into plain arrays
-        frozen = self._freeze(job, context, feedback)
+        # 1. freeze the layer into plain arrays (three stages of one bar: read, probe, write)
+        steps = stages(feedback, 3)
+        frozen = self._freeze(job, context, steps)
         for reason, count in frozen.skipped.items():
             feedback.reportError(f"{count} feature(s) of '{layer_name}' skipped: {reason}.", False)
         if len(frozen.fids) == 0:
@@ -280,12 +272,14 @@ class DownstreamClassifier(GeoClipAlgorithm):
         feedback.pushInfo(f"{len(frozen.fids)} feature(s) of '{layer_name}'; features: {config.features}; {task}")
 
         # 2. compute on plain data
-        result = self._compute(job, frozen, feedback)
+        steps.setCurrentStep(1)
+        result = self._compute(job, frozen, steps)
         self._log(result, feedback)
         not_used = sum(n for reason, n in result.skipped.items() if reason != "rare class")
         result.skipped = {**frozen.skipped, **result.skipped}  # the report lists geometry skips too
 
         # 3. write outputs (only now that everything succeeded)
+        steps.setCurrentStep(2)
         outputs: dict = {}
         if job.predictions:
             outputs[self.PREDICTIONS] = self._write_predictions(result, frozen.fids, source, parameters,
@@ -317,7 +311,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
             if config.needs_images:  # fail on a photo field pointing nowhere before loading any backbone
                 check_photo_paths(frozen.photos, [f"fid {f}" for f in frozen.fids], config.photo_name)
             model = self.load_model(dict(job.model_choices), feedback) if config.needs_model else None
-            progress, is_canceled = progress_callbacks(feedback, 5, 90)
+            progress, is_canceled = progress_callbacks(feedback)
             result = run_probe(config, frozen.labels, frozen.latlon, frozen.photos, model,
                                row_ids=[f"fid {f}" for f in frozen.fids], progress=progress,
                                is_canceled=is_canceled)

@@ -23,7 +23,7 @@ from qgis.core import (
 from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
 from ...i18n import tr
 from ..base import GeoClipAlgorithm
-from ..io.geometry import layer_folder
+from ..io.geometry import layer_folder, photo_path
 from . import geolocation
 from .geolocation import InputKind
 
@@ -39,7 +39,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
     PHOTO_LAYER = "PHOTO_LAYER"
     PATH_FIELD = "PATH_FIELD"
     KIND = InputKind(
-        noun="photo", default_batch=8, source_fields=("photo", "photo_name"),
+        noun="photo", plural="photos", count_output="N_PHOTOS", default_batch=8, source_fields=("photo", "photo_name"),
         label=lambda source: Path(source).name, stem=lambda source: Path(source).stem,
         group_title=lambda result: f"Photos {dt.datetime.now():%Y-%m-%d %H:%M} ({result['n_ok']})",
         load_tower=lambda model, progress=None, is_canceled=None: model.load_backbone(progress, is_canceled),
@@ -139,12 +139,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0
         for feature in source.getFeatures(request):
-            value = feature[field]
-            if value is None or str(value).strip() in ("", "NULL"):
+            path = photo_path(feature[field], base)
+            if path is None:
                 empty += 1
-                continue
-            path = Path(str(value)).expanduser()
-            paths.append(str(path if path.is_absolute() or base is None else base / path))
+            else:
+                paths.append(path)
         if empty:
             feedback.reportError(f"{empty} feature(s) of '{source.sourceName()}' have an empty '{field}' "
                                  f"field and were skipped.", False)

@@ -40,7 +40,8 @@ class GeolocateText(GeoClipAlgorithm):
     QUERIES = "QUERIES"
     QUERY_FILE = "QUERY_FILE"
     KIND = InputKind(
-        noun="query", default_batch=32, source_fields=("query", "label"), label=_label,
+        noun="query", plural="queries", count_output="N_QUERIES", default_batch=32, source_fields=("query", "label"),
+        label=_label,
         stem=lambda source: _label(source).rstrip("…"), group_title=_group_title,
         load_tower=lambda model, progress=None, is_canceled=None: model.load_text_tower(progress, is_canceled),
         predictions=lambda model, items, top_k, batch, progress, is_canceled, gallery: model.iter_predict_text(

@@ -35,7 +35,7 @@ from model_utils.constants import WORLD_BANDWIDTH_KM
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from ...layers import load_on_completion
-from ..base import GeoClipAlgorithm, progress_callbacks
+from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
     accuracy_report,
@@ -84,6 +84,8 @@ class InputKind:
     """What differs between geolocating photos and text queries."""
 
     noun: str  # "photo" / "query": parameter labels, log lines, raster metadata
+    plural: str  # "photos" / "queries": labels
+    count_output: str  # the output id counting what was geolocated ("N_PHOTOS" / "N_QUERIES")
     default_batch: int
     source_fields: tuple[str, str]  # the points layer's (input, short name) fields
     label: Callable[[str], str]  # an input's short name (logs, legend, the name field)
@@ -91,6 +93,10 @@ class InputKind:
     group_title: Callable[[dict], str]  # the layer group's name, from the run's result
     load_tower: Callable[..., None]  # (model, progress, is_canceled): the CLIP tower this kind needs
     predictions: Callable[..., Any]  # (model, items, top_k, batch, progress, is_canceled, gallery)
+
+    def count(self, n: int) -> str:
+        """'1 query', '3 queries': log lines read as English."""
+        return f"{n} {self.noun if n == 1 else self.plural}"
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
                 "the credible regions before and after. Saved as calibration.json in the run folder.")
     alg.addParameter(fit)
     batch = QgsProcessingParameterNumber(
-        BATCH, tr(f"{noun.capitalize()}s per batch"), NUMBER_INTEGER,
+        BATCH, tr(f"{kind.plural.capitalize()} per batch"), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | FLAG_ADVANCED)
     alg.addParameter(batch)
@@ -169,8 +175,8 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     alg.addOutput(QgsProcessingOutputVectorLayer("POINTS", tr("Top-k predictions"), SOURCE_VECTOR_POINT))
     alg.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", tr("Probability rasters")))
     alg.addOutput(QgsProcessingOutputHtml("REPORT_HTML", tr("Accuracy report (HTML)")))
-    alg.addOutput(QgsProcessingOutputNumber("N_PHOTOS", tr(f"{noun.capitalize()}s geolocated")))
-    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{noun.capitalize()}s that failed")))
+    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr(f"{kind.plural.capitalize()} geolocated")))
+    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{kind.plural.capitalize()} that failed")))
     alg.addOutput(QgsProcessingOutputString("ERRORS", tr(f"Per-{noun} errors")))
 
 
@@ -191,7 +197,7 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
                                                bandwidth, feedback)
     levels = _levels(alg.parameterAsString(parameters, REGIONS, context)) if write_rasters else ()
     out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
-    feedback.pushInfo(f"{len(items)} {kind.noun}(s) to geolocate; outputs under {out_root}")
+    feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root}")
     return GeolocationJob(
         items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
         spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
@@ -248,11 +254,15 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
 
-    # a first run downloads the backbone (~1.7 GB): its own 0..100 % in bytes, then the run's stages
-    kind.load_tower(model, *progress_callbacks(feedback, 0, 100))
-    gallery_progress, is_canceled = progress_callbacks(feedback, 0, 10)
+    # four stages of one bar: the CLIP tower (a first run downloads ~1.7 GB), the gallery's embeddings (encoded
+    # once, then cached), the inputs, then the layers and report
+    steps = stages(feedback, 4)
+    kind.load_tower(model, *progress_callbacks(steps))
+    steps.setCurrentStep(1)
+    gallery_progress, is_canceled = progress_callbacks(steps)
     model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=job.regional)
-    predict_progress, _ = progress_callbacks(feedback, 10, 95)
+    steps.setCurrentStep(2)
+    predict_progress, _ = progress_callbacks(steps)
     gallery = (job.regional or model.gallery).latlon
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
     raster_dir = work / "rasters"
@@ -303,8 +313,9 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
         del writer  # closes the GeoPackage
     if n_ok == 0:
         raise QgsProcessingException(  # each reason was reported once above, as it happened
-            f"None of the {len(job.items)} {kind.noun}(s) could be geolocated (the reasons are listed above).")
+            f"None of the {kind.count(len(job.items))} could be geolocated (the reasons are listed above).")
     feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
+    steps.setCurrentStep(3)
     truth = write_truth_lines(points_path, truth_rows, kind.label)
     has_regions = write_credible_regions(points_path, region_rows, kind.source_fields, feedback)
     if job.fit:
@@ -337,6 +348,6 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
     feedback.setProgress(100)
     return {
         "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
-        "N_PHOTOS": result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
+        kind.count_output: result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
         OUTPUT_FOLDER: str(final.parent),
     }

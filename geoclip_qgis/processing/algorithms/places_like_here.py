@@ -29,7 +29,7 @@ from qgis.core import (
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
 from ...i18n import tr
 from ...layers import load_on_completion
-from ..base import GeoClipAlgorithm, progress_callbacks
+from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.geometry import WGS84, sample_points
 from ..io.outputs import refuse_existing, write_geotiff
 from .geolocation import WORLD_BANDWIDTH_KM
@@ -193,7 +193,8 @@ class PlacesLikeHere(GeoClipAlgorithm):
         from model_utils.errors import Canceled, GeoClipError
         from model_utils.maps.similarity import analogue_grid, similarity_grid
 
-        progress, is_canceled = progress_callbacks(feedback, 0, 95)
+        steps = stages(feedback, 2)  # the grid, then its GeoTIFF (the similarity quantile is over every cell)
+        progress, is_canceled = progress_callbacks(steps)
         try:
             if job.mode == SimilarityMode.ANALOGUES:
                 grid = analogue_grid(model, list(job.points), job.spec, bandwidth_km=job.bandwidth_km,
@@ -206,8 +207,10 @@ class PlacesLikeHere(GeoClipAlgorithm):
             raise QgsProcessingException("Canceled: no raster was written.") from exc
         except (GeoClipError, ValueError) as exc:
             raise QgsProcessingException(str(exc)) from exc
+        steps.setCurrentStep(1)
         job.out.parent.mkdir(parents=True, exist_ok=True)
         self._write(job, values, feedback)
+        feedback.setProgress(100)
         if context.willLoadLayerOnCompletion(str(job.out)):  # the user asked to open the output
             style = "probability" if job.mode == SimilarityMode.ANALOGUES else "similarity"
             load_on_completion(context, str(job.out), f"Places like {job.name}", "GeoCLIP places like here", style,

@@ -24,13 +24,14 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from model_utils.constants import CPU_PRECISIONS
+
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from ...i18n import tr
 from ...layers import load_on_completion
 from ..base import GeoClipAlgorithm
 
 POLL_SECONDS = 1.0
-RAY_PRECISIONS = ("auto", "fp32", "bf16")
 TOP1_FILE = "top1.gpkg"
 
 
@@ -114,7 +115,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
                                                              "= panel setting / ViT-L/14)"), optional=True),
             QgsProcessingParameterString(self.WEIGHTS, tr("GeoCLIP weights folder on the nodes (empty = the geoclip "
                                                           "wheel)"), optional=True),
-            QgsProcessingParameterEnum(self.PRECISION, tr("Backbone precision"), options=RAY_PRECISIONS,
+            QgsProcessingParameterEnum(self.PRECISION, tr("Backbone precision"), options=CPU_PRECISIONS,
                                        defaultValue=0),
         ]
         for param in advanced:
@@ -149,7 +150,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
                 "--cpus-per-worker", f"{self.parameterAsDouble(parameters, self.CPUS, context):g}",
                 "--batch-size", str(self.parameterAsInt(parameters, self.BATCH, context)),
                 "--shard-size", str(self.parameterAsInt(parameters, self.SHARD, context)),
-                "--precision", RAY_PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]]
+                "--precision", CPU_PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]]
         clip = settings.resolve("clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
         weights = settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context))
         args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])

@@ -29,7 +29,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...compat import GEOMETRY_POINT, GEOMETRY_POLYGON, SKIP_GEOMETRY_CHECKS, WKB_POINT
+from ...compat import GEOMETRY_POINT, GEOMETRY_POLYGON, SKIP_GEOMETRY_CHECKS, WKB_POINT, plain
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -86,6 +86,18 @@ def layer_folder(layer) -> Path | None:
     path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
     folder = Path(path).parent if path else None
     return folder if folder is not None and folder.is_dir() else None
+
+
+def photo_path(value: object, base: Path | None) -> str | None:
+    """The photo path a field value stands for: None for NULL or blank; ``~`` expanded; a relative path joined
+    to ``base`` (``layer_folder`` of its layer) when there is one. One rule for every algorithm that reads photo
+    paths from a layer."""
+    value = plain(value)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() or base is None else base / path)
 
 
 def iter_latlon(source, context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None,
