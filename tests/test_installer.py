@@ -230,10 +230,11 @@ def _fake_python(folder: Path, name: str) -> Path:
     return path
 
 
-def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(tmp_path, monkeypatch):
+@pytest.fixture()
+def pyenv_shims(tmp_path, monkeypatch) -> Path:
+    """Fake pythons of another version first on PATH (as pyenv's shims), QGIS's own Python behind them;
+    ``sys.executable`` is QGIS's binary, not a Python."""
     import os
-
-    from geoclip_qgis.setup import installer
 
     shims = tmp_path / "shims"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -241,7 +242,14 @@ def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(tmp_path, monk
         _fake_python(shims, name)
     real = Path(sys.base_prefix) / "bin" / f"python{version}"
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))  # QGIS's binary, not a Python
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))
+    return shims
+
+
+def test_pip_runs_the_interpreter_qgis_runs_not_the_first_on_path(pyenv_shims, tmp_path, monkeypatch):
+    from geoclip_qgis.setup import installer
+
+    shims = pyenv_shims
     for attr in ("base_prefix", "prefix", "exec_prefix"):
         monkeypatch.setattr(sys, attr, str(tmp_path / "nowhere"))
     chosen = installer.python_executable()
@@ -336,22 +344,15 @@ def test_the_setup_tab_command_is_what_the_installer_runs(qgis_app, tmp_path, mo
     assert Path(commands[0][0]).name.startswith("python")  # QGIS's own interpreter, not the QGIS binary
 
 
-def test_the_setup_tab_command_names_the_interpreter_the_installer_proved(tmp_path, monkeypatch):
+def test_the_setup_tab_command_names_the_interpreter_the_installer_proved(pyenv_shims, tmp_path, monkeypatch):
     """Seen in the desktop walk-through: the Setup tab showed a pyenv shim (the first candidate) while the
     installer itself ran /usr/bin/python3.11; the command a person copies must name QGIS's own Python."""
-    import os
     import shlex
 
     from geoclip_qgis.setup import installer
     from geoclip_qgis.setup.dependencies import DependencyStatus
 
-    shims = tmp_path / "shims"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for name in (f"python{version}", "python3"):
-        _fake_python(shims, name)
-    real = Path(sys.base_prefix) / "bin" / f"python{version}"
-    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis"))
+    shims = pyenv_shims
     monkeypatch.setenv("GEOCLIP_DEPS_DIR", str(tmp_path / "deps"))
     for attr in ("base_prefix", "prefix", "exec_prefix"):
         monkeypatch.setattr(sys, attr, str(shims))  # QGIS's prefix guess points at the shim folder too
