@@ -107,6 +107,7 @@ def _connect(opts: JobOptions):
 def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = DEFAULT_CELL_DEG,
               bandwidth_km: float = WORLD_BANDWIDTH_KM) -> Summary:
     """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``."""
+    from ..model.device import pick_precision
     from ..model.geoclip import GeoCLIP
     from .workers import GeolocateShards
 
@@ -121,6 +122,7 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
     if todo:
         ray = _connect(opts)
         say(f"{PROGRESS_PREFIX} gallery: {len(model.gallery)} points, embedded once, shared through the object store")
+        say(f"{PROGRESS_PREFIX} workers: {pick_precision(_device(opts), opts.precision).note}")
         gallery_ref = ray.put(model.gallery_embeddings().cpu().numpy())
         rows = [{"shard": s, "items": paths[slice(*plan.bounds(s))]} for s in todo]
         worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),
