@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--top-k", type=int, default=5, help="locations kept per photo")
     geo.add_argument("--batch-size", type=int, default=8, help="photos per backbone forward pass")
     geo.add_argument("--clip-model", default=None, help="CLIP backbone: repo id or folder (default: ViT-L/14)")
-    geo.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="backbone precision")
+    geo.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                     help="backbone precision")
     geo.add_argument("--cell", type=float, default=DEFAULT_CELL_DEG, help="density raster cell size (degrees)")
     geo.add_argument("--bandwidth-km", type=float, default=WORLD_BANDWIDTH_KM, help="density raster kernel (km)")
     _common(geo)

@@ -21,7 +21,7 @@ from torch import nn
 from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS
 from . import backbone
-from .device import Precision, pick_device, pick_precision
+from .device import Precision, pick_device, pick_precision, quantize_int8
 from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .location_encoder import LocationEncoder
 from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
@@ -167,8 +167,9 @@ class GeoCLIP:
         raises BackboneUnavailable with a clear message."""
         with self._lock:
             if self._vision is None:
-                self._vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
-                                                                     progress, is_canceled)
+                vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
+                                                               progress, is_canceled)
+                self._vision = quantize_int8(vision) if self.precision.int8 else vision
                 self._say_precision()
 
     @property
@@ -225,8 +226,9 @@ class GeoCLIP:
         """Load the CLIP text tower and tokenizer, downloading them first if needed (as ``load_backbone``)."""
         with self._lock:
             if self._text is None:
-                self._text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
-                                                                 progress, is_canceled)
+                text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
+                                                           progress, is_canceled)
+                self._text = quantize_int8(text) if self.precision.int8 else text
                 self._say_precision()
 
     @torch.inference_mode()

@@ -30,7 +30,7 @@ from ...layers import load_on_completion
 from ..base import GeoClipAlgorithm
 
 POLL_SECONDS = 1.0
-RAY_PRECISIONS = ("auto", "fp32", "bf16")
+RAY_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 TOP1_FILE = "top1.gpkg"
 
 
