@@ -6,7 +6,7 @@ from __future__ import annotations
 EMBED_DIM = 512  # GeoCLIP's shared image / location embedding size
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"  # the backbone GeoCLIP was trained with
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")  # new ones last: enum indices
 CPU_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "fp16")  # fp16 is for GPUs (the Ray workers)
 # The paper's accuracy table: distance thresholds and their names.
 ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)

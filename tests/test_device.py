@@ -165,6 +165,15 @@ def test_forced_choices_on_the_cpu(cpu_bf16, native):
     assert ("slower" in forced.note) is (not native)  # works where bf16 is not native, and says so
     with pytest.raises(ValueError, match="fp16 is for GPUs"):
         dev.pick_precision("cpu", "fp16")
+    int8 = dev.pick_precision("cpu", "int8")  # the same on either CPU: never chosen by auto
+    assert int8.int8 and int8.autocast is None and int8.dtype is torch.float32
+    assert int8.note.startswith("backbone in int8") and not dev.pick_precision("cpu").int8
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_int8_is_refused_on_gpus(device):
+    with pytest.raises(ValueError, match=f"int8 is for the CPU: on {device} choose"):
+        dev.pick_precision(device, "int8")
 
 
 @pytest.mark.parametrize(("precision", "expected"), [
@@ -184,16 +193,16 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert not dev.native_bf16_in("")
 
 
-@pytest.mark.parametrize("precision", ["int8", "fp64", "half", "float16", " fp16"])
+@pytest.mark.parametrize("precision", ["int4", "fp64", "half", "float16", " fp16"])
 def test_unknown_precision_names_the_choices(precision):
     with pytest.raises(ValueError) as err:
         pick_dtype("cpu", precision)
-    assert str(err.value) == f"unknown precision '{precision.lower()}': choose one of auto, fp32, fp16, bf16"
+    assert str(err.value) == f"unknown precision '{precision.lower()}': choose one of auto, fp32, fp16, bf16, int8"
 
 
 def test_every_listed_precision_gives_a_floating_dtype_on_gpus():
-    assert PRECISIONS == ("auto", "fp32", "fp16", "bf16")
-    for name in PRECISIONS:
+    assert PRECISIONS == ("auto", "fp32", "fp16", "bf16", "int8")  # int8 last: saved enum indices keep meaning
+    for name in PRECISIONS[:-1]:
         for device in ("cuda", "mps"):
             assert pick_dtype(device, name).is_floating_point
 
@@ -213,7 +222,7 @@ def test_cpu_workers_offer_every_precision_but_fp16_in_one_list(qgis_app):  # no
     from model_utils.batch.__main__ import parser
     from model_utils.constants import CPU_PRECISIONS
 
-    assert CPU_PRECISIONS == ("auto", "fp32", "bf16")
+    assert CPU_PRECISIONS == ("auto", "fp32", "bf16", "int8")
     assert all(pick_dtype("cpu", name).is_floating_point for name in CPU_PRECISIONS)
     alg = GeolocateRayCluster()
     alg.initAlgorithm()

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", required=True)
     parser.add_argument("--photo", required=True)
     parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8", "auto"))
     args = parser.parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
     print(json.dumps(_rss_child(args.rss_child, args.clip, args.photo, args.cache_dir, args.precision)), flush=True)

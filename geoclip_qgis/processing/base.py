@@ -106,7 +106,8 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         if image_side:
             params.append(QgsProcessingParameterEnum(
                 self.PRECISION, tr("Precision (auto: fp16 on a GPU; on the CPU bf16 where the CPU has it natively, "
-                                   "else fp32)"), options=PRECISIONS, defaultValue=0))
+                                   "else fp32; int8: CPU only, faster, close to fp32)"),
+                options=PRECISIONS, defaultValue=0))
         for param in params:
             param.setFlags(param.flags() | FLAG_ADVANCED)
             self.addParameter(param)

@@ -108,6 +108,7 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
               bandwidth_km: float = WORLD_BANDWIDTH_KM, credible_levels: tuple = ()) -> Summary:
     """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``;
     with ``credible_levels``, each photo's credible regions in regions-*.parquet beside its shard."""
+    from ..model.device import pick_precision
     from ..model.geoclip import GeoCLIP
     from .workers import GeolocateShards
 
@@ -125,6 +126,7 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
     if todo:
         ray = _connect(opts)
         say(f"{PROGRESS_PREFIX} gallery: {len(model.gallery)} points, embedded once, shared through the object store")
+        say(f"{PROGRESS_PREFIX} workers: {pick_precision(_device(opts), opts.precision).note}")
         gallery_ref = ray.put(model.gallery_embeddings().cpu().numpy())
         rows = [{"shard": s, "items": paths[slice(*plan.bounds(s))]} for s in todo]
         worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),

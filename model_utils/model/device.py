@@ -57,21 +57,30 @@ class Precision:
     dtype: torch.dtype
     autocast: torch.dtype | None
     note: str
+    int8: bool = False  # dynamic int8 quantization of the backbone's Linear layers (CPU only)
 
 
 def pick_precision(device: str, precision: str = "auto") -> Precision:
     """fp16 weights on GPUs by default; on the CPU bf16 autocast where the CPU has native bf16 (weights stay
-    fp32), else fp32. fp16 on the CPU is refused: it is slow and inexact there."""
+    fp32), else fp32. fp16 on the CPU is refused: it is slow and inexact there. int8 (CPU only) is never
+    chosen by auto: it changes the answers more than bf16 does (bench/results.md, precision)."""
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     gpu = device.startswith("cuda") or device == "mps"
+    if precision == "int8":
+        if gpu:
+            raise ValueError(f"precision int8 is for the CPU: on {device} choose auto, fp16, bf16 or fp32.")
+        return Precision(torch.float32, None, "backbone in int8 (dynamic quantization of its Linear layers) as "
+                                              "asked: faster than fp32 on CPUs without native bf16, answers close "
+                                              "to fp32 but not identical", int8=True)
     if gpu:
         dtype = {"auto": torch.float16, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
         return Precision(dtype[precision], None, f"backbone in {precision if precision != 'auto' else 'fp16'} "
                                                  f"on {device}")
     if precision == "fp16":
-        raise ValueError("precision fp16 is for GPUs: on the CPU it is slow and inexact. Choose auto, fp32 or bf16.")
+        raise ValueError("precision fp16 is for GPUs: on the CPU it is slow and inexact. Choose auto, fp32, bf16 "
+                         "or int8.")
     native = cpu_has_native_bf16()
     if precision == "fp32" or (precision == "auto" and not native):
         return Precision(torch.float32, None, "backbone in fp32" + ("" if native else ": this CPU has no native bf16"))
@@ -79,6 +88,22 @@ def pick_precision(device: str, precision: str = "auto") -> Precision:
         return Precision(torch.float32, torch.bfloat16, "backbone in bf16: this CPU has native bf16")
     return Precision(torch.float32, torch.bfloat16, "backbone in bf16 as asked, though this CPU has no native bf16: "
                                                     "expect it to be slower than fp32")
+
+
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """int8 dynamic quantization of a backbone tower's Linear layers (weights int8, activations quantized per
+    batch). ``torch.ao.quantization`` warns that it is deprecated in torch 2.13 (torchao succeeds it); the
+    warning is silenced here and a torch without it gets a clear error."""
+    import warnings
+
+    quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+    if quantization is None or not hasattr(quantization, "quantize_dynamic"):
+        raise ValueError(f"precision int8 needs torch.ao.quantization.quantize_dynamic, which torch "
+                         f"{torch.__version__} does not have: choose fp32 or auto")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*deprecated.*")
+        # in place: each fp32 Linear is freed as its int8 copy is made, so the peak stays near the fp32 model's
+        return quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def pick_dtype(device: str, precision: str = "auto") -> torch.dtype:

@@ -7,6 +7,7 @@ offline. Gallery embeddings are computed once and cached on disk (see ``gallery`
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,11 +21,13 @@ from torch import nn
 from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS
 from . import backbone
-from .device import Precision, pick_device, pick_precision
+from .device import Precision, pick_device, pick_precision, quantize_int8
 from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .location_encoder import LocationEncoder
 from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
 from .weights import MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 
@@ -61,6 +64,7 @@ class GeoCLIP:
         self._gallery_emb: torch.Tensor | None = None
         self._other_emb: tuple[str, torch.Tensor] | None = None
         self._lock = threading.RLock()
+        self._precision_said = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -163,8 +167,10 @@ class GeoCLIP:
         raises BackboneUnavailable with a clear message."""
         with self._lock:
             if self._vision is None:
-                self._vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
-                                                                     progress, is_canceled)
+                vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
+                                                               progress, is_canceled)
+                self._vision = quantize_int8(vision) if self.precision.int8 else vision
+                self._say_precision()
 
     @property
     def processor(self):
@@ -178,6 +184,13 @@ class GeoCLIP:
         with self._autocast():
             feats = self._vision(pixel_values=pixels.to(self.device, self.dtype)).image_embeds
         return F.normalize(self.mlp(feats.float()), dim=1)
+
+    def _say_precision(self) -> None:
+        """Log the backbone's precision choice (and why) once per model, when a tower first loads: Python API
+        users see it at INFO; QGIS says it through the run's feedback instead."""
+        if not self._precision_said:
+            self._precision_said = True
+            log.info("GeoCLIP: %s", self.precision.note)
 
     def _autocast(self):
         """bf16 autocast around a backbone forward where the precision asks for it (weights stay fp32)."""
@@ -213,8 +226,10 @@ class GeoCLIP:
         """Load the CLIP text tower and tokenizer, downloading them first if needed (as ``load_backbone``)."""
         with self._lock:
             if self._text is None:
-                self._text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
-                                                                 progress, is_canceled)
+                text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
+                                                           progress, is_canceled)
+                self._text = quantize_int8(text) if self.precision.int8 else text
+                self._say_precision()
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
