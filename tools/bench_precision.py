@@ -32,7 +32,14 @@ BATCH = 8
 TOP_K = 5
 VARIANTS = ("fp32", "bf16", "int8")
 UNTIED_GAP = 1e-4  # fp32 probability gap between consecutive ranks 1..6 for a top-5 to count as untied
-FOLDER = int(os.environ.get("GEOCLIP_BENCH_PRECISION_PHOTOS", "8"))  # ViT-L folder size (non-native bf16 is slow)
+
+
+def folder_size() -> int:
+    """The ViT-L folder: the issue's 32 photos where bf16 runs natively; 8 elsewhere, where bf16 costs 20-65 s a
+    photo (32 would add about half an hour to make bench). GEOCLIP_BENCH_PRECISION_PHOTOS overrides."""
+    from model_utils.model.device import cpu_has_native_bf16
+
+    return int(os.environ.get("GEOCLIP_BENCH_PRECISION_PHOTOS") or (32 if cpu_has_native_bf16() else 8))
 
 
 def cpu_flags() -> list[str]:
@@ -175,7 +182,7 @@ def bench_precision(out: dict) -> None:
     clip, _ = ensure_clip()
     photos, _ = ensure_folder_photos()
     cache = bench_dir() / ".cache"
-    n = min(FOLDER, len(photos))
+    n = min(folder_size(), len(photos))
     log(f"precision: ViT-L/14-shaped backbone, {', '.join(VARIANTS)} alternating; folder of {n}")
     vit = _compare(clip, photos[:n], cache, timing=True)
     single, folder = vit["single_s"], vit["folder_photos_per_s"]
