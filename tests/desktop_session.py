@@ -79,12 +79,14 @@ def plan():
     toolbox = main.findChild(QDockWidget, "ProcessingToolbox")
     if toolbox is not None:
         toolbox.show()
-    plugin.action.trigger()  # the toolbar button
-    yield lambda: dock.isVisible()
     main.move(0, 0)  # no window manager here to place it
     main.resize(1366, 768)
     yield lambda: True
+    plugin.action.trigger()  # the toolbar button
+    yield lambda: dock.isVisible()
+    yield lambda: True
     record["window"] = {"height": main.height(), "width": main.width(),
+                        "dock_width": dock.width(), "form_width": dock.form_width(),
                         "min_hint_height": main.minimumSizeHint().height(),
                         "dock_min_hint_height": dock.minimumSizeHint().height(),
                         "toolbox_visible": bool(toolbox and toolbox.isVisible())}

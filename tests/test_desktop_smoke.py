@@ -113,6 +113,9 @@ def test_the_window_fits_a_laptop_screen_with_the_dock_and_toolbox(desktop_sessi
     window = desktop_session[0]["window"]
     assert window["toolbox_visible"]
     assert window["min_hint_height"] <= SCREEN[1] and window["height"] <= SCREEN[1], window
+    # first show in a new profile: wide enough for the forms (QGIS gave ~290 px and cut them), capped at 40 %
+    wanted = min(window["form_width"], int(window["width"] * 0.4))
+    assert wanted - 8 <= window["dock_width"] <= int(window["width"] * 0.4) + 8, window
 
 
 def test_first_run_results_are_styled_and_stacked_right(desktop_session):

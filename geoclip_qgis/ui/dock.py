@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QScrollArea,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -194,6 +195,31 @@ class GeoClipDock(QgsDockWidget):
             tab.controls.model_parameters = self.setup_tab.model_parameters
             tab.controls.iface = iface
         self.setWidget(self.tabs)
+        self.visibilityChanged.connect(self.fit_width_once)
+
+    WIDTH_SHARE = 0.4  # at most this share of QGIS's window on the first show: the map stays the larger part
+
+    def form_width(self) -> int:
+        """The width the widest tab's form asks for (a scroll area reports less than its content), with the
+        vertical scroll bar and the frames."""
+        inner = max(self.tabs.widget(i).widget().sizeHint().width() for i in range(self.tabs.count()))
+        return inner + self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 24
+
+    def show_error(self, text: str) -> None:
+        """Where ``@guarded`` shows an unexpected error of the dock's own slots: the Setup tab's log."""
+        self.setup_tab.show_error(text)
+
+    @guarded
+    def fit_width_once(self, visible: bool) -> None:
+        """The first time the dock shows in a profile, widen it to its forms (QGIS gives a new right-hand dock
+        about 290 px at 1366x768 and the forms were cut off); later the width the user left is QGIS's to keep."""
+        main = self.iface.mainWindow()
+        if not visible or settings.get("dock_fitted") or main is None or self.parentWidget() is not main:
+            return
+        settings.put("dock_fitted", "1")
+        width = min(self.form_width(), int(main.width() * self.WIDTH_SHARE))
+        if self.width() < width:
+            main.resizeDocks([self], [width], Qt.Orientation.Horizontal)
 
     def index_of(self, tab: QWidget) -> int:
         """The tab index of ``tab`` (each tab sits inside a scroll area); -1 if it is not one."""
