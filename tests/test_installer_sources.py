@@ -174,12 +174,13 @@ def test_no_index_means_no_probe(online_install, monkeypatch, tmp_path):
 @pytest.mark.parametrize(("status", "reachable"), [(200, True), (403, True), (404, True), (405, True),
                                                    (407, False), (502, False)])
 def test_an_http_error_from_the_index_means_it_answered(index_server, monkeypatch, status, reachable):
-    from geoclip_qgis.setup.indexes import index_reachable
+    from geoclip_qgis.setup.indexes import indexes_reachable
 
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     index_server.handler.status = status
-    assert index_reachable(_url(index_server), timeout=5.0) is reachable
+    url = _url(index_server)
+    assert indexes_reachable([url], timeout=5.0) == {url: reachable}
 
 
 # ------------------------------------------------------------------ torch: the CPU build unless agreed otherwise

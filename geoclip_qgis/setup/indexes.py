@@ -63,11 +63,6 @@ def indexes_reachable(urls: list[str], timeout: float = PROBE_SECONDS) -> dict[s
     return {url: results[url] and not thread.is_alive() for url, thread in zip(urls, threads)}
 
 
-def index_reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
-    """One quick, bounded probe of a package index."""
-    return indexes_reachable([url], timeout)[url]
-
-
 def _option(args: list[str], *names: str) -> str | None:
     """The value of the last ``--name VALUE`` / ``--name=VALUE`` / ``-i VALUE`` in ``args``."""
     value = None

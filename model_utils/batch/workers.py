@@ -66,7 +66,12 @@ class GeolocateShards:
         self.model.load_backbone()
         self.top_k, self.batch_size = int(top_k), int(batch_size)
         self.pid = os.getpid()
-        self.levels, self.cell_deg, self.bandwidth_km = tuple(levels), float(cell_deg), float(bandwidth_km)
+        self.levels, self.bandwidth_km = tuple(levels), float(bandwidth_km)
+        self.region_grid = None
+        if self.levels:  # one world grid for every photo's regions
+            from ..maps.grid import GridSpec
+
+            self.region_grid = GridSpec.world(cell_size=float(cell_deg))
 
     def __call__(self, batch: dict) -> dict:
         done, failed, reasons = [], [], []
@@ -99,13 +104,11 @@ class GeolocateShards:
         failed = sum(reasons.values())
         return len(paths) - failed, failed, "; ".join(f"{n} x {why}" for why, n in reasons.most_common())
 
-
     def _regions(self, pred) -> list[dict]:
-        from ..maps.grid import GridSpec
         from ..maps.regions import prediction_regions
 
-        found = prediction_regions(pred, self.model.gallery.latlon, GridSpec.world(cell_size=self.cell_deg),
-                                   self.levels, bandwidth_km=self.bandwidth_km)
+        found = prediction_regions(pred, self.model.gallery.latlon, self.region_grid, self.levels,
+                                   bandwidth_km=self.bandwidth_km)
         return region_rows(pred.source, found)
 
 
