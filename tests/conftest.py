@@ -159,27 +159,29 @@ def message_log(qgis_app):  # noqa: ARG001 - needs the app
     QgsApplication.messageLog().messageReceived.disconnect(collect)
 
 
-@pytest.fixture()
-def layer_tree_view(qgis_iface):
-    """A real layer panel for pytest-qgis's stand-in iface, whose ``layerTreeView()`` is a MagicMock:
-    Processing's result loader in QGIS >= 3.44 hands that view to C++, which refuses a mock."""
-    from qgis.core import Qgis, QgsApplication, QgsLayerTreeModel, QgsProject
+@pytest.fixture(scope="session", autouse=True)
+def layer_tree_view(qgis_app, qgis_iface):  # noqa: ARG001 - the view needs the app
+    """A real layer panel behind pytest-qgis's stand-in iface for the whole session, whatever a test asks for.
+
+    The stand-in's ``layerTreeView()`` is a MagicMock; Processing's result loader in QGIS >= 3.44 hands that view
+    to C++ (``QgsProcessingGuiUtils.addResultLayers``), which refuses a mock. Every path that loads results
+    (``processing.runAndLoadResults``, the dock, the plugin's own loaders) goes through it, so the rule is
+    session-wide and automatic: a new test cannot forget it. Deleted before the app exits (it watches the
+    project's layer tree). Given on every QGIS version, so all of them run the same loading code."""
+    from qgis.core import QgsApplication, QgsLayerTreeModel, QgsProject
     from qgis.gui import QgsLayerTreeView
 
-    if Qgis.QGIS_VERSION_INT < 34400:  # older loaders only ask the mock for its current node: keep it
-        yield None
-        return
     view = QgsLayerTreeView()
     view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))  # the view owns its model
     qgis_iface.layerTreeView = lambda: view
     yield view
     del qgis_iface.layerTreeView
-    view.deleteLater()  # with its model and header timers, before the next event loop turn
+    view.deleteLater()  # with its model and header timers, before the app exits
     QgsApplication.processEvents()
 
 
 @pytest.fixture()
-def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project, layer_tree_view):  # noqa: ARG001 - set up QGIS
+def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project):  # noqa: ARG001 - set up QGIS
     """The plugin as QGIS loads it (initGui registers its provider); unloaded and the project cleared after."""
     from qgis.core import QgsApplication, QgsProject
 

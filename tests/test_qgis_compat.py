@@ -129,3 +129,14 @@ def test_the_code_base_has_no_qt5_only_idioms():
     findings = [f for p in python_files([ROOT / d for d in DEFAULT_PATHS]) for f in check_file(p)]
     findings += check_metadata(ROOT / "metadata.txt")
     assert findings == [], "\n".join(map(str, findings))
+
+
+def test_every_test_sees_a_real_layer_tree_view_behind_the_stand_in_iface():
+    """The session-wide conftest rule, checked from a test that asks for nothing: QGIS 3.44's result loader hands
+    ``iface.layerTreeView()`` to C++, and pytest-qgis's stand-in would answer with a MagicMock."""
+    from qgis.gui import QgsLayerTreeView
+    from qgis.utils import iface
+
+    view = iface.layerTreeView()
+    assert isinstance(view, QgsLayerTreeView)
+    assert view.layerTreeModel().rootGroup() is QgsProject.instance().layerTreeRoot()

@@ -84,23 +84,36 @@ apt_install() {  # PKGS from the stable suite; then QGIS itself from backports w
   echo "$PKGS" | tr -s ' \n' ' ' > "$ROOTFS/.geoclip-packages"
 }
 
-mkdir -p "$CACHE"
-if [ ! -f "$ROOTFS/.geoclip-ready" ]; then
-  partial=$ROOTFS.partial
-  rm -rf "$partial"
-  echo ">> building the $variant chroot (Debian $suite from $MIRROR) in $ROOTFS; reused on later runs"
-  start=$SECONDS
-  debootstrap --variant=minbase "$suite" "$partial" "$MIRROR" > "$CACHE/$variant-debootstrap.log" 2>&1 \
-    || die "debootstrap failed; see $CACHE/$variant-debootstrap.log"
-  sources > "$partial/etc/apt/sources.list"
+finish_build() {  # $1 = the partial root folder, $2 = build start (SECONDS)
+  sources > "$1/etc/apt/sources.list"
   rm -rf "$ROOTFS"
-  mv "$partial" "$ROOTFS"
+  mv "$1" "$ROOTFS"
   carry_host_config "$ROOTFS"
   mount_system "$ROOTFS"
   apt_install
   in_root update-ca-certificates >/dev/null
   touch "$ROOTFS/.geoclip-ready"
-  echo ">> chroot ready in $((SECONDS - start)) s"
+  echo ">> chroot ready in $((SECONDS - $2)) s"
+}
+
+# The 3.44 chroot is the 3.40 one plus QGIS from trixie-backports: when the 3.40 chroot is ready it is copied
+# (its Debian base, its packages and its venv with every pinned Python package), and only QGIS is upgraded.
+BASE_ROOTFS=$CACHE/qgis340
+mkdir -p "$CACHE"
+if [ ! -f "$ROOTFS/.geoclip-ready" ]; then
+  partial=$ROOTFS.partial
+  rm -rf "$partial"
+  start=$SECONDS
+  if [ "$variant" != qgis340 ] && [ -f "$BASE_ROOTFS/.geoclip-ready" ]; then
+    echo ">> building the $variant chroot from a copy of $BASE_ROOTFS (QGIS from $suite-backports); reused on later runs"
+    cp -a "$BASE_ROOTFS" "$partial" || die "could not copy $BASE_ROOTFS to $partial (disk full?)"
+    rm -f "$partial/.geoclip-ready" "$partial/.geoclip-packages"
+  else
+    echo ">> building the $variant chroot (Debian $suite from $MIRROR) in $ROOTFS; reused on later runs"
+    debootstrap --variant=minbase "$suite" "$partial" "$MIRROR" > "$CACHE/$variant-debootstrap.log" 2>&1 \
+      || die "debootstrap failed; see $CACHE/$variant-debootstrap.log"
+  fi
+  finish_build "$partial" "$start"
 else
   carry_host_config "$ROOTFS"
   mount_system "$ROOTFS"
