@@ -2,10 +2,10 @@
 
 A source is a local folder (``save_pretrained`` layout) or a Hugging Face repo id, optionally
 ``repo@revision``; the default backbone is pinned to one commit (``DEFAULT_CLIP_REVISION``), another repo id
-without a revision follows its ``main``. A repo id is read from the HF cache first (only a snapshot complete for the tower counts); only when it is missing
-there and the hub is reachable is it downloaded (``hub_download``: byte progress, Cancel). Offline,
-the answer comes in seconds with a message that says how to supply a folder, instead of the minutes
-a blocked connection can take.
+without a revision follows its ``main``. A repo id is read from the HF cache first (only a snapshot of that
+commit complete for the tower counts); only when it is missing there and the hub is reachable is it
+downloaded (``hub_download``: byte progress, Cancel). Offline, the answer comes in seconds with a message
+that says how to supply a folder, instead of the minutes a blocked connection can take.
 """
 
 from __future__ import annotations
