@@ -14,16 +14,18 @@ import json
 import os
 import shutil
 import sys
+import time
 import traceback
 from pathlib import Path
 
 import processing
 import pyplugin_installer
-from pyplugin_installer.installer_data import officialRepo, plugins, reposGroup, settingsGroup
+import qgis.utils
+from pyplugin_installer.installer_data import officialRepo, plugins, reposGroup
 from qgis.core import QgsApplication, QgsProject, QgsSettings
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDialog, QMessageBox
-from qgis.utils import home_plugin_path, iface, pluginMetadata
+from qgis.utils import iface, pluginMetadata
 from qgis.utils import plugins as loaded_plugins
 
 OUT = Path(os.environ["PM_OUT"])
@@ -31,6 +33,9 @@ REPO_URL = os.environ["PM_REPO_URL"]  # where the test serves the repository fol
 SERVED, NEXT = Path(os.environ["PM_SERVED"]), Path(os.environ["PM_NEXT_REPO"])
 PHOTOS, DEPS = os.environ["PM_PHOTOS"], Path(os.environ["PM_DEPS"])
 KEY, REPO_NAME = "geoclip_qgis", "GeoCLIP (organisation)"
+# the profile's plugin folder: home_plugin_path up to 3.3x, HOME_PLUGIN_PATH since
+PLUGINS_DIR = getattr(qgis.utils, "HOME_PLUGIN_PATH", None) or getattr(qgis.utils, "home_plugin_path", "")
+STEP_SECONDS = 150.0  # a step still running after this is stuck (a dialog nobody answers): recorded, ended
 record: dict = {"steps": [], "messages": [], "errors": [], "dialogs": []}
 
 
@@ -61,6 +66,16 @@ def fill_repository_dialog() -> None:
     dialog.accept()
 
 
+def show_experimental_plugins() -> None:
+    """Settings > "Show also experimental plugins": a QgsSettingsTree entry since 3.3x, a plain key before."""
+    try:
+        from qgis.core import QgsSettingsTree
+
+        QgsSettingsTree.node("plugin-manager").childSetting("allow-experimental").setValue(True)
+    except (ImportError, AttributeError):
+        QgsSettings().setValue("app/plugin_installer/allowExperimental", True)
+
+
 def ours() -> dict[str, object]:
     """The plugin's modules in memory now (kept alive in the record, so identity is a fair test later)."""
     return {name: module for name, module in sys.modules.items()
@@ -82,7 +97,7 @@ def plan():
     # only this organisation's repository: the official one is off (no network here), experimental plugins shown
     settings.setValue(f"{reposGroup}/{officialRepo[0]}/url", officialRepo[1])
     settings.setValue(f"{reposGroup}/{officialRepo[0]}/enabled", False)
-    settings.setValue(f"{settingsGroup}/allowExperimental", True)
+    show_experimental_plugins()
     yield lambda: True
 
     QTimer.singleShot(100, fill_repository_dialog)
@@ -92,7 +107,7 @@ def plan():
     stable = not entry.get("experimental", False)
     installer.installPlugin(KEY, stable=stable)  # "Install plugin" (or "Install experimental plugin")
     record["installed"] = {"version": pluginMetadata(KEY, "version"), "loaded": KEY in loaded_plugins,
-                           "folder": os.path.isdir(os.path.join(home_plugin_path, KEY))}
+                           "folder": os.path.isdir(os.path.join(PLUGINS_DIR, KEY))}
     yield lambda: True
 
     record["first_run"] = geolocate("run1")
@@ -125,8 +140,19 @@ def plan():
 
     installer.uninstallPlugin(KEY, quiet=True)  # "Uninstall plugin" (its Yes/No box answered Yes)
     yield lambda: True  # the plugin's check runs on the next turn of the event loop
-    record["uninstalled"] = {"folder": os.path.isdir(os.path.join(home_plugin_path, KEY)),
+    record["uninstalled"] = {"folder": os.path.isdir(os.path.join(PLUGINS_DIR, KEY)),
                              "loaded": KEY in loaded_plugins, "deps_marker": (DEPS / "kept.txt").is_file()}
+
+
+def unstick() -> None:
+    """A step has waited too long: say what was on screen, keep a screenshot, close the modal dialog if any."""
+    modal = QApplication.activeModalWidget()
+    record["errors"].append(f"a step ran over {STEP_SECONDS:.0f} s; modal widget: "
+                            f"{type(modal).__name__ if modal else None} {modal.windowTitle() if modal else ''}")
+    QgsApplication.primaryScreen().grabWindow(0).save(str(OUT / "stuck.png"))
+    (OUT / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    if modal is not None:
+        modal.reject()
 
 
 class Driver:
@@ -134,23 +160,26 @@ class Driver:
     this timer fires too: ``busy`` keeps a step from starting while another is still inside one."""
 
     def __init__(self) -> None:
-        self.steps, self.waiting, self.busy, self.ticks = plan(), (lambda: True), False, 0
+        self.steps, self.waiting, self.busy = plan(), (lambda: True), False
+        self.started = time.monotonic()
         self.timer = QTimer()
         self.timer.timeout.connect(self.tick)
         self.timer.start(100)
 
     def tick(self) -> None:
         close_message_boxes()
+        if time.monotonic() - self.started > STEP_SECONDS:
+            unstick()
+            if not self.busy:
+                return self.finish()
+            self.started = time.monotonic()
         if self.busy:
-            return
-        self.ticks += 1
-        if self.ticks > 3000:  # five minutes of waiting in all
-            record["errors"].append("the session did not finish within 3000 ticks")
-            return self.finish()
+            return None
         self.busy = True
         try:
             if self.waiting():
                 self.waiting = next(self.steps)
+                self.started = time.monotonic()
         except StopIteration:
             self.finish()
         except Exception:  # noqa: BLE001 - recorded for the test, which fails on it
