@@ -263,6 +263,11 @@ def _recording_feedback(cancel_at: float | None = None):
         def __init__(self):
             super().__init__()
             self.texts: list[str] = []
+            self.infos: list[str] = []
+
+        def pushInfo(self, info):  # noqa: N802 - QGIS API
+            self.infos.append(info)
+            super().pushInfo(info)
 
         def setProgressText(self, text):  # noqa: N802 - QGIS API
             self.texts.append(text)
@@ -302,5 +307,8 @@ def test_the_algorithm_shows_the_download_in_bytes_and_cancel_stops_it(geoclip_p
         assert downloads and downloads[-1].endswith("805.1 kB of 805.1 kB")
         assert len(hub.gets("model.safetensors")) == 2 and hub.gets("model.safetensors")[1].range is None
         assert out["N_PHOTOS"] == 1 and out["N_FAILED"] == 0
+        # the run's log names the weights it ran: the repo and the pinned commit
+        assert any(i.startswith(f"CLIP backbone {DEFAULT_CLIP} at revision {DEFAULT_CLIP_REVISION}, from the "
+                                "Hugging Face cache") for i in feedback.infos), feedback.infos
     finally:
         release_shared_model()
