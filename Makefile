@@ -20,7 +20,8 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 PHOTOS      ?=
 
-.PHONY: help install system-deps test lint bench demo package deploy clean chroot-deps test-qgis340 test-qgis344
+.PHONY: help install system-deps test lint bench demo package release-check repo deploy clean chroot-deps \
+        test-qgis340 test-qgis344
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "%-14s %s\n", $$1, $$2}'
@@ -67,9 +68,10 @@ test-qgis340: chroot-deps  ## lint + the whole suite on QGIS 3.40 LTR in a Debia
 test-qgis344: chroot-deps  ## the same on QGIS 3.44 from trixie-backports
 	tools/qgis_chroot.sh qgis344 lint test PYTEST_ARGS="$(PYTEST_ARGS)"
 
-lint: $(STAMP)  ## ruff + the Qt6-readiness rules (tools/qt6_check.py)
+lint: $(STAMP)  ## ruff + Qt6 readiness (resolved in PyQt6) + plugins.qgis.org's scans (Bandit, detect-secrets)
 	$(VENV)/bin/ruff check geoclip_qgis model_utils tests tools
 	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) $(PY) tools/qt6_check.py
+	PYTHONPATH=$(CURDIR) $(PY) tools/security_scan.py
 
 bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
@@ -82,6 +84,13 @@ demo: $(STAMP)  ## the main job, headless -> demo_output/
 
 package:  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP (system Python only: no venv, no torch)
 	$(PYTHON_SYS) tools/package.py --out dist/geoclip_qgis.zip
+
+release-check: $(STAMP) package  ## dist/geoclip_qgis.zip against plugins.qgis.org's validator rules and scans
+	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) $(PY) tools/release_check.py dist/geoclip_qgis.zip
+
+REPO_URL ?=
+repo:  ## dist/repo: plugins.xml + ZIP, a plugin repository to host (REPO_URL=where it is served; default file://)
+	$(PYTHON_SYS) tools/plugin_repo.py --out dist/repo $(if $(REPO_URL),--url "$(REPO_URL)")
 
 deploy:  ## link the plugin into the default QGIS profile
 	@mkdir -p "$(PROFILE_DIR)"

@@ -78,6 +78,10 @@ class GeoClipPlugin:
             self.provider = None
         if not self.refused:  # a foreign package's module of that name is not ours to call
             release_model()
+        from .leftovers import mark_model_utils_stale, say_if_uninstalled_later
+
+        mark_model_utils_stale()  # the next load (an upgrade, a reload) imports model_utils afresh
+        say_if_uninstalled_later(self.iface)
 
 
 def release_model() -> None:

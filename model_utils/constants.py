@@ -5,6 +5,10 @@ from __future__ import annotations
 
 EMBED_DIM = 512  # GeoCLIP's shared image / location embedding size
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"  # the backbone GeoCLIP was trained with
+# The commit of DEFAULT_CLIP that is downloaded (the one other public code bases pin too): a changed hub repo can
+# never swap the weights under a user. A repo id given by the user may carry its own as ``repo@revision``.
+# pragma: allowlist nextline secret (detect-secrets' hex-entropy rule: a public git commit id, not a credential)
+DEFAULT_CLIP_REVISION = "32bd64288804d66eefd0ccbe215aa642df71cc41"
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")  # new ones last: enum indices
 CPU_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "fp16")  # fp16 is for GPUs (the Ray workers)

@@ -3,7 +3,9 @@
 It serves model folders (``save_pretrained`` layout) under the hub's URL layout on 127.0.0.1:
 ``/api/models/<repo>[/revision/<rev>]`` (what ``HfApi.model_info`` reads), ``HEAD``/``GET``
 ``/<repo>/resolve/<rev>/<file>`` with the metadata headers ``huggingface_hub`` needs (``X-Repo-Commit``,
-``ETag``), ``Range`` requests, and 404s with the hub's ``X-Error-Code``. Large files are answered as the
+``ETag``), ``Range`` requests, and 404s with the hub's ``X-Error-Code``. Each repo holds commits: a folder is
+served under its commit id, ``main`` names the newest, and ``push`` adds a newer commit (the hub repo changing
+under a pinned revision); any other revision is a 404 ``RevisionNotFound``. Large files are answered as the
 hub answers them: a redirect to a CDN on another host (127.0.0.2; a name only the proxy resolves when asked
 through the proxy) with ``X-Linked-Etag``/``X-Linked-Size`` and the Xet headers (``X-Xet-Hash``, a refresh
 route this server does not serve: a client that took the Xet path instead of HTTP would fail). It also
@@ -24,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LARGE = 10_000  # files above this are served as LFS files (sha256 ETag, X-Linked-* headers), like the hub
@@ -41,9 +43,11 @@ class Request:
 
 @dataclass
 class HubStandIn:
-    """Serves ``repos`` (repo id -> folder) until ``stop()``; ``url`` is its HF_ENDPOINT."""
+    """Serves ``repos`` (repo id -> folder) until ``stop()``; ``url`` is its HF_ENDPOINT. A folder is served
+    under the commit ``commits`` gives its repo (default ``COMMIT``), which is also ``main``."""
 
     repos: dict[str, Path]
+    commits: dict[str, str] = field(default_factory=dict)
     throttle: float = 0.0
     cut_after: int | None = None
     cuts: int = 0
@@ -51,6 +55,9 @@ class HubStandIn:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self.history: dict[str, dict[str, Path]] = {
+            repo: {self.commits.get(repo, COMMIT): folder} for repo, folder in self.repos.items()}
+        self.main = {repo: self.commits.get(repo, COMMIT) for repo in self.repos}
         # the hub, and its "CDN" on another loopback address: a redirect to another host is not followed by
         # huggingface_hub's HEAD, so the hub's own headers (X-Linked-*, X-Xet-*) are the ones it reads
         self._servers = [ThreadingHTTPServer((host, 0), _handler(self)) for host in ("127.0.0.1", "127.0.0.2")]
@@ -83,29 +90,42 @@ class HubStandIn:
             self.cuts -= 1
             return True
 
+    def push(self, repo: str, folder: Path, commit: str) -> None:
+        """A new commit of ``repo`` holding ``folder``, now its ``main`` (the earlier commits stay served)."""
+        with self._lock:
+            self.history.setdefault(repo, {})[commit] = folder
+            self.main[repo] = commit
+            self.repos[repo] = folder
+
+    def commit_of(self, repo: str, revision: str | None) -> str | None:
+        """The commit ``revision`` (``main``, a commit id, or None for main) names in ``repo``, else None."""
+        commits = self.history.get(repo, {})
+        rev = revision or "main"
+        return self.main.get(repo) if rev == "main" else rev if rev in commits else None
+
     def gets(self, filename: str) -> list[Request]:
         """The GETs that fetched ``filename``'s bytes (for a large file: from the CDN, not the redirect)."""
         return [r for r in self.requests if r.method == "GET" and r.path.endswith("/" + filename)
                 and (r.path.startswith("/cdn/") or "/resolve/" in r.path and not self._large(filename))]
 
     def _large(self, filename: str) -> bool:
-        return any(files[filename].stat().st_size > LARGE for files in map(self.files, self.repos)
-                   if filename in files)
+        return any(path.name == filename and path.stat().st_size > LARGE for commits in self.history.values()
+                   for folder in commits.values() for path in folder.iterdir())
 
     # ------------------------------------------------------------------ repo contents
-    def files(self, repo: str) -> dict[str, Path]:
-        folder = self.repos.get(repo)
+    def files(self, repo: str, commit: str | None = None) -> dict[str, Path]:
+        folder = self.history.get(repo, {}).get(commit or self.main.get(repo, ""))
         return {} if folder is None else {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}
 
-    def model_info(self, repo: str) -> dict:
+    def model_info(self, repo: str, commit: str) -> dict:
         siblings = []
-        for name, path in self.files(repo).items():
+        for name, path in self.files(repo, commit).items():
             data = path.read_bytes()
             entry = {"rfilename": name, "size": len(data), "blobId": _git_sha1(data)}
             if len(data) > LARGE:
                 entry["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
             siblings.append(entry)
-        return {"_id": "standin", "id": repo, "modelId": repo, "sha": COMMIT, "private": False, "disabled": False,
+        return {"_id": "standin", "id": repo, "modelId": repo, "sha": commit, "private": False, "disabled": False,
                 "gated": False, "tags": [], "siblings": siblings}
 
 
@@ -113,7 +133,7 @@ def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's object id
 
 
-_CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+|[^/]+)/(?P<file>[^/]+)$")
+_CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+|[^/]+)/(?P<commit>[0-9a-f]{40})/(?P<file>[^/]+)$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+|[^/]+?)(?:/revision/(?P<rev>[^/]+))?$")
 
@@ -142,49 +162,56 @@ def _handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 return self._json({"models": []}, body)
             cdn = _CDN.match(path)
             if cdn:
-                files = hub.files(cdn["repo"])
+                files = hub.files(cdn["repo"], cdn["commit"])
                 if cdn["file"] not in files:
                     return self._error(404, "EntryNotFound", body)
-                return self._file(files[cdn["file"]].read_bytes(), body)
+                return self._file(files[cdn["file"]].read_bytes(), body, cdn["commit"])
             info = _INFO.match(path)
             if info:
                 if info["repo"] not in hub.repos:
                     return self._error(404, "RepositoryNotFound", body)
-                return self._json(hub.model_info(info["repo"]), body)
+                commit = hub.commit_of(info["repo"], unquote(info["rev"] or "main"))
+                if commit is None:
+                    return self._error(404, "RevisionNotFound", body)
+                return self._json(hub.model_info(info["repo"], commit), body)
             resolve = _RESOLVE.match(path)
             if not resolve:
                 return self._error(404, "RepositoryNotFound", body)
             if resolve["repo"] not in hub.repos:
                 return self._error(404, "RepositoryNotFound", body)
-            files = hub.files(resolve["repo"])
+            commit = hub.commit_of(resolve["repo"], unquote(resolve["rev"]))
+            if commit is None:
+                return self._error(404, "RevisionNotFound", body)
+            files = hub.files(resolve["repo"], commit)
             if resolve["file"] not in files:
                 return self._error(404, "EntryNotFound", body)
             data = files[resolve["file"]].read_bytes()
             if len(data) > LARGE:
                 host = "http://cdn.geoclip-test.invalid" if proxied else hub.cdn_url
-                return self._redirect(data, f"{host}/cdn/{resolve['repo']}/{resolve['file']}", resolve["repo"])
-            self._file(data, body)
+                location = f"{host}/cdn/{resolve['repo']}/{commit}/{resolve['file']}"
+                return self._redirect(data, location, resolve["repo"], commit)
+            self._file(data, body, commit)
 
-        def _redirect(self, data: bytes, location: str, repo: str) -> None:
+        def _redirect(self, data: bytes, location: str, repo: str, commit: str) -> None:
             digest = hashlib.sha256(data).hexdigest()
             self.send_response(302)
-            self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("X-Repo-Commit", commit)
             self.send_header("ETag", f'"{_git_sha1(data)}"')
             self.send_header("X-Linked-Etag", f'"{digest}"')
             self.send_header("X-Linked-Size", str(len(data)))
             self.send_header("X-Xet-Hash", digest)
-            self.send_header("X-Xet-Refresh-Route", f"/api/models/{repo}/xet-read-token/{COMMIT}")
+            self.send_header("X-Xet-Refresh-Route", f"/api/models/{repo}/xet-read-token/{commit}")
             self.send_header("Location", location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def _file(self, data: bytes, body: bool) -> None:
+        def _file(self, data: bytes, body: bool, commit: str) -> None:
             start, status = 0, 200
             wanted = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
             if wanted and int(wanted[1]) < len(data):
                 start, status = int(wanted[1]), 206
             self.send_response(status)
-            self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("X-Repo-Commit", commit)
             large = len(data) > LARGE  # served by the "CDN": its ETag is the content's sha256
             self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest() if large else _git_sha1(data)}"')
             self.send_header("Accept-Ranges", "bytes")

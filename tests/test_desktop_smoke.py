@@ -18,28 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.xvfb import start_xvfb
 from tools.package import build
 from tools.samples.photos import write_gps_photo, write_photos
 
 SESSION = Path(__file__).with_name("desktop_session.py")
 SCREEN = (1366, 768)
-
-
-def _start_xvfb() -> tuple[subprocess.Popen, str]:
-    """Xvfb on a display it picks itself (no clash with other runs)."""
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is missing: `make install` installs Debian's xvfb package")
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    return proc, f":{number}"
 
 
 def _profile(root: Path, plugin_zip: Path) -> Path:
@@ -69,7 +53,7 @@ def desktop_session(tmp_path_factory, tiny_clip, geoclip_cache_dir):
     write_photos(many, n=32, seed=3)  # widths shrink per photo: 32 keeps them positive
     profiles = _profile(work / "qgis", build(work / "geoclip_qgis.zip"))
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "PYTHONPATH")}
-    xvfb, display = _start_xvfb()
+    xvfb, display = start_xvfb(SCREEN)
     env.update(DISPLAY=display, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GEOCLIP_CLIP_MODEL=str(tiny_clip),
                GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), SMOKE_OUT=str(out), SMOKE_PHOTOS=str(photos),
                SMOKE_MANY_PHOTOS=str(many),

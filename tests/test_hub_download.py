@@ -1,6 +1,7 @@
 """The first-run download of the CLIP backbone, against a local stand-in for the hub (``tests/hub_standin.py``)
 with the real ``huggingface_hub`` client: progress in bytes, Cancel, a cut connection, the cache reused with
-the hub gone, a proxy, and a hub that is down or silent. Loopback only; no network."""
+the hub gone, a proxy, a hub that is down or silent, and the pinned revision (the default backbone's commit,
+a user's ``repo@revision``) holding while the hub repo moves on. Loopback only; no network."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_utils.constants import DEFAULT_CLIP_REVISION
 from model_utils.model.backbone import DEFAULT_CLIP
-from tests.hub_standin import COMMIT, HubStandIn
+from tests.hub_standin import HubStandIn
 
 REPO_DIR = "models--" + DEFAULT_CLIP.replace("/", "--")
 
@@ -26,7 +28,7 @@ def hub(online_hub, tiny_clip, monkeypatch):
     monkeypatch.delenv("GEOCLIP_CLIP_MODEL", raising=False)
     # the download reads up to 1 MiB per step (hub_download.CHUNK_BYTES); the tiny model is 0.8 MB: 16 kB steps
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)
-    server = HubStandIn({DEFAULT_CLIP: tiny_clip})
+    server = HubStandIn({DEFAULT_CLIP: tiny_clip}, commits={DEFAULT_CLIP: DEFAULT_CLIP_REVISION})
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     yield server
     server.stop()
@@ -77,10 +79,10 @@ def test_first_run_downloads_with_byte_progress_into_the_hub_cache(hub, online_h
     assert len(rec.calls) > 10 and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert rec.calls[-1][1].startswith(f"Downloading the CLIP backbone {DEFAULT_CLIP}: ")
     assert rec.calls[-1][1].endswith("kB of 805.1 kB")  # config + image processor + tokenizer + weights
-    # the hub cache's own layout: a snapshot of the commit, refs/main pointing at it, blobs
+    # the hub cache's own layout: a snapshot of the pinned commit (no branch ref: main was never asked), blobs
     repo = online_hub / REPO_DIR
-    assert (repo / "refs" / "main").read_text() == COMMIT
-    snapshot = repo / "snapshots" / COMMIT
+    assert not (repo / "refs" / "main").exists()
+    snapshot = repo / "snapshots" / DEFAULT_CLIP_REVISION
     assert {p.name for p in snapshot.iterdir()} == {p.name for p in tiny_clip.iterdir()}
     assert (snapshot / "model.safetensors").resolve().parent == repo / "blobs"
     assert _no_partial_files(online_hub) == []
@@ -164,7 +166,7 @@ def test_a_cut_connection_resumes_with_a_range_request(hub, online_hub, tiny_cli
     assert len(weights) == 2 and weights[0].range is None
     resumed_at = int(weights[1].range.removeprefix("bytes=").rstrip("-"))
     assert 0 < resumed_at <= 300_000  # from the last whole chunk on disk, not from byte 0
-    blob = (online_hub / REPO_DIR / "snapshots" / COMMIT / "model.safetensors").read_bytes()
+    blob = (online_hub / REPO_DIR / "snapshots" / DEFAULT_CLIP_REVISION / "model.safetensors").read_bytes()
     assert blob == (tiny_clip / "model.safetensors").read_bytes()
 
 
@@ -261,6 +263,11 @@ def _recording_feedback(cancel_at: float | None = None):
         def __init__(self):
             super().__init__()
             self.texts: list[str] = []
+            self.infos: list[str] = []
+
+        def pushInfo(self, info):  # noqa: N802 - QGIS API
+            self.infos.append(info)
+            super().pushInfo(info)
 
         def setProgressText(self, text):  # noqa: N802 - QGIS API
             self.texts.append(text)
@@ -300,5 +307,8 @@ def test_the_algorithm_shows_the_download_in_bytes_and_cancel_stops_it(geoclip_p
         assert downloads and downloads[-1].endswith("805.1 kB of 805.1 kB")
         assert len(hub.gets("model.safetensors")) == 2 and hub.gets("model.safetensors")[1].range is None
         assert out["N_PHOTOS"] == 1 and out["N_FAILED"] == 0
+        # the run's log names the weights it ran: the repo and the pinned commit
+        assert any(i.startswith(f"CLIP backbone {DEFAULT_CLIP} at revision {DEFAULT_CLIP_REVISION}, from the "
+                                "Hugging Face cache") for i in feedback.infos), feedback.infos
     finally:
         release_shared_model()

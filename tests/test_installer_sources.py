@@ -183,6 +183,23 @@ def test_an_http_error_from_the_index_means_it_answered(index_server, monkeypatc
     assert indexes_reachable([url], timeout=5.0) == {url: reachable}
 
 
+def test_the_probe_speaks_http_only(tmp_path):
+    """A file: (or ftp:, data:) URL is never opened, not even when it names a file that exists: the opener has
+    no handler for anything but http(s)."""
+    import urllib.request
+
+    from geoclip_qgis.setup import indexes
+
+    page = tmp_path / "index.html"
+    page.write_text("<html></html>")
+    url = page.as_uri()
+    assert indexes.indexes_reachable([url], timeout=1.0) == {url: False}
+    with pytest.raises(urllib.error.URLError, match="unknown url type"):
+        indexes._http_only_opener().open(url)  # noqa: SLF001 - the opener itself, past probeable()
+    with urllib.request.urlopen(url) as answer:  # the default opener would have read it
+        assert answer.read() == b"<html></html>"
+
+
 # ------------------------------------------------------------------ torch: the CPU build unless agreed otherwise
 @pytest.mark.parametrize("allow_cuda", [False, True])
 def test_a_reachable_cpu_index_is_used_whatever_the_consent(online_install, index_server, monkeypatch, allow_cuda):

@@ -18,6 +18,7 @@ def test_zip_layout_and_metadata(tmp_path):
         names = zf.namelist()
         assert {n.split("/")[0] for n in names} == {"geoclip_qgis"}
         required = ["geoclip_qgis/__init__.py", "geoclip_qgis/metadata.txt", "geoclip_qgis/model_utils/__init__.py",
+                    "geoclip_qgis/LICENSE", "geoclip_qgis/NOTICE",
                     "geoclip_qgis/resources/icon.svg", "geoclip_qgis/resources/styles/probability_raster.qml",
                     "geoclip_qgis/resources/styles/prediction_points.qml"]
         for name in required:
@@ -29,8 +30,9 @@ def test_zip_layout_and_metadata(tmp_path):
     assert general["qgisMinimumVersion"] == "3.22"
     assert "torch" in general["about"] and "transformers" in general["about"]
     for key in ("name", "description", "version", "author", "email", "repository", "tracker", "homepage",
-                "category", "icon", "tags", "hasProcessingProvider", "supportsQt6"):
+                "category", "icon", "tags", "hasProcessingProvider", "qgisMaximumVersion"):
         assert general.get(key, "").strip(), key
+    assert "supportsqt6" not in general  # deprecated: qgisMaximumVersion=4.99 lists it for QGIS 4
 
 
 def test_unzipped_plugin_loads_without_the_checkout(tmp_path):

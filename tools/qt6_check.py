@@ -3,7 +3,14 @@
 ruff cannot know which names are Qt enums, so this check imports the Qt and QGIS classes the code
 names and asks them: an enum member reached through its owner class (``Qt.UTC``,
 ``QgsProcessing.TypeVectorAnyGeometry``) is unscoped and gone in PyQt6. The version-dependent
-spellings live in ``geoclip_qgis/compat.py``, the only file exempt.
+spellings live in ``geoclip_qgis/compat.py``, the only file exempt from these rules.
+
+Then every Qt class, enum member and method the plugin (``geoclip_qgis``, compat.py included) names through
+``qgis.PyQt`` is resolved in PyQt6 itself, in a child process (``tools/qt6_resolve.py``): QT6200 for each
+one PyQt6 lacks. Without PyQt6 that is a finding too (QT6201), except where ``GEOCLIP_PYQT6_OPTIONAL=1`` says
+PyQt6 cannot be had (the QGIS 3.40/3.44 chroots, if pip cannot install it there): then it says so and skips.
+metadata.txt must list the plugin for QGIS 4 (``qgisMaximumVersion=4.99``) without the deprecated
+``supportsQt6``: that claim rests on this check passing.
 
 Usage: ``python tools/qt6_check.py [paths...]``; exit 1 and one line per finding when any is found.
 """
@@ -21,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATHS = ("geoclip_qgis", "tests", "tools")
-EXEMPT = {ROOT / "geoclip_qgis" / "compat.py"}
+EXEMPT = {ROOT / "geoclip_qgis" / "compat.py", ROOT / "tools" / "qt6_resolve.py"}  # the PyQt6 side itself
 MOVED_TO_QTGUI = {"QAction", "QActionGroup", "QShortcut"}
 QT_MODULE_PREFIXES = ("qgis.", "PyQt5.")
 
@@ -125,17 +132,44 @@ def check_file(path: Path) -> list[Finding]:
     return checker.findings
 
 
+QGIS4_MAXIMUM = "4.99"
+
+
 def check_metadata(metadata: Path) -> list[Finding]:
-    """metadata.txt must declare Qt6 support and name a minimum QGIS version."""
+    """metadata.txt must list the plugin for QGIS 4 the way plugins.qgis.org reads it and name a minimum."""
     parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keys as written: supportsQt6, not supportsqt6
     parser.read(metadata, encoding="utf-8")
     general = parser["general"] if parser.has_section("general") else {}
     findings = []
-    if general.get("supportsQt6", "").strip().lower() not in {"true", "yes"}:
-        findings.append(Finding(metadata, 0, "QT6100", "supportsQt6=True missing (this check passing is its basis)"))
+    if "supportsQt6" in general:
+        findings.append(Finding(metadata, 0, "QT6100", "supportsQt6 is deprecated and ignored by plugins.qgis.org "
+                                                       f"(its upload page warns): remove it; qgisMaximumVersion="
+                                                       f"{QGIS4_MAXIMUM} is what lists the plugin for QGIS 4"))
     if not general.get("qgisMinimumVersion"):
         findings.append(Finding(metadata, 0, "QT6101", "qgisMinimumVersion missing"))
+    if general.get("qgisMaximumVersion", "").strip() != QGIS4_MAXIMUM:
+        findings.append(Finding(metadata, 0, "QT6102", f"qgisMaximumVersion={QGIS4_MAXIMUM} missing (without it the "
+                                                       "site stores 3.99 and QGIS 4 users cannot install the plugin)"))
     return findings
+
+
+def check_pyqt6(files: list[Path]) -> tuple[list[Finding], str]:
+    """(findings, a summary line): each Qt name of ``files`` reached through qgis.PyQt, resolved in PyQt6."""
+    import os
+
+    from tools.qt6_resolve import check_in_pyqt6, collect
+
+    refs = collect(files)
+    try:
+        missing, version = check_in_pyqt6(refs)
+    except ImportError as exc:
+        if os.environ.get("GEOCLIP_PYQT6_OPTIONAL") == "1":
+            return [], f"PyQt6 resolution SKIPPED here: {exc} (GEOCLIP_PYQT6_OPTIONAL=1; never skipped on the host)"
+        return [Finding(ROOT, 0, "QT6201", f"{exc}: `make install` installs PyQt6 into the venv")], ""
+    findings = [Finding(Path(r.path), r.line, "QT6200", f"{r.module}.{r.name} does not exist in {version}")
+                for r in missing]
+    return findings, f"{len({(r.module, r.name) for r in refs})} Qt names of the plugin resolved against {version}"
 
 
 def python_files(paths: list[Path]) -> list[Path]:
@@ -152,10 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = args.paths or [ROOT / p for p in DEFAULT_PATHS]
     findings = [f for p in python_files(paths) for f in check_file(p)]
+    summary = ""
     if not args.paths:
         findings += check_metadata(ROOT / "metadata.txt")
+        plugin_files = sorted((ROOT / "geoclip_qgis").rglob("*.py"))
+        qt6, summary = check_pyqt6(plugin_files)
+        findings += qt6
     for finding in findings:
         print(finding)
+    if summary:
+        print(f"qt6_check: {summary}")
     print(f"qt6_check: {len(findings)} finding(s) in {len(python_files(paths))} files")
     return 1 if findings else 0
 

@@ -97,7 +97,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         params = []
         if image_side:
             params.append(QgsProcessingParameterString(
-                self.CLIP_MODEL, tr("CLIP backbone (repo id or local folder; empty = panel setting / "
+                self.CLIP_MODEL, tr("CLIP backbone (repo id[@revision] or local folder; empty = panel setting / "
                 "$GEOCLIP_CLIP_MODEL / openai/clip-vit-large-patch14)"), optional=True))
         params.append(QgsProcessingParameterString(
             self.WEIGHTS, tr("GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)"), optional=True))

@@ -29,14 +29,29 @@ def extra_pip_args() -> list[str]:
     return shlex.split(os.environ.get(PIP_EXTRA_ENV, ""))
 
 
+def _http_only_opener():
+    """A urllib opener that speaks http and https only (proxies from the environment, as pip uses them, and
+    redirects): no file:, ftp: or data: handler (they end in "unknown url type"), so a probe can never read a local
+    file or another scheme."""
+    import urllib.request as rq
+
+    opener = rq.OpenerDirector()
+    for handler in (rq.ProxyHandler(), rq.HTTPHandler(), rq.HTTPSHandler(), rq.HTTPDefaultErrorHandler(),
+                    rq.HTTPRedirectHandler(), rq.HTTPErrorProcessor(), rq.UnknownHandler()):
+        opener.add_handler(handler)
+    return opener
+
+
 def _probe(url: str, timeout: float) -> bool:
-    """One HEAD request to a package index (proxies from the environment, as pip uses them). Any HTTP answer
-    but a proxy's or gateway's error means the index's server answered (a mirror may refuse HEAD with 403/405)."""
+    """One HEAD request to a package index. Any HTTP answer but a proxy's or gateway's error means the index's
+    server answered (a mirror may refuse HEAD with 403/405). Only http(s) URLs are asked (``probeable``)."""
     import urllib.error
     import urllib.request
 
+    if not probeable(url):
+        return False
     try:
-        with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + "/", method="HEAD"), timeout=timeout):
+        with _http_only_opener().open(urllib.request.Request(url.rstrip("/") + "/", method="HEAD"), timeout=timeout):
             return True
     except urllib.error.HTTPError as exc:
         return exc.code != 407 and exc.code < 500

@@ -226,7 +226,8 @@ def end_process_tree(process: subprocess.Popen) -> None:
     """Terminate ``process`` and its descendants (its process group; ``taskkill /T`` on Windows)."""
     try:
         if os.name == "nt":
-            subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True, check=False)
+            taskkill = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "taskkill.exe")
+            subprocess.run([taskkill, "/T", "/F", "/PID", str(process.pid)], capture_output=True, check=False)
         else:
             import signal
 

@@ -42,9 +42,9 @@ class SetupTab(QWidget):
         self.clip_model = QLineEdit(settings.get("clip_model"))
         self.clip_model.setPlaceholderText(DEFAULT_CLIP)
         self.clip_model.setToolTip(
-            tr("CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB) or a "
-            "local folder saved with save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or "
-            f"{DEFAULT_CLIP}.")
+            tr("CLIP ViT-L/14 backbone: a Hugging Face repo id (downloaded once, about 1.7 GB; "
+            "repo@revision pins a commit, else main's commit at download) or a local folder saved with "
+            "save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or {0} at its pinned commit.").format(DEFAULT_CLIP)
         )
         self.clip_folder = QgsFileWidget()
         self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)

@@ -1,21 +1,25 @@
 """Locate and load the CLIP ViT-L/14 backbone: one tower at a time, offline-first, failing fast.
 
-A source is a local folder (``save_pretrained`` layout) or a Hugging Face repo id. A repo id is
-read from the HF cache first (only a snapshot complete for the tower counts); only when it is missing
-there and the hub is reachable is it downloaded (``hub_download``: byte progress, Cancel). Offline,
-the answer comes in seconds with a message that says how to supply a folder, instead of the minutes
-a blocked connection can take.
+A source is a local folder (``save_pretrained`` layout) or a Hugging Face repo id, optionally
+``repo@revision``; the default backbone is pinned to one commit (``DEFAULT_CLIP_REVISION``), another repo id
+without a revision follows its ``main``. A repo id is read from the HF cache first (only a snapshot of that
+commit complete for the tower counts); only when it is missing there and the hub is reachable is it
+downloaded (``hub_download``: byte progress, Cancel). Offline, the answer comes in seconds with a message
+that says how to supply a folder, instead of the minutes a blocked connection can take.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
 
-from ..constants import DEFAULT_CLIP
+from ..constants import DEFAULT_CLIP, DEFAULT_CLIP_REVISION
 from ..errors import BackboneUnavailable
+
+log = logging.getLogger(__name__)
 
 REQUIRED_PROJECTION = 768
 PROBE_SECONDS = 4.0
@@ -28,6 +32,26 @@ def clip_source(clip_model: str | os.PathLike | None = None) -> str:
 
 def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or os.sep in source.replace("/", "", 1) or Path(source).exists()
+
+
+def hub_reference(source: str) -> tuple[str, str]:
+    """(repo id, revision) of a hub source: ``repo@revision`` as given, the default backbone at its pinned commit,
+    any other repo id at ``main``."""
+    repo, _, revision = source.partition("@")
+    if not revision:
+        revision = DEFAULT_CLIP_REVISION if repo == DEFAULT_CLIP else "main"
+    return repo, revision
+
+
+def origin(source: str, folder: str) -> str:
+    """Where a loaded tower came from, for the run's log: the hub repo and the commit its snapshot folder is named
+    by, or the local folder."""
+    if _looks_like_path(source):
+        return f"CLIP backbone from the folder {folder}"
+    repo, revision = hub_reference(source)
+    commit = Path(folder).name
+    asked = "" if revision == commit else f" ({revision})"
+    return f"CLIP backbone {repo} at revision {commit}{asked}, from the Hugging Face cache {folder}"
 
 
 def _offline() -> bool:
@@ -87,7 +111,8 @@ def resolve(source: str, tower: str = "vision") -> str | None:
         return str(folder)
     from .hub_download import cached_snapshot
 
-    cached = cached_snapshot(source, tower)
+    repo, revision = hub_reference(source)
+    cached = cached_snapshot(repo, tower, revision)
     if cached is not None:
         return str(cached)
     if _offline():
@@ -107,8 +132,9 @@ def locate(source: str, tower: str, progress=None, is_canceled=None) -> str:
         return folder
     from .hub_download import download
 
+    repo, revision = hub_reference(source)
     try:
-        return str(download(source, tower, progress=progress, is_canceled=is_canceled))
+        return str(download(repo, tower, progress=progress, is_canceled=is_canceled, revision=revision))
     except BackboneUnavailable as exc:
         raise BackboneUnavailable(missing_message(source, str(exc))) from exc
 
@@ -141,8 +167,11 @@ def _check_projection(config, source: str) -> None:
 
 def _load_tower(source: str, tower: str, model_cls: str, companion_cls: str, what: str, device: str, dtype,
                 progress=None, is_canceled=None):
-    """(tower, its processor or tokenizer) from ``source``, one transformers class each, checked for 768-d."""
+    """(tower, its processor or tokenizer, where it came from) from ``source``, one transformers class each,
+    checked for 768-d."""
     where = locate(source, tower, progress, is_canceled)
+    said = origin(source, where)
+    log.info("GeoCLIP: %s", said)
     import transformers
 
     try:
@@ -152,16 +181,16 @@ def _load_tower(source: str, tower: str, model_cls: str, companion_cls: str, wha
     except (OSError, ValueError) as exc:
         raise BackboneUnavailable(missing_message(source, f"{what} failed ({exc})")) from exc
     _check_projection(model.config, source)
-    return model.to(device=device, dtype=dtype).eval(), companion
+    return model.to(device=device, dtype=dtype).eval(), companion, said
 
 
 def load_vision(source: str, device: str = "cpu", dtype=None, progress=None, is_canceled=None):
-    """(vision tower with projection, image processor); the text tower is never materialised."""
+    """(vision tower with projection, image processor, origin); the text tower is never materialised."""
     return _load_tower(source, "vision", "CLIPVisionModelWithProjection", "CLIPImageProcessor", "loading",
                        device, dtype, progress, is_canceled)
 
 
 def load_text(source: str, device: str = "cpu", dtype=None, progress=None, is_canceled=None):
-    """(text tower with projection, tokenizer), loaded only for text queries."""
+    """(text tower with projection, tokenizer, origin), loaded only for text queries."""
     return _load_tower(source, "text", "CLIPTextModelWithProjection", "AutoTokenizer", "loading the text tower",
                        device, dtype, progress, is_canceled)

@@ -65,6 +65,7 @@ class GeoCLIP:
         self._other_emb: tuple[str, torch.Tensor] | None = None
         self._lock = threading.RLock()
         self._precision_said = False
+        self.backbone_origin = ""  # where the last loaded CLIP tower came from (repo and commit, or folder)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -167,8 +168,8 @@ class GeoCLIP:
         raises BackboneUnavailable with a clear message."""
         with self._lock:
             if self._vision is None:
-                vision, self._processor = backbone.load_vision(self.clip_model, self.device, self.dtype,
-                                                               progress, is_canceled)
+                vision, self._processor, self.backbone_origin = backbone.load_vision(
+                    self.clip_model, self.device, self.dtype, progress, is_canceled)
                 self._vision = quantize_int8(vision) if self.precision.int8 else vision
                 self._say_precision()
 
@@ -226,8 +227,8 @@ class GeoCLIP:
         """Load the CLIP text tower and tokenizer, downloading them first if needed (as ``load_backbone``)."""
         with self._lock:
             if self._text is None:
-                text, self._tokenizer = backbone.load_text(self.clip_model, self.device, self.dtype,
-                                                           progress, is_canceled)
+                text, self._tokenizer, self.backbone_origin = backbone.load_text(
+                    self.clip_model, self.device, self.dtype, progress, is_canceled)
                 self._text = quantize_int8(text) if self.precision.int8 else text
                 self._say_precision()
 

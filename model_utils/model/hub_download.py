@@ -5,6 +5,9 @@ be cancelled. Here every byte is reported to the caller's ``progress`` and ``is_
 chunk. ``huggingface_hub`` writes each file to a temporary name and moves it into the cache only when complete
 (a cut connection is resumed with a Range request within the run; a cancelled or failed file is deleted), so
 the cache never holds a half model: a snapshot counts as cached only when every file a tower needs is there.
+
+Every file comes from one commit: a pinned revision (a commit id) as given, else the commit the branch or tag
+names at the start of the download, so the snapshot folder (named by its commit) says which weights it holds.
 """
 
 from __future__ import annotations
@@ -43,11 +46,12 @@ def _complete(folder: Path, tower: str) -> bool:
     return has("tokenizer.json") or (has("vocab.json") and has("merges.txt"))
 
 
-def cached_snapshot(repo: str, tower: str) -> Path | None:
-    """The cached snapshot of ``repo`` if it is complete for ``tower``, else None (never a partial one)."""
+def cached_snapshot(repo: str, tower: str, revision: str = "main") -> Path | None:
+    """The cached snapshot of ``repo`` at ``revision`` (a commit id, or the branch/tag the cache has a ref for) if
+    it is complete for ``tower``, else None (never a partial one, never another commit's)."""
     from huggingface_hub import try_to_load_from_cache
 
-    config = try_to_load_from_cache(repo, CONFIG)
+    config = try_to_load_from_cache(repo, CONFIG, revision=revision)
     if not isinstance(config, str):
         return None
     folder = Path(config).parent
@@ -110,16 +114,20 @@ def _plain_http() -> Iterator[None]:
 
 
 def download(repo: str, tower: str, progress: Progress | None = None,
-             is_canceled: Callable[[], bool] | None = None) -> Path:
-    """Download what both towers of ``repo`` need (weights, config, image processor, tokenizer) into the HF
-    cache and return the snapshot folder. Raises Canceled, or BackboneUnavailable with the reason."""
-    from huggingface_hub import HfApi, hf_hub_download
+             is_canceled: Callable[[], bool] | None = None, revision: str = "main") -> Path:
+    """Download what both towers of ``repo`` at ``revision`` need (weights, config, image processor, tokenizer)
+    into the HF cache and return the snapshot folder (named by its commit). Raises Canceled, or
+    BackboneUnavailable with the reason."""
+    from huggingface_hub import HfApi
 
     hub = endpoint()
     try:
-        info = HfApi(endpoint=hub).model_info(repo, files_metadata=True, timeout=INFO_SECONDS)
+        info = HfApi(endpoint=hub).model_info(repo, revision=revision, files_metadata=True, timeout=INFO_SECONDS)
     except Exception as exc:  # noqa: BLE001 - any failure here means: cannot download
-        raise BackboneUnavailable(f"asking {hub} for '{repo}' failed ({_short(exc)})") from exc
+        raise BackboneUnavailable(f"asking {hub} for '{repo}' at revision {revision} failed ({_short(exc)})") from exc
+    commit = str(info.sha or "")
+    if not commit:
+        raise BackboneUnavailable(f"{hub} did not say which commit revision {revision} of '{repo}' is")
     sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
     weights = next((w for w in WEIGHTS if w in sizes), None)
     if CONFIG not in sizes or weights is None:
@@ -127,10 +135,12 @@ def download(repo: str, tower: str, progress: Progress | None = None,
     names = [CONFIG, *(n for n in IMAGE_FILES + TOKENIZER_FILES if n in sizes), weights]
     total, done, folder, shown = sum(sizes[n] for n in names), 0, None, {"tenth": -1, "text": ""}
     for name in names:
+        # the config under the revision asked for (so the cache records a branch's ref to this commit), the rest
+        # under the commit itself: a branch moving mid-download cannot mix two commits' files
+        ask = revision if name == CONFIG else commit
         try:
             with _plain_http():
-                path = hf_hub_download(repo, name, endpoint=hub,
-                                       tqdm_class=_bar_class(repo, done, total, progress, is_canceled, shown))
+                path = _fetch(repo, name, hub, ask, _bar_class(repo, done, total, progress, is_canceled, shown))
         except Canceled:
             raise
         except Exception as exc:  # noqa: BLE001 - network, disk, hub errors alike
@@ -138,10 +148,18 @@ def download(repo: str, tower: str, progress: Progress | None = None,
                 f"downloading {name} from {hub} stopped ({_short(exc)}); nothing partial is kept, "
                 f"run again to restart the download") from exc
         folder = Path(path).parent
+        commit = folder.name  # the snapshot folder is named by the commit the hub served the config from
         done += sizes[name]
     if folder is None or not _complete(folder, tower):
         raise BackboneUnavailable(f"the hub repo '{repo}' lacks files the {tower} tower needs")
     return folder
+
+
+def _fetch(repo: str, name: str, hub: str, revision: str, bar) -> str:
+    """One file of ``repo`` at ``revision`` into the HF cache (its path there)."""
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(repo, name, revision=revision, endpoint=hub, tqdm_class=bar)
 
 
 def _short(exc: BaseException) -> str:

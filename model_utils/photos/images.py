@@ -13,6 +13,7 @@ Pure Python (PIL + numpy): no Qt, no qgis.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import GeoClipError
 from .exif import gps_from_exif, safe_exif, taken_from_exif
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -328,8 +331,8 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
             )
             if converted is not None and converted.mode == "RGB":
                 return converted
-        except Exception:  # a broken or mismatched profile: fall back below
-            pass
+        except Exception as exc:  # noqa: BLE001 - a broken or mismatched profile: the plain conversion below
+            log.debug("ICC profile not applied (%s); converting to RGB without it", exc)
     return im.convert("RGB")
 
 

@@ -258,6 +258,8 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     # once, then cached), the inputs, then the layers and report
     steps = stages(feedback, 4)
     kind.load_tower(model, *progress_callbacks(steps))
+    if model.backbone_origin:  # which weights ran: the hub repo and its commit, or the folder
+        feedback.pushInfo(model.backbone_origin + ".")
     steps.setCurrentStep(1)
     gallery_progress, is_canceled = progress_callbacks(steps)
     model.gallery_embeddings(progress=gallery_progress, is_canceled=is_canceled, gallery=job.regional)

@@ -50,7 +50,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
     """Photos -> top-k locations and an archive density raster, computed by a Ray job."""
 
     ADDRESS = "ADDRESS"
-    TOKEN = "TOKEN"
+    CLUSTER_AUTH = "TOKEN"  # the parameter's id (saved models, qgis_process --TOKEN=); no credential in code
     PHOTOS = "PHOTOS"
     TOP_K = "TOP_K"
     WORKERS = "WORKERS"
@@ -109,8 +109,8 @@ class GeolocateRayCluster(GeoClipAlgorithm):
                                          minValue=1, maxValue=1024),
             QgsProcessingParameterNumber(self.SHARD, tr("Photos per output shard (a lost worker redoes one shard)"),
                                          NUMBER_INTEGER, defaultValue=64, minValue=1, maxValue=100000),
-            QgsProcessingParameterString(self.TOKEN, tr("Cluster token (empty: Ray's own lookup, RAY_AUTH_TOKEN)"),
-                                         optional=True),
+            QgsProcessingParameterString(self.CLUSTER_AUTH,
+                                         tr("Cluster token (empty: Ray's own lookup, RAY_AUTH_TOKEN)"), optional=True),
             QgsProcessingParameterString(self.CLIP_MODEL, tr("CLIP backbone (repo id or folder the nodes see; empty "
                                                              "= panel setting / ViT-L/14)"), optional=True),
             QgsProcessingParameterString(self.WEIGHTS, tr("GeoCLIP weights folder on the nodes (empty = the geoclip "
@@ -164,7 +164,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
                 python = python_executable()
             except RuntimeError as exc:
                 raise QgsProcessingException(f"Cannot start Ray on this machine: {exc}") from None
-        return ClusterRun(address=address, token=self.parameterAsString(parameters, self.TOKEN, context).strip(),
+        return ClusterRun(address=address, token=self.parameterAsString(parameters, self.CLUSTER_AUTH, context).strip(),
                           args=tuple(args), out=out, python=python)
 
     def process(self, parameters, context, feedback) -> dict:

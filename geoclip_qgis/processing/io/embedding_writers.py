@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from qgis.core import (
+    Qgis,
     QgsFeature,
     QgsField,
     QgsFields,
     QgsGeometry,
+    QgsMessageLog,
     QgsPointXY,
     QgsProcessingContext,
     QgsProcessingException,
@@ -154,8 +156,9 @@ class _Writer:
     def discard(self) -> None:
         try:
             self.release()
-        except Exception:  # noqa: BLE001 - best effort: the files go anyway
-            pass
+        except Exception as exc:  # noqa: BLE001 - best effort: the files go anyway
+            QgsMessageLog.logMessage(f"Closing the unfinished {self.tmp.name} before deleting it: {exc}", "GeoCLIP",
+                                     Qgis.MessageLevel.Info)
         for path in self.temp_files():
             path.unlink(missing_ok=True)
 
