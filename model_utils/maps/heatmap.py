@@ -32,6 +32,9 @@ How, and why this way:
 
 The grid shares the world lattice anchored at (-180, 90): every extent is snapped outward to
 whole cells of that lattice, so rasters of different extents line up cell for cell.
+
+With a ``land`` mask, each gallery point's kernel is renormalised over land cells (``land_kernel``):
+its mass stays its own and its bandwidth the same, but it lands on land, where photos are taken.
 """
 
 from __future__ import annotations
@@ -101,13 +104,16 @@ def probability_grid(
     density: bool = False,
     progress: ProgressFn | None = None,
     is_canceled: CanceledFn | None = None,
+    land: Any = None,
 ) -> ProbabilityGrid:
     """Spread each gallery point's probability with a (near-)Gaussian of ``bandwidth_km`` and rasterise.
 
     ``lat``/``lon`` are degrees (N,), ``probs`` (N,) non-negative and used as given (a top-k
     subset yields only its own mass). The kernel is normalised over the whole sphere, so the
     world raster sums to ``probs.sum()``. ``progress(fraction, message)`` is called as work
-    advances; if ``is_canceled()`` returns True, :class:`Canceled` is raised.
+    advances; if ``is_canceled()`` returns True, :class:`Canceled` is raised. ``land``: keep each
+    point's mass on land cells, with a :class:`~model_utils.maps.land.LandMask` or True (the default
+    GSHHG mask); None or False: land and sea alike (the plain kernel).
     """
     lat_a, lon_a, p = _validated_points(lat, lon, probs)
     bandwidth_km = float(bandwidth_km)
@@ -121,6 +127,16 @@ def probability_grid(
             progress(min(max(fraction, 0.0), 1.0), message)
 
     plan = _Plan.make(spec, bandwidth_km)
+    weights = None
+    if land is not None and land is not False:  # each point's kernel renormalised over land cells
+        from .land import resolve_land
+        from .land_kernel import extent_weights, point_normalisers
+
+        land = resolve_land(land, spec.cell_size)
+        p = p / point_normalisers(plan, land, lat_a, lon_a)
+        weights = extent_weights(plan, land)
+    keep = p > 0
+    lat_a, lon_a, p = lat_a[keep], lon_a[keep], p[keep]
     report(0.0, "binning gallery points")
     binned = _bin_points(plan, lat_a, lon_a, p)
     report(0.1, "spreading along meridians")
@@ -128,13 +144,13 @@ def probability_grid(
     del binned
     report(0.5, "spreading along parallels")
     values, mass = _blur_longitude(plan, rows, density,
-                                   lambda f: report(0.5 + 0.5 * f, "spreading along parallels"))
+                                   lambda f: report(0.5 + 0.5 * f, "spreading along parallels"), weights)
     report(1.0, "probability grid done")
     return ProbabilityGrid(values=values, spec=spec, mass=mass, density=bool(density))
 
 
 def _validated_points(lat: Any, lon: Any, probs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check the gallery once, with row numbers in the messages, and drop zero-mass points."""
+    """Check the gallery once, with row numbers in the messages."""
     arrays = []
     for name, values in (("lat", lat), ("lon", lon), ("probs", probs)):
         arr = np.asarray(values, dtype=np.float64)
@@ -149,8 +165,7 @@ def _validated_points(lat: Any, lon: Any, probs: Any) -> tuple[np.ndarray, np.nd
     bad = np.flatnonzero(~(np.isfinite(p) & (p >= 0)))
     if bad.size:
         raise ValueError(f"probs must be finite and >= 0; {describe_rows(bad)} are not")
-    keep = p > 0
-    return lat_a[keep], lon_a[keep], p[keep]
+    return lat_a, lon_a, p
 
 
 @dataclass(frozen=True)
@@ -315,9 +330,10 @@ def _blur_latitude(plan: _Plan, binned: np.ndarray, report: Callable[[float], No
 
 
 def _blur_longitude(
-    plan: _Plan, rows: np.ndarray, density: bool, report: Callable[[float], None]
+    plan: _Plan, rows: np.ndarray, density: bool, report: Callable[[float], None], weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:
-    """Blur each row along its parallel, crop to the extent; returns (float32 values, mass)."""
+    """Blur each row along its parallel, crop to the extent, times ``weights`` (per extent cell) if given;
+    returns (float32 values, mass)."""
     spec = plan.spec
     height, width = spec.height, spec.width
     n_lon = plan.n_lon
@@ -337,6 +353,8 @@ def _blur_longitude(
             blurred = sp_fft.irfft(spectrum, n=n_lon, axis=1, workers=_FFT_WORKERS)
             blurred = blurred[:, plan.out_col:plan.out_col + width]
             _drop_roundoff(blurred, totals[:, None])
+            if weights is not None:
+                blurred = blurred * weights[start:stop]
             mass += float(blurred.sum())
             if areas is not None:
                 blurred = blurred / areas[start:stop, None]
