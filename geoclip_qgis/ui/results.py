@@ -45,6 +45,11 @@ class ResultsOptions(QGroupBox):
         self.extent.clear()
         if iface is not None and iface.mapCanvas() is not None:
             self.extent.setMapCanvas(iface.mapCanvas())
+        self.on_land = QCheckBox(tr("Probability on land only (untick for photos taken at sea)"))
+        self.on_land.setChecked(s.value(key + "on_land", True, type=bool))
+        self.on_land.setToolTip(tr("Each gallery point's probability is spread over land cells only (GSHHG "
+                                   "shoreline, lakes as water): coastal answers and their credible regions stay on "
+                                   "land. Untick for photos taken from ships or offshore."))
         self.density = QCheckBox(tr("Density per km² instead of mass per cell"))
         self.density.setToolTip(tr("Mass per cell sums to 1 over the world; density divides by cell area"))
         self.regional = QCheckBox(tr("Regional gallery: zoom to city scale inside the extent"))
@@ -65,6 +70,7 @@ class ResultsOptions(QGroupBox):
         form.addRow(tr("Cell size"), self.cell)
         form.addRow(tr("Bandwidth"), self.bandwidth)
         form.addRow(tr("Extent"), self.extent)
+        form.addRow("", self.on_land)
         form.addRow("", self.density)
         form.addRow("", self.regional)
         form.addRow(tr("Credible regions"), self.levels)
@@ -76,6 +82,7 @@ class ResultsOptions(QGroupBox):
             "CELL_SIZE": self.cell.value(),
             "BANDWIDTH_KM": self.bandwidth.value() or None,  # 0 is "auto"
             "DENSITY": self.density.isChecked(),
+            "ON_LAND": self.on_land.isChecked(),
             "GALLERY": int(GalleryMode.REGIONAL if self.regional.isChecked() else GalleryMode.WORLD),
             "CREDIBLE_LEVELS": self.levels.text().strip(),
             "OUTPUT_FOLDER": self.output.filePath(),
@@ -95,5 +102,6 @@ class ResultsOptions(QGroupBox):
         s.setValue(self.key + "cell", self.cell.value())
         s.setValue(self.key + "bandwidth", self.bandwidth.value())
         s.setValue(self.key + "regional", self.regional.isChecked())
+        s.setValue(self.key + "on_land", self.on_land.isChecked())
         s.setValue(self.key + "levels", self.levels.text().strip())
         s.setValue(self.key + "output", self.output.filePath())

@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--credible-levels", default="",
                      help="e.g. 0.5,0.9: each photo's credible regions at these levels (its raster on the --cell "
                           "world grid with the --bandwidth-km kernel), in regions-*.parquet; default: none")
+    geo.add_argument("--over-sea", action="store_true",
+                     help="spread each photo's probability over sea too (photos taken at sea); default: the density "
+                          "raster and the credible regions keep it on land cells (GSHHG shoreline, lakes as water)")
     _common(geo)
     emb = sub.add_parser("embed", help="GeoCLIP GPS embeddings of a table of points")
     emb.add_argument("--points", required=True, help="CSV (with a header) or Parquet with lat and lon columns")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "geolocate":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
             geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km,
-                      credible_levels=_levels(args.credible_levels))
+                      credible_levels=_levels(args.credible_levels), on_land=not args.over_sea)
         else:
             embed(args.points, opts)
     except (GeoClipError, ValueError, FileNotFoundError) as exc:

@@ -59,6 +59,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
     BATCH = "BATCH_SIZE"
     SHARD = "SHARD_SIZE"
     RESUME = "RESUME"
+    ON_LAND = "ON_LAND"
     OUTPUT = "OUTPUT"
     POINTS = "POINTS"
     DENSITY = "DENSITY"
@@ -102,6 +103,8 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         self.addParameter(gpus)
         self.addParameter(QgsProcessingParameterBoolean(
             self.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ON_LAND, tr("Density on land only (untick for photos taken at sea)"), defaultValue=True))
         advanced = [
             QgsProcessingParameterNumber(self.CPUS, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
                                          minValue=0.1, maxValue=256.0),
@@ -155,6 +158,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         weights = settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context))
         args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])
         args += ["--resume"] if resume else []
+        args += [] if self.parameterAsBoolean(parameters, self.ON_LAND, context) else ["--over-sea"]
         address = self.parameterAsString(parameters, self.ADDRESS, context).strip()
         python = ""
         if not address:
