@@ -224,7 +224,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
 
 def _summary(n_ok: int, errors: list, skipped: tuple[str, ...]) -> str:
     """The run's closing line: what was geolocated, what failed, and what the folder held besides photos."""
-    text = f"{n_ok} geolocated" + (f", {len(errors)} could not be geolocated (see above)" if errors else "")
+    text = f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else "")
     return text + ("; not geolocated from the folder: " + "; ".join(skipped) if skipped else "")
 
 

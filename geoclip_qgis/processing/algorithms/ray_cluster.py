@@ -81,6 +81,9 @@ class GeolocateRayCluster(GeoClipAlgorithm):
             "On a cluster, the photos, the output folder and a local CLIP backbone folder must be visible to "
             "the cluster's nodes under the same paths (shared storage). Cancel stops the job on the cluster; "
             "finished shards are kept, and a run with 'Resume' on the same folder finishes the job.\n\n"
+            "HEIC / HEIF photos are decoded on the nodes like JPEGs (they need pillow-heif); files of the folder that "
+            "are not photos are counted by reason in the log and summary.json. The density raster keeps each photo's "
+            "probability on land cells unless 'Density on land only' is unticked (photos taken at sea).\n\n"
             "Needs Ray in QGIS's Python: pip install 'ray[data,default]'.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
