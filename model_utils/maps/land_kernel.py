@@ -47,7 +47,7 @@ def _weights(land, cell: float, rows: tuple[int, int], cols: tuple[int, int]) ->
 def point_normalisers(plan: _Plan, land, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """(N,) each point's weighted kernel sum ``Z_i`` (in (0, 1]); cached per mask, window, bandwidth and points."""
     window = normaliser_window(plan)
-    digest = hashlib.sha1(np.ascontiguousarray(lat).tobytes() + np.ascontiguousarray(lon).tobytes()).hexdigest()
+    digest = hashlib.sha256(np.ascontiguousarray(lat).tobytes() + np.ascontiguousarray(lon).tobytes()).hexdigest()
     key = (id(land), window, plan.sigma_lat, digest)
     with _lock:
         if key in _cache:
