@@ -130,6 +130,13 @@ class RunControls(QWidget):
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""
         self.append(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
 
+    def with_model_choices(self, algorithm, parameters: dict) -> dict:
+        """``parameters`` plus the Setup tab's model choices that ``algorithm`` takes (GPS embeddings take the
+        weights but no backbone or precision): the dock runs what the user sees, and sends nothing unknown."""
+        choices = self.model_parameters() if self.model_parameters is not None else {}
+        taken = {key: value for key, value in choices.items() if algorithm.parameterDefinition(key) is not None}
+        return {**taken, **parameters}
+
     @guarded(default=False)
     def start(self, parameters: dict) -> bool:
         """Run the algorithm with ``parameters``; False (and a log line) if it cannot start."""
@@ -139,8 +146,7 @@ class RunControls(QWidget):
         if algorithm is None:
             self.append(tr(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)"))
             return False
-        if self.model_parameters is not None:
-            parameters = {**self.model_parameters(), **parameters}
+        parameters = self.with_model_choices(algorithm, parameters)
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
         self.feedback = PanelFeedback()
