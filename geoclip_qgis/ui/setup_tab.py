@@ -91,7 +91,7 @@ class SetupTab(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this tab's slots."""
-        self.installer.log.appendPlainText(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
+        self.installer.show_error(text)
 
     @guarded
     def _folder_picked(self, path: str) -> None:
@@ -120,13 +120,13 @@ class SetupTab(QWidget):
         for dep in deps:
             mark = "✔" if dep.found else ("–" if dep.optional else "✘")
             version = dep.version or "missing"
-            rows.append(tr(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>"))
-        missing = [d for d in deps if not d.found and not d.optional]
+            rows.append(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>")
+        missing = [dep for dep in deps if not dep.found and not dep.optional]
         if missing:
             rows.append(tr("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
-                        f"<br><code>{install_hint(missing)}</code>"))
-            rows += [f"<br><b>{d.distribution}</b>: {PLATFORM_ONLY[d.distribution]}." for d in missing
-                     if d.distribution in PLATFORM_ONLY]
+                           "<br><code>{command}</code>").format(command=install_hint(missing)))
+            rows += [f"<br><b>{dep.distribution}</b>: {PLATFORM_ONLY[dep.distribution]}." for dep in missing
+                     if dep.distribution in PLATFORM_ONLY]
         else:
             rows.append(tr("<br>All dependencies found."))
         self.status.setText("<br>".join(rows))

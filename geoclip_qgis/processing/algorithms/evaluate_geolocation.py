@@ -114,7 +114,8 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         self.addOutput(QgsProcessingOutputFile(d.OUTPUT_CSV, tr("Accuracy table (CSV)")))
         self.addOutput(QgsProcessingOutputFile(d.OUTPUT_PER_PHOTO_CSV, tr("Per-photo errors (CSV)")))
         for output_id, km, label in THRESHOLD_OUTPUTS:
-            self.addOutput(QgsProcessingOutputNumber(output_id, tr(f"Share within {km:g} km ({label}), 0–1")))
+            title = tr("Share within {km} km ({label}), 0–1").format(km=f"{km:g}", label=label)
+            self.addOutput(QgsProcessingOutputNumber(output_id, title))
         self.addOutput(QgsProcessingOutputNumber(d.MEDIAN_KM, tr("Median error (km)")))
         self.addOutput(QgsProcessingOutputNumber(d.MEAN_KM, tr("Mean error (km)")))
         self.addOutput(QgsProcessingOutputNumber(d.N, tr("Photos evaluated (N)")))

@@ -100,7 +100,7 @@ class GeolocationJob:
 
 def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
-    noun = kind.noun
+    noun, inputs = kind.noun, kind.plural.capitalize()
     alg.addParameter(QgsProcessingParameterNumber(
         d.TOP_K, tr("Top-k predictions per {noun}").format(noun=noun), NUMBER_INTEGER, defaultValue=d.DEFAULT_TOP_K,
         minValue=1, maxValue=d.MAX_TOP_K))
@@ -127,7 +127,7 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     alg.addParameter(QgsProcessingParameterBoolean(
         d.DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
     alg.addParameter(QgsProcessingParameterBoolean(
-        d.WRITE_RASTERS, tr(f"Write a probability raster per {noun}"), defaultValue=True))
+        d.WRITE_RASTERS, tr("Write a probability raster per {noun}").format(noun=noun), defaultValue=True))
     regions = QgsProcessingParameterString(
         d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"), defaultValue=d.DEFAULT_CREDIBLE_LEVELS,
         optional=True)
@@ -149,7 +149,7 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
                 "the credible regions before and after. Saved as calibration.json in the run folder.")
     alg.addParameter(fit)
     batch = QgsProcessingParameterNumber(
-        d.BATCH_SIZE, tr(f"{kind.plural.capitalize()} per batch"), NUMBER_INTEGER,
+        d.BATCH_SIZE, tr("{inputs} per batch").format(inputs=inputs), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | FLAG_ADVANCED)
     alg.addParameter(batch)
@@ -160,9 +160,10 @@ def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     alg.addOutput(QgsProcessingOutputVectorLayer(d.POINTS, tr("Top-k predictions"), SOURCE_VECTOR_POINT))
     alg.addOutput(QgsProcessingOutputMultipleLayers(d.RASTERS, tr("Probability rasters")))
     alg.addOutput(QgsProcessingOutputHtml(d.REPORT_HTML, tr("Accuracy report (HTML)")))
-    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr(f"{kind.plural.capitalize()} geolocated")))
-    alg.addOutput(QgsProcessingOutputNumber(d.N_FAILED, tr(f"{kind.plural.capitalize()} that failed")))
-    alg.addOutput(QgsProcessingOutputString(d.ERRORS, tr(f"Per-{noun} errors")))
+    inputs = kind.plural.capitalize()
+    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr("{inputs} geolocated").format(inputs=inputs)))
+    alg.addOutput(QgsProcessingOutputNumber(d.N_FAILED, tr("{inputs} that failed").format(inputs=inputs)))
+    alg.addOutput(QgsProcessingOutputString(d.ERRORS, tr("Per-{noun} errors").format(noun=noun)))
 
 
 def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters, context,

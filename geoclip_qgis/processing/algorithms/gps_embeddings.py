@@ -76,7 +76,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "<b>PCA components</b>: 0 keeps all 512 values (e000…e511). N > 0 fits a PCA (scikit-learn "
             "IncrementalPCA, streamed) and writes N values pc000…; the fit is saved beside the output as "
             "&lt;output&gt;.pca.npz (components, mean, explained_variance_ratio, normalize) so new points "
-            f"project the same way: <code>{PCA_USAGE}</code>.\n"
+            "project the same way: <code>{pca_usage}</code>.\n"
             "<b>Output format</b>: GeoPackage (default; values stored as exact doubles); ESRI Shapefile "
             "(field names fit the 10-character DBF limit; values as text with 15 decimals; beyond 255 fields "
             "some DBF readers fail, so use PCA with at most ~250 components to stay under); CSV with lat/lon "
@@ -93,7 +93,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "Shapefile outputs have that point as geometry (EPSG:4326) and are added to the project. "
             "A new column whose name the input already uses gets a suffix (_2) and the log says so. Existing "
             "files are never overwritten; the output is written to a temporary file and renamed when complete, "
-            "so cancel or an error leaves no partial file.")
+            "so cancel or an error leaves no partial file.").format(pca_usage=PCA_USAGE)
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
