@@ -19,7 +19,7 @@ from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS, PhotoError, load_photo
 
 Progress = Callable[[float, str], None]
-_LISTED = 5  # rows named in a message before "..."
+LISTED = 5  # rows or classes named in a message before "..."
 
 FEATURE_KINDS: tuple[str, ...] = ("gps", "latlon", "image", "gps+image")
 FEATURE_NAMES: dict[str, str] = {
@@ -60,8 +60,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def row_list(items: Sequence[tuple[Any, str]]) -> str:
-    listed = "; ".join(f"{row}: {msg}" for row, msg in items[:_LISTED])
-    more = f"; … and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    listed = "; ".join(f"{row}: {msg}" for row, msg in items[:LISTED])
+    more = f"; … and {len(items) - LISTED} more" if len(items) > LISTED else ""
     return listed + more
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..safe_files import free_stem, write_texts
 from .features import FEATURE_NAMES
-from .probe import ProbeResult, join_names
+from .labels import join_names
+from .probe import ProbeResult
 
 
 # ----------------------------------------------------------------------------------- reports
