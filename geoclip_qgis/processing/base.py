@@ -21,6 +21,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from model_utils.constants import DEVICES, PRECISIONS
+from model_utils.progress import IsCanceled, Progress
 
 from ..compat import FLAG_ADVANCED
 from ..i18n import tr
@@ -207,7 +208,7 @@ def stages(feedback: QgsProcessingFeedback, count: int) -> QgsProcessingMultiSte
 
 
 def progress_callbacks(feedback: QgsProcessingFeedback
-                       ) -> tuple[Callable[[float, str], None], Callable[[], bool]]:
+                       ) -> tuple[Progress, IsCanceled]:
     """(progress, is_canceled) for model_utils: a fraction 0..1 becomes 0..100 % of ``feedback`` (a stage of
     ``stages``). Never backwards: a model_utils step that starts its count again (a second downloaded file)
     holds the bar where it is."""

@@ -54,7 +54,7 @@ class EmbeddingsTab(FormTab):
                                   "On: each embedding scaled to length 1 (cosine similarity = dot product)."))
         self.pca = QSpinBox()
         self.pca.setRange(0, EMBED_DIM)
-        self.pca.setSpecialValueText("off (all 512 values)")
+        self.pca.setSpecialValueText(tr("off (all {n} values)").format(n=EMBED_DIM))
         self.pca.setValue(settings.EMBEDDINGS_PCA.read())
         self.pca.setToolTip(tr("Reduce to N principal components (pc000…). The PCA fit is saved beside the output "
                             "as <output>.pca.npz so new points can be projected the same way. Shapefiles: "

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import Canceled
+from ..progress import IsCanceled, Progress
 from .features import FEATURE_KINDS, FeatureSet, build_features, row_list
 from .labels import join_names, mean_average_precision, parse_labels, stratified_split
-
-Progress = Callable[[float, str], None]
 
 SPLIT_TRAIN, SPLIT_TEST, SPLIT_UNLABELLED, SPLIT_EXCLUDED = "train", "test", "unlabelled", "excluded"
 
@@ -323,7 +322,7 @@ def train_probe(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet
 
 def run_probe(config: ProbeConfig, labels: Sequence[Any], latlon=None, photos: Sequence[Any] | None = None,
               model=None, row_ids: Sequence[Any] | None = None, progress: Progress | None = None,
-              is_canceled: Callable[[], bool] | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
+              is_canceled: IsCanceled | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
     """Features + probe in one call (see :func:`build_features` and :func:`train_probe`)."""
     config.check()
     parsed = parse_labels(labels, config.separator)

@@ -20,11 +20,11 @@ import numpy as np
 from ..constants import EMBED_DIM
 from ..errors import Canceled, GeoClipError
 from ..geo import validate_latlon
+from ..progress import IsCanceled, Progress
 from ..safe_files import atomic_path
 
 CACHE_FORMAT = "geoclip-gallery-v1"
 MAX_GRID_POINTS = 1_000_000  # ~3 min to encode on 2 cores here; cached on disk after the first run
-Progress = Callable[[float, str], None]
 
 
 def default_cache_dir() -> Path:
@@ -140,7 +140,7 @@ def write_cache(path: Path, key: str, embeddings: np.ndarray) -> None:
 def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarray], weights_fingerprint: str,
                        cache_dir: Path | None = None, batch_size: int = 8192,
                        progress: Progress | None = None,
-                       is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
+                       is_canceled: IsCanceled | None = None) -> np.ndarray:
     """Unit-length (N, EMBED_DIM) float32 embeddings of ``gallery``, from cache or computed and cached.
 
     ``encode`` maps an (n, 2) lat/lon chunk to unit-length (n, EMBED_DIM) embeddings.
