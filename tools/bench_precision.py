@@ -1,5 +1,5 @@
 """Benchmark section ``precision``: fp32, bf16 autocast and int8 dynamic quantization of the CLIP backbone on
-this CPU (#15).
+this CPU.
 
 The same random ViT-L/14-shaped CLIP as section ``core`` (``bench/.clip-vit-l-14``) and its camera-sized
 photos. Measured in one process, alternating the variants so that other load on the machine hits all of them:

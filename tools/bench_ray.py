@@ -1,4 +1,4 @@
-"""Benchmark section ``ray``: the batch job (Ray Data, local Ray) against ``GeoCLIP.predict`` in one process (#14).
+"""Benchmark section ``ray``: the batch job (Ray Data, local Ray) against ``GeoCLIP.predict`` in one process.
 
 The ViT-L/14-shaped random CLIP and the 32 camera-sized photos of section ``core``, fp32. Measured in one
 run: ``predict`` in this process (all cores), then ``python -m model_utils.batch geolocate`` with 1 worker

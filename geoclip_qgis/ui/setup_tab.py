@@ -61,10 +61,10 @@ class SetupTab(QWidget):
         self.precision.setCurrentIndex(max(0, self.precision.findText(settings.PRECISION.read() or "auto")))
         self.precision.setToolTip(
             tr("How the CLIP backbone computes. auto: fp16 on a GPU; on the CPU bf16 where the CPU has it "
-               "natively (AVX512-BF16, AMX: about 2x faster on a 2-core test machine, the same top-1), else fp32. "
+               "natively (AVX512-BF16, AMX: faster than fp32 with the same answers), else fp32. "
                "fp32: always full precision. bf16: also where the CPU lacks it (slower there). fp16: GPUs only. "
-               "int8: CPU only, never auto; 1.5-3x faster than fp32 on a CPU without native bf16, answers close "
-               "but not identical (bench/results.md)."))
+               "int8: CPU only, never auto; faster than fp32 on a CPU without native bf16, with answers close "
+               "to fp32's but not identical (the README gives measured figures)."))
         form.addRow(tr("Precision"), self.precision)
         saved_note = QLabel(tr("Choices apply to the next run and are remembered in your QGIS profile "
                             "(also for the Processing toolbox and qgis_process)."))

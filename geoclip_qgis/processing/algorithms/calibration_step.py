@@ -1,5 +1,5 @@
 """Fitting a temperature inside a photo geolocation run, and how the credible regions hold up before and after
-on photos the fit did not see (#16). The maths is ``model_utils.evaluation.calibration``."""
+on photos the fit did not see. The maths is ``model_utils.evaluation.calibration``."""
 
 from __future__ import annotations
 
