@@ -80,12 +80,12 @@ translations:  ## i18n/geoclip_qgis.ts: every text of the plugin, extracted by p
 
 bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
-	$(QGIS_ENV) $(PY) tools/bench.py --out bench
+	$(QGIS_ENV) $(PY) -m tools.bench --out bench
 
 demo: $(STAMP)  ## the main job, headless -> demo_output/
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
 	@QT_QPA_PLATFORM=offscreen PROJ_DATA=/usr/share/proj PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
-	  $(PY) tools/demo.py --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
+	  $(PY) -m tools.demo --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
 
 package:  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP (system Python only: no venv, no torch)
 	$(PYTHON_SYS) tools/package.py --out dist/geoclip_qgis.zip

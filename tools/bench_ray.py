@@ -18,11 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, bench_dir, log
 
-from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARD = 4
 TOP_K = 5
