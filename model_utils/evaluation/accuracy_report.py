@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from ..geo import ACCURACY_THRESHOLDS_KM, AccuracyReport, accuracy_at_thresholds, geodesic_km, threshold_name
+from ..constants import ACCURACY_THRESHOLDS_KM
+from ..geo import geodesic_km
 from ..report_html import esc, number, page, svg_open
 from ..safe_files import next_free, write_texts
+from .accuracy import AccuracyReport, accuracy_at_thresholds, threshold_name
 from .coverage import coverage, coverage_html
 
 __all__ = [
