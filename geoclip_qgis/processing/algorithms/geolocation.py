@@ -48,10 +48,9 @@ from ..io.prediction_outputs import (
     write_truth_lines,
 )
 from ..regional_gallery import regional_gallery
-from .calibration_step import calibrate, truth_inside
+from .calibration_step import FIT_MIN_PHOTOS, calibrate, truth_inside
 
 # parameter names (the dock builds its parameter dicts with these)
-FIT_MIN_PHOTOS = 10  # fewer geotagged photos say nothing reliable about a temperature
 FIT_MAX_PHOTOS = 400  # each keeps its 100K gallery probabilities (0.4 MB) until the fit
 
 

@@ -33,7 +33,6 @@ from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.geometry import WGS84, sample_points
 from ..io.outputs import refuse_existing, write_geotiff
-from .geolocation import WORLD_BANDWIDTH_KM
 
 MAX_QUERY_POINTS = 5000  # more gives the same mean embedding, slower
 
@@ -112,7 +111,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
         self.addParameter(exclude)
         self.addParameter(QgsProcessingParameterNumber(
             d.BANDWIDTH_KM, tr("Kernel bandwidth (km; probability answer)"), NUMBER_DOUBLE,
-            defaultValue=WORLD_BANDWIDTH_KM, minValue=0.0, maxValue=5000.0))
+            defaultValue=d.WORLD_BANDWIDTH_KM, minValue=0.0, maxValue=5000.0))
         self.addParameter(QgsProcessingParameterNumber(
             d.CELL_SIZE, tr("Cell size (degrees)"), NUMBER_DOUBLE, defaultValue=1.0, minValue=0.01, maxValue=10.0))
         samples = QgsProcessingParameterNumber(
