@@ -119,8 +119,8 @@ class SetupTab(QWidget):
         rows = []
         for dep in deps:
             mark = "✔" if dep.found else ("–" if dep.optional else "✘")
-            version = dep.version or "missing"
-            rows.append(f"{mark} <b>{dep.distribution}</b> {version} <i>({dep.purpose})</i>")
+            rows.append(tr("{mark} <b>{name}</b> {version} <i>({purpose})</i>").format(
+                mark=mark, name=dep.distribution, version=dep.version or tr("missing"), purpose=dep.purpose))
         missing = [dep for dep in deps if not dep.found and not dep.optional]
         if missing:
             rows.append(tr("<br>Press <b>Install missing packages</b>, or install them by hand in QGIS's Python:"
