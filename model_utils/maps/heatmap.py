@@ -47,6 +47,7 @@ from scipy import fft as sp_fft
 # re-exported here because callers of this module expect to find it next to the work.
 from ..errors import Canceled
 from ..geo import EARTH_RADIUS_KM, describe_rows, validate_latlon
+from ..progress import IsCanceled, Progress
 from .grid import MAX_CELLS, SNAP_EPS, GridSpec, cell_areas_km2
 
 __all__ = [
@@ -72,9 +73,6 @@ _FFT_WORKERS = 2
 # to keep memory flat and to check for cancellation often.
 _BLOCK_VALUES = 1 << 21
 
-ProgressFn = Callable[[float, str], Any]
-CanceledFn = Callable[[], bool]
-
 
 @dataclass(frozen=True)
 class ProbabilityGrid:
@@ -99,8 +97,8 @@ def probability_grid(
     spec: GridSpec,
     bandwidth_km: float = 25.0,
     density: bool = False,
-    progress: ProgressFn | None = None,
-    is_canceled: CanceledFn | None = None,
+    progress: Progress | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> ProbabilityGrid:
     """Spread each gallery point's probability with a (near-)Gaussian of ``bandwidth_km`` and rasterise.
 

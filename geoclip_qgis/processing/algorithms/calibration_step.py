@@ -1,5 +1,5 @@
 """Fitting a temperature inside a photo geolocation run, and how the credible regions hold up before and after
-on photos the fit did not see (#16). The maths is ``model_utils.evaluation.calibration``."""
+on photos the fit did not see. The maths is ``model_utils.evaluation.calibration``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 
 import numpy as np
 
+from model_utils.constants import WORLD_BANDWIDTH_KM
+
 FIT_LEVELS = (0.5, 0.9)  # coverage is reported at these when the run asks for no credible regions
+FIT_MIN_PHOTOS = 10  # fewer geotagged photos say nothing reliable about a temperature
 
 
 def truth_inside(mask, spec, gps) -> bool | None:
@@ -32,7 +35,6 @@ def calibrate(job, rows: list[tuple[str, np.ndarray, tuple[float, float]]], gall
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
 
-    from .geolocation import FIT_MIN_PHOTOS, WORLD_BANDWIDTH_KM
 
     if len(rows) < FIT_MIN_PHOTOS:
         feedback.reportError(f"Fitting a temperature needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS; this run "

@@ -10,7 +10,6 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from model_utils.constants import WORLD_BANDWIDTH_KM
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from ...layers import load_on_completion
+from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
@@ -48,35 +48,15 @@ from ..io.prediction_outputs import (
     write_truth_lines,
 )
 from ..regional_gallery import regional_gallery
-from .calibration_step import calibrate, truth_inside
+from .calibration_step import FIT_MIN_PHOTOS, calibrate, truth_inside
 
 # parameter names (the dock builds its parameter dicts with these)
-TOP_K = "TOP_K"
-CELL_SIZE = "CELL_SIZE"
-BANDWIDTH = "BANDWIDTH_KM"
-EXTENT = "EXTENT"
-DENSITY = "DENSITY"
-RASTERS = "WRITE_RASTERS"
-BATCH = "BATCH_SIZE"
-OUTPUT_FOLDER = "OUTPUT_FOLDER"
-GALLERY = "GALLERY"
-GALLERY_SPACING = "GALLERY_SPACING"
-REGIONS = "CREDIBLE_LEVELS"
-TEMPERATURE = "TEMPERATURE"
-FIT_TEMPERATURE = "FIT_TEMPERATURE"
-FIT_MIN_PHOTOS = 10  # fewer geotagged photos say nothing reliable about a temperature
 FIT_MAX_PHOTOS = 400  # each keeps its 100K gallery probabilities (0.4 MB) until the fit
 
 
-class GalleryMode(IntEnum):
-    """The 'GPS gallery' choice, by its index in the enum parameter."""
 
-    WORLD = 0
-    REGIONAL = 1
-
-
-GALLERY_LABELS = {GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
-                  GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
+GALLERY_LABELS = {d.GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
+                  d.GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +65,7 @@ class InputKind:
 
     noun: str  # "photo" / "query": parameter labels, log lines, raster metadata
     plural: str  # "photos" / "queries": labels
-    count_output: str  # the output id counting what was geolocated ("N_PHOTOS" / "N_QUERIES")
+    count_output: str  # the output id counting what was geolocated (N_PHOTOS / N_QUERIES)
     default_batch: int
     source_fields: tuple[str, str]  # the points layer's (input, short name) fields
     label: Callable[[str], str]  # an input's short name (logs, legend, the name field)
@@ -119,93 +99,99 @@ class GeolocationJob:
 
 def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
     """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
-    noun = kind.noun
+    noun, inputs = kind.noun, kind.plural.capitalize()
     alg.addParameter(QgsProcessingParameterNumber(
-        TOP_K, tr(f"Top-k predictions per {noun}"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=1000))
+        d.TOP_K, tr("Top-k predictions per {noun}").format(noun=noun), NUMBER_INTEGER, defaultValue=d.DEFAULT_TOP_K,
+        minValue=1, maxValue=d.MAX_TOP_K))
     alg.addParameter(QgsProcessingParameterNumber(
-        CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE, defaultValue=0.25, minValue=0.001, maxValue=10.0))
+        d.CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE, defaultValue=d.DEFAULT_CELL_DEG, minValue=0.001,
+        maxValue=10.0))
     bandwidth = QgsProcessingParameterNumber(
-        BANDWIDTH, tr("Kernel bandwidth (km, std. dev. on the sphere; empty: 50 km, or the regional gallery's "
+        d.BANDWIDTH_KM, tr("Kernel bandwidth (km, std. dev. on the sphere; empty: 50 km, or the regional gallery's "
                       "spacing)"), NUMBER_DOUBLE, optional=True, minValue=0.0, maxValue=5000.0)
     bandwidth.setHelp("How far each gallery point's probability is spread. Empty: 50 km over GeoCLIP's worldwide "
                       "gallery, the grid spacing over a regional gallery; 0: no spreading (each point's cell).")
     alg.addParameter(bandwidth)
     alg.addParameter(QgsProcessingParameterExtent(
-        EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
-    gallery = QgsProcessingParameterEnum(GALLERY, tr("GPS gallery"), options=[GALLERY_LABELS[m] for m in GalleryMode],
-                                         defaultValue=int(GalleryMode.WORLD))
+        d.EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
+    gallery = QgsProcessingParameterEnum(d.GALLERY, tr("GPS gallery"),
+                                         options=[GALLERY_LABELS[m] for m in d.GalleryMode],
+                                         defaultValue=int(d.GalleryMode.WORLD))
     gallery.setHelp("Regional: rank against a grid of points over the raster extent (zoom the map to a city "
                     "and use the canvas extent); answers and rasters get the grid's resolution.")
     alg.addParameter(gallery)
     alg.addParameter(QgsProcessingParameterNumber(
-        GALLERY_SPACING, tr("Regional gallery spacing (degrees; 0 = the raster cell size)"),
+        d.GALLERY_SPACING, tr("Regional gallery spacing (degrees; 0 = the raster cell size)"),
         NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=10.0))
     alg.addParameter(QgsProcessingParameterBoolean(
-        DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
+        d.DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
     alg.addParameter(QgsProcessingParameterBoolean(
-        RASTERS, tr(f"Write a probability raster per {noun}"), defaultValue=True))
+        d.WRITE_RASTERS, tr("Write a probability raster per {noun}").format(noun=noun), defaultValue=True))
     regions = QgsProcessingParameterString(
-        REGIONS, tr("Credible regions at these levels (empty: none)"), defaultValue="0.5, 0.9", optional=True)
+        d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"), defaultValue=d.DEFAULT_CREDIBLE_LEVELS,
+        optional=True)
     regions.setHelp(f"Per {noun}, the smallest area holding that share of its raster's probability, as polygons "
                     "(layer credible_regions: level, area in km², parts, the probability it holds). Levels between "
                     "0 and 1, separated by commas; needs the rasters.")
     alg.addParameter(regions)
     temperature = QgsProcessingParameterNumber(
-        TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
-        NUMBER_DOUBLE, defaultValue=1.0, minValue=0.05, maxValue=20.0)
+        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
+        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
     temperature.setHelp("Above 1 spreads each answer's probability (the model was over-confident on your photos), "
                         "below 1 sharpens it. The top-k order never changes. 'Fit a temperature' finds the value.")
     alg.addParameter(temperature)
     fit = QgsProcessingParameterBoolean(
-        FIT_TEMPERATURE, tr("Fit a temperature on the photos with EXIF GPS (report coverage before and after)"),
+        d.FIT_TEMPERATURE, tr("Fit a temperature on the photos with EXIF GPS (report coverage before and after)"),
         defaultValue=False)
     fit.setHelp(f"Needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS: two thirds fit the temperature (maximum "
                 "likelihood of their true positions), the other third shows how many true positions fall inside "
                 "the credible regions before and after. Saved as calibration.json in the run folder.")
     alg.addParameter(fit)
     batch = QgsProcessingParameterNumber(
-        BATCH, tr(f"{kind.plural.capitalize()} per batch"), NUMBER_INTEGER,
+        d.BATCH_SIZE, tr("{inputs} per batch").format(inputs=inputs), NUMBER_INTEGER,
         defaultValue=kind.default_batch, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | FLAG_ADVANCED)
     alg.addParameter(batch)
     alg.add_model_parameters(image_side=True)
     alg.addParameter(QgsProcessingParameterFolderDestination(
-        OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
-    alg.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", tr("Run folder")))
-    alg.addOutput(QgsProcessingOutputVectorLayer("POINTS", tr("Top-k predictions"), SOURCE_VECTOR_POINT))
-    alg.addOutput(QgsProcessingOutputMultipleLayers("RASTERS", tr("Probability rasters")))
-    alg.addOutput(QgsProcessingOutputHtml("REPORT_HTML", tr("Accuracy report (HTML)")))
-    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr(f"{kind.plural.capitalize()} geolocated")))
-    alg.addOutput(QgsProcessingOutputNumber("N_FAILED", tr(f"{kind.plural.capitalize()} that failed")))
-    alg.addOutput(QgsProcessingOutputString("ERRORS", tr(f"Per-{noun} errors")))
+        d.OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
+    alg.addOutput(QgsProcessingOutputFolder(d.RUN_FOLDER, tr("Run folder")))
+    alg.addOutput(QgsProcessingOutputVectorLayer(d.POINTS, tr("Top-k predictions"), SOURCE_VECTOR_POINT))
+    alg.addOutput(QgsProcessingOutputMultipleLayers(d.RASTERS, tr("Probability rasters")))
+    alg.addOutput(QgsProcessingOutputHtml(d.REPORT_HTML, tr("Accuracy report (HTML)")))
+    inputs = kind.plural.capitalize()
+    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr("{inputs} geolocated").format(inputs=inputs)))
+    alg.addOutput(QgsProcessingOutputNumber(d.N_FAILED, tr("{inputs} that failed").format(inputs=inputs)))
+    alg.addOutput(QgsProcessingOutputString(d.ERRORS, tr("Per-{noun} errors").format(noun=noun)))
 
 
 def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters, context,
             feedback) -> GeolocationJob:
     """The frozen job for ``items``; bad parameters are refused here, before any work."""
-    write_rasters = alg.parameterAsBool(parameters, RASTERS, context)
-    given = parameters.get(BANDWIDTH) not in (None, "")
-    bandwidth = alg.parameterAsDouble(parameters, BANDWIDTH, context) if given else None
+    write_rasters = alg.parameterAsBool(parameters, d.WRITE_RASTERS, context)
+    given = parameters.get(d.BANDWIDTH_KM) not in (None, "")
+    bandwidth = alg.parameterAsDouble(parameters, d.BANDWIDTH_KM, context) if given else None
     regional = None
-    if alg.parameterAsEnum(parameters, GALLERY, context) == GalleryMode.REGIONAL:
-        if parameters.get(EXTENT) in (None, ""):
+    if alg.parameterAsEnum(parameters, d.GALLERY, context) == d.GalleryMode.REGIONAL:
+        if parameters.get(d.EXTENT) in (None, ""):
             raise QgsProcessingException(
                 "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
                 "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
-        regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
-                                               alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
+        regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE),
+                                               alg.parameterAsDouble(parameters, d.GALLERY_SPACING, context),
                                                bandwidth, feedback)
-    levels = _levels(alg.parameterAsString(parameters, REGIONS, context)) if write_rasters else ()
-    out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
+    levels = _levels(alg.parameterAsString(parameters, d.CREDIBLE_LEVELS, context)) if write_rasters else ()
+    out_root = ensure_writable_folder(alg.parameterAsString(parameters, d.OUTPUT_FOLDER, context))
     feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root}")
     return GeolocationJob(
-        items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
-        spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
+        items=tuple(items), top_k=alg.parameterAsInt(parameters, d.TOP_K, context),
+        spec=alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE) if write_rasters else None,
         bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
-        density=alg.parameterAsBool(parameters, DENSITY, context),
-        batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional, levels=levels,
-        temperature=alg.parameterAsDouble(parameters, TEMPERATURE, context) or 1.0,
-        fit=alg.parameterAsBool(parameters, FIT_TEMPERATURE, context),
+        density=alg.parameterAsBool(parameters, d.DENSITY, context),
+        batch=alg.parameterAsInt(parameters, d.BATCH_SIZE, context), out_root=out_root, regional=regional,
+        levels=levels,
+        temperature=alg.parameterAsDouble(parameters, d.TEMPERATURE, context) or 1.0,
+        fit=alg.parameterAsBool(parameters, d.FIT_TEMPERATURE, context),
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
 
 
@@ -349,7 +335,7 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
         feedback.pushInfo(f"Accuracy report: {report}")
     feedback.setProgress(100)
     return {
-        "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
-        kind.count_output: result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
-        OUTPUT_FOLDER: str(final.parent),
+        d.RUN_FOLDER: str(final), d.POINTS: points, d.RASTERS: rasters, d.REPORT_HTML: report,
+        kind.count_output: result["n_ok"], d.N_FAILED: len(result["errors"]), d.ERRORS: "\n".join(result["errors"]),
+        d.OUTPUT_FOLDER: str(final.parent),
     }
