@@ -9,7 +9,8 @@ STAMP       := $(VENV)/.geoclip-ready
 # One pinned set per platform (constraints/<platform>.txt), chosen from /etc/os-release, never by hand.
 PLATFORM    ?= $(shell . /etc/os-release 2>/dev/null && echo "$${ID}$${VERSION_ID%%.*}")
 CONSTRAINTS := constraints/$(PLATFORM).txt
-APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip python3-pyproj proj-data xvfb
+APT_PKGS    := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip python3-pyproj proj-data xvfb \
+               pyqt5-dev-tools qttools5-dev-tools
 # Debian 13: torch from Debian (CPU build) with OpenBLAS (else the reference BLAS, ~50x slower matmuls)
 APT_PKGS_debian13 := python3-torch libopenblas0-openmp
 APT_PKGS    += $(APT_PKGS_$(PLATFORM))
@@ -21,7 +22,7 @@ PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 PHOTOS      ?=
 
 .PHONY: help install system-deps test lint bench demo package release-check repo deploy clean chroot-deps \
-        test-qgis340 test-qgis344
+        test-qgis340 test-qgis344 translations
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "%-14s %s\n", $$1, $$2}'
@@ -68,19 +69,23 @@ test-qgis340: chroot-deps  ## lint + the whole suite on QGIS 3.40 LTR in a Debia
 test-qgis344: chroot-deps  ## the same on QGIS 3.44 from trixie-backports
 	tools/qgis_chroot.sh qgis344 lint test PYTEST_ARGS="$(PYTEST_ARGS)"
 
-lint: $(STAMP)  ## ruff + Qt6 readiness (resolved in PyQt6) + plugins.qgis.org's scans (Bandit, detect-secrets)
+lint: $(STAMP)  ## ruff + Qt6 readiness (resolved in PyQt6) + plugins.qgis.org's scans + module/function size, import cycles
 	$(VENV)/bin/ruff check geoclip_qgis model_utils tests tools
 	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(CURDIR) $(PY) tools/qt6_check.py
 	PYTHONPATH=$(CURDIR) $(PY) tools/security_scan.py
+	$(PY) -m tools.structure_check
+
+translations:  ## i18n/geoclip_qgis.ts: every text of the plugin, extracted by pylupdate5, for translators
+	$(PY) -m tools.translations --out i18n/geoclip_qgis.ts
 
 bench: $(STAMP)  ## benchmarks -> bench/results.md + bench/results.json
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
-	$(QGIS_ENV) $(PY) tools/bench.py --out bench
+	$(QGIS_ENV) $(PY) -m tools.bench --out bench
 
 demo: $(STAMP)  ## the main job, headless -> demo_output/
 	@mkdir -p /tmp/runtime-$$(id -u) && chmod 700 /tmp/runtime-$$(id -u)
 	@QT_QPA_PLATFORM=offscreen PROJ_DATA=/usr/share/proj PYTHONPATH=$(CURDIR) XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) \
-	  $(PY) tools/demo.py --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
+	  $(PY) -m tools.demo --out demo_output $(if $(PHOTOS),--photos "$(PHOTOS)")
 
 package:  ## dist/geoclip_qgis.zip for Plugin Manager > Install from ZIP (system Python only: no venv, no torch)
 	$(PYTHON_SYS) tools/package.py --out dist/geoclip_qgis.zip

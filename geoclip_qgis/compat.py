@@ -55,6 +55,7 @@ NUMBER_DOUBLE = _pick("ProcessingNumberParameterType.Double", QgsProcessingParam
 NUMBER_INTEGER = _pick("ProcessingNumberParameterType.Integer", QgsProcessingParameterNumber, "Integer")
 FIELD_STRING = _pick("ProcessingFieldParameterDataType.String", QgsProcessingParameterField, "String")
 FLAG_ADVANCED = _pick("ProcessingParameterFlag.Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
+FLAG_OPTIONAL = _pick("ProcessingParameterFlag.Optional", QgsProcessingParameterDefinition, "FlagOptional")
 SKIP_GEOMETRY_CHECKS = _pick("ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
                              QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks")
 

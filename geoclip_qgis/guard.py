@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from qgis.core import Qgis, QgsMessageLog
 
+from .i18n import tr
+
 LOG_TAG = "GeoCLIP"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +28,11 @@ def log_exception(where: str, exc: BaseException) -> str:
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     QgsMessageLog.logMessage(f"{text}\n{details}", LOG_TAG, Qgis.MessageLevel.Critical)
     return text
+
+
+def error_line(text: str) -> str:
+    """The line a widget's log shows for an unexpected error (the traceback is in the message log)."""
+    return tr("ERROR: {error} (details in the message log, tab {tab})").format(error=text, tab=LOG_TAG)
 
 
 def _positional_limit(func: Callable[..., Any]) -> int | None:

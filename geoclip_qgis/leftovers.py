@@ -36,7 +36,7 @@ def left_behind() -> list[tuple[str, Path]]:
     from .setup.installer import deps_folder
 
     found = [(tr("the Python packages the Setup tab installed"), deps_folder())]
-    cache = settings.get("cache_dir").strip() or os.environ.get("GEOCLIP_CACHE_DIR", "")
+    cache = settings.CACHE_DIR.read().strip() or os.environ.get("GEOCLIP_CACHE_DIR", "")
     if not cache:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         cache = str(Path(base) / "geoclip-qgis")  # model_utils.model.gallery.default_cache_dir, without numpy

@@ -100,12 +100,10 @@ def fp32_unless_asked():
 def no_saved_model_choices():
     """Every test starts without saved Setup choices: QGIS keeps settings on disk between runs, and a
     backbone folder saved by an earlier run (a temp folder since deleted) would decide this one's."""
-    from qgis.core import QgsSettings
+    from geoclip_qgis.settings import SETUP_SETTINGS
 
-    from geoclip_qgis.settings import SETUP_KEYS
-
-    for key in SETUP_KEYS:
-        QgsSettings().remove(f"geoclip/{key}")
+    for setting in SETUP_SETTINGS:
+        setting.forget()
     yield
 
 

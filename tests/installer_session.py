@@ -111,7 +111,7 @@ def plan():
     yield lambda: True
 
     record["first_run"] = geolocate("run1")
-    sys.modules[f"{KEY}.settings"].put("precision", "fp32")  # a saved Setup choice
+    sys.modules[f"{KEY}.settings"].PRECISION.write("fp32")  # a saved Setup choice
     before = ours()
     record["modules_before"] = sorted(before)
     builtins._geoclip_old_modules = before  # noqa: SLF001 - kept alive until the end

@@ -1,4 +1,4 @@
-"""Credible regions in the batch job (#16), without Ray: the shard function writes each photo's regions
+"""Credible regions in the batch job, without Ray: the shard function writes each photo's regions
 (WKB, level, area, enclosed, parts) beside its predictions, equal to ``prediction_regions`` on the same
 probabilities; off by default, and --credible-levels is checked before any work."""
 

@@ -1,4 +1,4 @@
-"""Credible regions in other CRSs (#16): edges densified at the cell size keep a polar cap's area in a polar
+"""Credible regions in other CRSs: edges densified at the cell size keep a polar cap's area in a polar
 projection, and a region across the antimeridian is one narrow piece in a Pacific CRS, not a band."""
 
 from __future__ import annotations

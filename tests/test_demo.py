@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_demo_runs_every_part_with_a_backbone(tiny_clip, geoclip_cache_dir, tmp_path):
     env = {**os.environ, "GEOCLIP_CLIP_MODEL": str(tiny_clip), "GEOCLIP_CACHE_DIR": str(geoclip_cache_dir),
            "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "demo.py"), "--out", str(tmp_path)], env=env,
+    done = subprocess.run([sys.executable, "-m", "tools.demo", "--out", str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
     for part in ("geolocate photos", "text query", "GPS embeddings", "places like here"):

@@ -226,7 +226,7 @@ def test_cpu_workers_offer_every_precision_but_fp16_in_one_list(qgis_app):  # no
     assert all(pick_dtype("cpu", name).is_floating_point for name in CPU_PRECISIONS)
     alg = GeolocateRayCluster()
     alg.initAlgorithm()
-    assert tuple(alg.parameterDefinition(alg.PRECISION).options()) == CPU_PRECISIONS
+    assert tuple(alg.parameterDefinition("PRECISION").options()) == CPU_PRECISIONS
     for name in CPU_PRECISIONS:
         assert parser().parse_args(["geolocate", "--photos", "x", "--out", "y", "--precision", name]).precision == name
     with pytest.raises(SystemExit):

@@ -90,33 +90,33 @@ def test_the_saved_setting_reaches_algorithms_run_without_the_dock(geoclip_provi
     from geoclip_qgis import settings
 
     monkeypatch.delenv("GEOCLIP_CLIP_MODEL", raising=False)
-    settings.put("clip_model", str(tiny_clip))
+    settings.CLIP_MODEL.write(str(tiny_clip))
     try:
         write_photos(tmp_path / "photos", n=1)
         result = processing.run("geoclip:geolocatephotos", {
             "FOLDER": str(tmp_path / "photos"), "TOP_K": 1, "RASTERS": False, "OUTPUT_FOLDER": str(tmp_path / "o")})
         assert result["N_PHOTOS"] == 1
     finally:
-        settings.put("clip_model", "")
+        settings.CLIP_MODEL.write("")
 
 
 def test_the_parameter_beats_the_setting_which_beats_the_environment(qgis_app, monkeypatch):  # noqa: ARG001
     from geoclip_qgis import settings
 
     monkeypatch.setenv("GEOCLIP_WEIGHTS", "/from/env")
-    settings.put("weights", "/from/setting")
+    settings.WEIGHTS.write("/from/setting")
     try:
-        assert settings.resolve("weights", "/from/parameter") == "/from/parameter"
-        assert settings.resolve("weights", "") == "/from/setting"
-        settings.put("weights", "")
-        assert settings.resolve("weights", None) is None  # model_utils then reads $GEOCLIP_WEIGHTS
+        assert settings.resolve(settings.WEIGHTS, "/from/parameter") == "/from/parameter"
+        assert settings.resolve(settings.WEIGHTS, "") == "/from/setting"
+        settings.WEIGHTS.write("")
+        assert settings.resolve(settings.WEIGHTS, None) is None  # model_utils then reads $GEOCLIP_WEIGHTS
         from model_utils.errors import WeightsError
         from model_utils.model.weights import find_weights
 
         with pytest.raises(WeightsError, match="/from/env"):
-            find_weights(settings.resolve("weights"))
+            find_weights(settings.resolve(settings.WEIGHTS))
     finally:
-        settings.put("weights", "")
+        settings.WEIGHTS.write("")
 
 
 def test_one_loaded_model_per_process(tiny_clip, tmp_path):

@@ -198,7 +198,8 @@ def test_report_files_and_prediction_layer_agree_with_the_scores(geoclip_provide
 
 
 def test_multi_label_tags_give_map_above_chance(geoclip_provider, cities, tmp_path):
-    from model_utils.downstream.probe import ProbeConfig, mean_average_precision, parse_labels, run_probe
+    from model_utils.downstream.labels import mean_average_precision, parse_labels
+    from model_utils.downstream.probe import ProbeConfig, run_probe
     from model_utils.model.geoclip import shared_model
 
     layer = city_layer(cities)

@@ -207,7 +207,7 @@ def test_image_and_fused_features_skip_bad_photos(geoclip_provider, tiny_clip, c
 
 
 def test_map_helper_excludes_tags_without_positives():
-    from model_utils.downstream.probe import mean_average_precision, parse_labels, stratified_split
+    from model_utils.downstream.labels import mean_average_precision, parse_labels, stratified_split
 
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
     scores = np.array([[0.9, 0.1, 0.3], [0.8, 0.7, 0.2], [0.7, 0.2, 0.9], [0.1, 0.6, 0.1]])

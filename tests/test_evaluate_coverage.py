@@ -1,4 +1,4 @@
-"""Credible-region coverage in ``geoclip:evaluategeolocation`` (#16): given true positions against each photo's
+"""Credible-region coverage in ``geoclip:evaluategeolocation``: given true positions against each photo's
 50% / 90% regions, from the run's credible_regions layer beside the predictions or a chosen polygon layer."""
 
 from __future__ import annotations

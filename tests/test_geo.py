@@ -8,15 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from model_utils.geo import (
-    ACCURACY_THRESHOLDS_KM,
-    THRESHOLD_NAMES,
-    AccuracyReport,
-    accuracy_at_thresholds,
-    geodesic_km,
-    haversine_km,
-    validate_latlon,
-)
+from model_utils.constants import ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES
+from model_utils.evaluation.accuracy import AccuracyReport, accuracy_at_thresholds
+from model_utils.geo import geodesic_km, haversine_km, validate_latlon
 
 PARIS = (48.8566, 2.3522)
 LONDON = (51.5072, -0.1276)

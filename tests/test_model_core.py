@@ -111,7 +111,7 @@ def test_progress_and_cancel_between_batches(model, tmp_path):
         model.predict(photos, top_k=1, batch_size=2, is_canceled=cancel_after_first)
 
 
-def test_gallery_cache_is_reused_and_corruption_rebuilds(tiny_clip, tmp_path):
+def test_gallery_cache_is_reused_and_corruption_rebuilds(tiny_clip, tmp_path, caplog):
     model = GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu", cache_dir=tmp_path)
     rng = np.random.default_rng(3)
     gallery = Gallery(np.column_stack([rng.uniform(-60, 60, 3000), rng.uniform(-180, 180, 3000)]), name="t")
@@ -132,13 +132,21 @@ def test_gallery_cache_is_reused_and_corruption_rebuilds(tiny_clip, tmp_path):
     path.write_bytes(bytes(data))
     third = GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu", cache_dir=tmp_path)
     third.set_gallery(gallery)
-    assert torch.equal(third.gallery_embeddings(), first)
+    told: list[str] = []
+    with caplog.at_level("WARNING", logger="model_utils"):
+        assert torch.equal(third.gallery_embeddings(progress=lambda _f, message: told.append(message)), first)
     assert path.stat().st_mtime_ns != stamp
+    why = "does not match its checksum (the file was damaged)"  # the rebuild says why, in the log and the progress
+    assert any(why in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+    assert why in told[0]
     # a truncated file too
     path.write_bytes(path.read_bytes()[:1000])
     fourth = GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu", cache_dir=tmp_path)
     fourth.set_gallery(gallery)
-    assert torch.equal(fourth.gallery_embeddings(), first)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="model_utils"):
+        assert torch.equal(fourth.gallery_embeddings(), first)
+    assert "cannot be read" in caplog.text
 
 
 def test_an_unwritable_gallery_cache_is_reported_once_and_the_result_stands(tiny_clip, tmp_path):

@@ -66,7 +66,7 @@ def test_settings_are_remembered(qgis_iface, tmp_path, monkeypatch):
 
         from geoclip_qgis import settings
 
-        assert settings.resolve("clip_model") == str(tmp_path)  # what every run uses, dock or not
+        assert settings.resolve(settings.CLIP_MODEL) == str(tmp_path)  # what every run uses, dock or not
         assert "GEOCLIP_CLIP_MODEL" not in os.environ  # nothing leaks into QGIS's shared environment
     finally:
         plugin.unload()

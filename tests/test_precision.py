@@ -73,7 +73,7 @@ def test_the_setup_precision_reaches_every_run_and_the_log_says_it_once(geoclip_
     from tests.embedding_helpers import LogFeedback
 
     release_shared_model()
-    settings.put("precision", "bf16")  # as the Setup tab saves it; the run's own parameter is left at auto
+    settings.PRECISION.write("bf16")  # as the Setup tab saves it; the run's own parameter is left at auto
     try:
         logs = []
         for i in range(2):
@@ -87,7 +87,7 @@ def test_the_setup_precision_reaches_every_run_and_the_log_says_it_once(geoclip_
             processing.run("geoclip:geolocatetext", {"QUERIES": "a beach", "PRECISION": 2,
                                                      "OUTPUT_FOLDER": str(tmp_path / "fp16")})
     finally:
-        settings.put("precision", "")
+        settings.PRECISION.write("")
         release_shared_model()
 
 
@@ -142,14 +142,14 @@ def test_the_algorithm_parameter_overrides_the_saved_setting(geoclip_provider, c
         for saved, forced, said in (("fp32", "bf16", "Backbone in bf16 as asked"),
                                     ("bf16", "fp32", "Backbone in fp32: this CPU has no native bf16")):
             release_shared_model()
-            settings.put("precision", saved)
+            settings.PRECISION.write(saved)
             feedback = LogFeedback()
             processing.run("geoclip:geolocatetext", {"QUERIES": "a beach", "CELL_SIZE": 10.0,
                                                      "PRECISION": PRECISIONS.index(forced),
                                                      "OUTPUT_FOLDER": str(tmp_path / forced)}, feedback=feedback)
             assert said in feedback.text, feedback.text
     finally:
-        settings.put("precision", "")
+        settings.PRECISION.write("")
         release_shared_model()
 
 
@@ -160,7 +160,7 @@ def test_the_setup_tab_precision_combo_saves_its_choice(loaded_plugin):
     try:
         for name, saved in (("bf16", "bf16"), ("fp32", "fp32"), ("auto", "")):
             combo.setCurrentIndex(combo.findText(name))
-            assert (settings.get("precision") or "") == saved, name
+            assert (settings.PRECISION.read() or "") == saved, name
             assert loaded_plugin.dock.setup_tab.model_parameters()["PRECISION"] == combo.findText(name)
     finally:
-        settings.put("precision", "")
+        settings.PRECISION.write("")

@@ -30,8 +30,8 @@ def saved(qgis_app):  # noqa: ARG001 - QgsSettings needs the application's organ
         QgsSettings().setValue(settings.PREFIX + key, value)
 
     yield save
-    for key in settings.MODEL_KEYS:
-        QgsSettings().remove(settings.PREFIX + key)
+    for setting in settings.MODEL_SETTINGS:
+        setting.forget()
 
 
 @pytest.fixture()
@@ -41,9 +41,13 @@ def no_env(monkeypatch):
     return monkeypatch
 
 
+def setting_of(key: str) -> settings.Setting:
+    return next(s for s in settings.SETUP_SETTINGS if s.key == key)
+
+
 def end_to_end(key: str, given: str | None = None) -> str:
     """What the model side ends up using for ``key``: resolve() and then model_utils' env/default."""
-    chosen = settings.resolve(key, given)
+    chosen = settings.resolve(setting_of(key), given)
     if key == "clip_model":
         return clip_source(chosen)
     if key == "cache_dir":
@@ -54,76 +58,76 @@ def end_to_end(key: str, given: str | None = None) -> str:
         return str(exc)
 
 
-@pytest.mark.parametrize("key", settings.MODEL_KEYS)
+@pytest.mark.parametrize("key", [s.key for s in settings.MODEL_SETTINGS])
 def test_parameter_beats_saved_setting_and_environment(saved, no_env, key, tmp_path):
     no_env.setenv(ENV[key], str(tmp_path / "from-env"))
     saved(key, str(tmp_path / "from-settings"))
-    assert settings.resolve(key, str(tmp_path / "from-parameter")) == str(tmp_path / "from-parameter")
-    assert settings.resolve(key, f"  {tmp_path / 'from-parameter'}\t") == str(tmp_path / "from-parameter")
+    assert settings.resolve(setting_of(key), str(tmp_path / "from-parameter")) == str(tmp_path / "from-parameter")
+    assert settings.resolve(setting_of(key), f"  {tmp_path / 'from-parameter'}\t") == str(tmp_path / "from-parameter")
     assert "from-parameter" in end_to_end(key, str(tmp_path / "from-parameter"))
 
 
-@pytest.mark.parametrize("key", settings.MODEL_KEYS)
+@pytest.mark.parametrize("key", [s.key for s in settings.MODEL_SETTINGS])
 @pytest.mark.parametrize("given", [None, "", "   "])
 def test_saved_setting_beats_environment_when_no_parameter(saved, no_env, key, given, tmp_path):
     no_env.setenv(ENV[key], str(tmp_path / "from-env"))
     saved(key, f" {tmp_path / 'from-settings'} ")
-    assert settings.get(key) == f" {tmp_path / 'from-settings'} "
-    assert settings.resolve(key, given) == str(tmp_path / "from-settings")
+    assert setting_of(key).read() == f" {tmp_path / 'from-settings'} "
+    assert settings.resolve(setting_of(key), given) == str(tmp_path / "from-settings")
     chosen = end_to_end(key, given)
     assert "from-settings" in chosen and "from-env" not in chosen
 
 
-@pytest.mark.parametrize("key", settings.MODEL_KEYS)
+@pytest.mark.parametrize("key", [s.key for s in settings.MODEL_SETTINGS])
 def test_environment_when_nothing_given_or_saved(saved, no_env, key, tmp_path):  # noqa: ARG001 - cleans up
     no_env.setenv(ENV[key], str(tmp_path / "from-env"))
-    assert settings.get(key) == ""
-    assert settings.resolve(key) is None  # left to model_utils, which reads the environment variable
+    assert setting_of(key).read() == ""
+    assert settings.resolve(setting_of(key)) is None  # left to model_utils, which reads the environment variable
     assert "from-env" in end_to_end(key)
 
 
 def test_defaults_when_nothing_given_saved_or_set(saved, no_env, tmp_path):  # noqa: ARG001 - cleans up
     no_env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert all(settings.resolve(key) is None for key in settings.MODEL_KEYS)
+    assert all(settings.resolve(setting) is None for setting in settings.MODEL_SETTINGS)
     assert end_to_end("clip_model") == DEFAULT_CLIP
     assert Path(end_to_end("cache_dir")) == tmp_path / "xdg" / "geoclip-qgis"
     weights = end_to_end("weights")  # the geoclip wheel, installed in the test venv
     assert Path(weights).parts[-3:] == ("geoclip", "model", "weights")
 
 
-@pytest.mark.parametrize("key", settings.MODEL_KEYS)
+@pytest.mark.parametrize("key", [s.key for s in settings.MODEL_SETTINGS])
 def test_put_strips_and_an_empty_value_forgets(saved, no_env, key, tmp_path):  # noqa: ARG001 - cleans up
     no_env.setenv(ENV[key], str(tmp_path / "from-env"))
-    settings.put(key, f"  {tmp_path / 'chosen'}  ")
+    setting_of(key).write(f"  {tmp_path / 'chosen'}  ")
     assert QgsSettings().value(settings.PREFIX + key) == str(tmp_path / "chosen")
-    assert settings.resolve(key) == str(tmp_path / "chosen")
-    settings.put(key, "   ")
-    assert settings.get(key) == ""
-    assert settings.resolve(key) is None
+    assert settings.resolve(setting_of(key)) == str(tmp_path / "chosen")
+    setting_of(key).write("   ")
+    assert setting_of(key).read() == ""
+    assert settings.resolve(setting_of(key)) is None
     assert "from-env" in end_to_end(key)
 
 
 def test_a_value_saved_by_another_writer_is_read_as_text(saved):
     saved("cache_dir", 42)  # e.g. an int written by an older version or by hand in QGIS3.ini
-    assert settings.get("cache_dir") == "42"
-    assert settings.resolve("cache_dir") == "42"
-    assert settings.get("clip_model", "fallback") == "fallback"
+    assert settings.CACHE_DIR.read() == "42"
+    assert settings.resolve(settings.CACHE_DIR) == "42"
+    assert settings.CLIP_MODEL.read() == ""  # nothing saved: the entry's default
 
 
 def test_unknown_key_is_refused(saved):  # noqa: ARG001 - cleans up
     with pytest.raises(KeyError, match="device"):
-        settings.resolve("device", "cpu")
+        settings.resolve(settings.Setting("device", ""), "cpu")
     with pytest.raises(KeyError):
-        settings.resolve("geoclip/clip_model")
+        settings.resolve(settings.DOCK_FITTED)
 
 
 def test_nothing_is_written_to_the_environment(saved, no_env, tmp_path):
     before = dict(os.environ)
-    for key in settings.MODEL_KEYS:
+    for key in (s.key for s in settings.MODEL_SETTINGS):
         saved(key, str(tmp_path / key))
-        settings.put(key, str(tmp_path / key))
-        settings.resolve(key)
-        settings.resolve(key, str(tmp_path / "given"))
+        setting_of(key).write(str(tmp_path / key))
+        settings.resolve(setting_of(key))
+        settings.resolve(setting_of(key), str(tmp_path / "given"))
     assert dict(os.environ) == before
 
 

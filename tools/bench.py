@@ -1,6 +1,6 @@
 """``make bench``: run the benchmark sections and write ``bench/results.json`` + ``bench/results.md``.
 
-Usage: ``python tools/bench.py --out bench [--only core --only embeddings ...]``.
+Usage: ``python -m tools.bench --out bench [--only core --only embeddings ...]``.
 
 A section is a function ``fn(out: dict) -> None`` that fills ``out``. Keys it may use:
 
@@ -292,8 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ["GEOCLIP_BENCH_DIR"] = str(out_dir)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
 
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
     sections: dict = {}
@@ -302,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         sections = {k: v for k, v in previous.items() if k in SECTIONS}
     except (OSError, ValueError, AttributeError):
         pass
-    command = "python tools/bench.py --out " + str(args.out) + "".join(f" --only {s}" for s in args.only)
+    command = "python -m tools.bench --out " + str(args.out) + "".join(f" --only {s}" for s in args.only)
     results = {"written": _now(), "command": command, "machine": machine_info(), "sections": sections}
 
     crashed = False

@@ -10,7 +10,7 @@ ours vs the bare vision-tower forward, the gallery cache build and load, photos 
 folder of 32 camera-sized photos with and without decode/inference overlap, and the 0.1 degree
 world probability raster. Peak RSS of each model is measured in its own subprocess.
 
-Run it through ``tools/bench.py --only core``; the memory measurement runs ``tools/bench_rss.py`` in a
+Run it through ``python -m tools.bench --only core``; the memory measurement runs ``tools.bench_rss`` in a
 subprocess per model.
 """
 
@@ -21,18 +21,15 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, bench_dir, log
+from tools.bench_rss import measure_rss
 
-from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
-from tools.bench_rss import measure_rss  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLIP_SIZE = "vit-l-14"
 CLIP_DIR = ".clip-vit-l-14"

@@ -7,7 +7,7 @@ raw standardised lat/lon. The probe is the plugin's own ``model_utils.downstream
 regression, seed 0, 30% test, per-class stratified split, classes with < 2 cities left out), so
 these are the numbers a user gets from ``geoclip:downstreamclassifier`` on the same layer.
 
-Run through ``tools/bench.py --only geonames``, or ``python tools/bench_downstream.py`` for a
+Run through ``python -m tools.bench --only geonames``, or ``python -m tools.bench_downstream`` for a
 markdown table.
 """
 
@@ -19,11 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, log
 
-from tools.bench import add_metric, log  # noqa: E402 - needs ROOT on sys.path
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 0
 TEST_FRACTION = 0.3

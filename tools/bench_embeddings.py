@@ -14,7 +14,7 @@
 
 Inputs are written once with OGR into ``$TMPDIR/geoclip-bench-embeddings/`` (outside the repository)
 and reused. Run it through
-``tools/bench.py --only embeddings`` or ``python tools/bench_embeddings.py`` (prints the results);
+``python -m tools.bench --only embeddings`` or ``python -m tools.bench_embeddings`` (prints the results);
 ``--rss-child`` is the subprocess entry of the memory measurement.
 """
 
@@ -36,11 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script (and as the RSS subprocess)
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, log
 
-from tools.bench import add_metric, log  # noqa: E402 - needs ROOT on sys.path
+ROOT = Path(__file__).resolve().parents[1]
 
 N_SPEED = 50_000
 SPEED_REPS = 7
@@ -274,7 +272,7 @@ def _memory(out: dict, res: dict, work: Path) -> None:
     source = points_gpkg(N_MEMORY)
     target = work / "million.gpkg"
     log(f"embeddings: export of {N_MEMORY:,} points in a subprocess, sampling its RSS (~4 min)")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", str(source), str(target)]
+    cmd = [sys.executable, "-m", "tools.bench_embeddings", "--rss-child", str(source), str(target)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", QT_QPA_PLATFORM="offscreen")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

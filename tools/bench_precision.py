@@ -1,5 +1,5 @@
 """Benchmark section ``precision``: fp32, bf16 autocast and int8 dynamic quantization of the CLIP backbone on
-this CPU (#15).
+this CPU.
 
 The same random ViT-L/14-shaped CLIP as section ``core`` (``bench/.clip-vit-l-14``) and its camera-sized
 photos. Measured in one process, alternating the variants so that other load on the machine hits all of them:
@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, bench_dir, log
 
-from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
+ROOT = Path(__file__).resolve().parents[1]
 
 BATCH = 8
 TOP_K = 5

@@ -1,4 +1,4 @@
-"""Benchmark section ``ray``: the batch job (Ray Data, local Ray) against ``GeoCLIP.predict`` in one process (#14).
+"""Benchmark section ``ray``: the batch job (Ray Data, local Ray) against ``GeoCLIP.predict`` in one process.
 
 The ViT-L/14-shaped random CLIP and the 32 camera-sized photos of section ``core``, fp32. Measured in one
 run: ``predict`` in this process (all cores), then ``python -m model_utils.batch geolocate`` with 1 worker
@@ -18,11 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tools.bench import add_metric, bench_dir, log
 
-from tools.bench import add_metric, bench_dir, log  # noqa: E402 - needs ROOT on sys.path
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARD = 4
 TOP_K = 5

@@ -1,4 +1,4 @@
-"""Peak memory of one model in a fresh interpreter: ``python tools/bench_rss.py --rss-child ours|official``.
+"""Peak memory of one model in a fresh interpreter: ``python -m tools.bench_rss --rss-child ours|official``.
 
 A subprocess per model, so neither sees the other's allocations (or the benchmark's own), run by
 ``tools/bench_core.py``; it prints one JSON line.
@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
 
 CHILD_TIMEOUT_S = 600
 TOP_K = 5
@@ -37,7 +35,7 @@ def _child_env() -> dict:
 
 def measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path, precision: str = "fp32") -> dict:
     """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", which, "--clip", str(clip),
+    cmd = [sys.executable, "-m", "tools.bench_rss", "--rss-child", which, "--clip", str(clip),
            "--photo", str(photo), "--cache-dir", str(cache_dir), "--precision", precision]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(), timeout=CHILD_TIMEOUT_S,
                           check=False)

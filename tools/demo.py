@@ -20,7 +20,6 @@ from geoclip_qgis.compat import WKB_POINT, FieldType
 from model_utils.safe_files import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # A few well-known places (name, lat, lon) for the offline embedding demo.

@@ -29,7 +29,7 @@ INNER_VENV=/opt/geoclip-venv
 # QGIS and what make install expects from apt, plus OpenBLAS: without it Debian's torch falls back
 # to the reference BLAS, which is ~50x slower (measured: a 100K-point gallery encode never finished).
 PKGS="ca-certificates make qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pyproj proj-data
-      python3-venv python3-pip python3-torch libopenblas0-openmp xvfb"
+      python3-venv python3-pip python3-torch libopenblas0-openmp xvfb pyqt5-dev-tools qttools5-dev-tools"
 
 if [ -z "${GEOCLIP_CHROOT_NS:-}" ]; then
   # Prerequisites, each a one-line failure within seconds.

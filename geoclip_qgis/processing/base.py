@@ -21,10 +21,12 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from model_utils.constants import DEVICES, PRECISIONS
+from model_utils.progress import IsCanceled, Progress
 
 from ..compat import FLAG_ADVANCED
 from ..i18n import tr
 from ..paths import ensure_model_utils_importable, resource
+from . import definitions as d
 from .io.geometry import WGS84
 
 T = TypeVar("T")
@@ -33,10 +35,6 @@ T = TypeVar("T")
 class GeoClipAlgorithm(QgsProcessingAlgorithm):
     """Base class: group, icon, the model parameters, and helpers for subclasses."""
 
-    CLIP_MODEL = "CLIP_MODEL"
-    WEIGHTS = "WEIGHTS"
-    DEVICE = "DEVICE"
-    PRECISION = "PRECISION"
 
     def group(self) -> str:
         return ""
@@ -97,15 +95,15 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         params = []
         if image_side:
             params.append(QgsProcessingParameterString(
-                self.CLIP_MODEL, tr("CLIP backbone (repo id[@revision] or local folder; empty = panel setting / "
+                d.CLIP_MODEL, tr("CLIP backbone (repo id[@revision] or local folder; empty = panel setting / "
                 "$GEOCLIP_CLIP_MODEL / openai/clip-vit-large-patch14)"), optional=True))
         params.append(QgsProcessingParameterString(
-            self.WEIGHTS, tr("GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)"), optional=True))
+            d.WEIGHTS, tr("GeoCLIP weights folder (empty = $GEOCLIP_WEIGHTS / the geoclip wheel)"), optional=True))
         params.append(QgsProcessingParameterEnum(
-            self.DEVICE, tr("Device"), options=DEVICES, defaultValue=0))
+            d.DEVICE, tr("Device"), options=DEVICES, defaultValue=0))
         if image_side:
             params.append(QgsProcessingParameterEnum(
-                self.PRECISION, tr("Precision (auto: fp16 on a GPU; on the CPU bf16 where the CPU has it natively, "
+                d.PRECISION, tr("Precision (auto: fp16 on a GPU; on the CPU bf16 where the CPU has it natively, "
                                    "else fp32; int8: CPU only, faster, close to fp32)"),
                 options=PRECISIONS, defaultValue=0))
         for param in params:
@@ -118,15 +116,15 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         from .. import settings
 
         choices = {
-            "weights": settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context)),
-            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            "cache_dir": settings.resolve("cache_dir"),
+            "weights": settings.resolve(settings.WEIGHTS, self.parameterAsString(parameters, d.WEIGHTS, context)),
+            "device": DEVICES[self.parameterAsEnum(parameters, d.DEVICE, context)],
+            "cache_dir": settings.resolve(settings.CACHE_DIR),
         }
-        if self.parameterDefinition(self.CLIP_MODEL) is not None:
+        if self.parameterDefinition(d.CLIP_MODEL) is not None:
             choices["clip_model"] = settings.resolve(
-                "clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
-            given = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
-            choices["precision"] = settings.resolve("precision", "" if given == "auto" else given) or "auto"
+                settings.CLIP_MODEL, self.parameterAsString(parameters, d.CLIP_MODEL, context))
+            given = PRECISIONS[self.parameterAsEnum(parameters, d.PRECISION, context)]
+            choices["precision"] = settings.resolve(settings.PRECISION, "" if given == "auto" else given) or "auto"
         return choices
 
     def grid_spec(self, parameters, context, extent_name: str, cell_name: str):
@@ -210,7 +208,7 @@ def stages(feedback: QgsProcessingFeedback, count: int) -> QgsProcessingMultiSte
 
 
 def progress_callbacks(feedback: QgsProcessingFeedback
-                       ) -> tuple[Callable[[float, str], None], Callable[[], bool]]:
+                       ) -> tuple[Progress, IsCanceled]:
     """(progress, is_canceled) for model_utils: a fraction 0..1 becomes 0..100 % of ``feedback`` (a stage of
     ``stages``). Never backwards: a model_utils step that starts its count again (a second downloaded file)
     holds the bar where it is."""

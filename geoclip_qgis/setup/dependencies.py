@@ -60,7 +60,3 @@ def check_dependencies() -> list[DependencyStatus]:
         result.append(DependencyStatus(module, dist, purpose, found, version, optional))
     return result
 
-
-def missing_dependencies() -> list[DependencyStatus]:
-    """The required dependencies that cannot be imported."""
-    return [d for d in check_dependencies() if not d.found and not d.optional]

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox, QWidget
 
 from model_utils.constants import EMBED_DIM
 
+from .. import settings
 from ..compat import LAYER_FILTER_HAS_GEOMETRY
 from ..guard import guarded
 from ..i18n import tr
+from ..processing import definitions as d
 from ..processing.io.embedding_writers import FORMATS, KNOWN_EXTENSIONS, FieldLayout
 from .form_tab import FormTab
 
-KEY = "geoclip/embeddings/"
 ALGORITHM = "geoclip:gpsembeddings"
 # the dock's short names of the algorithm's LAYOUT choices (its LAYOUT_LABELS are the long ones)
 LAYOUT_NAMES = {FieldLayout.FIELDS: "One number field per value",
@@ -31,7 +31,6 @@ LAYOUT_NAMES = {FieldLayout.FIELDS: "One number field per value",
 class EmbeddingsTab(FormTab):
     """Pick a layer and options, press Export; the new layer appears in the project."""
 
-    KEY = KEY
     ALGORITHM = ALGORITHM
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
@@ -45,32 +44,32 @@ class EmbeddingsTab(FormTab):
         self.add_layer_picker(form, tr("Layer"), LAYER_FILTER_HAS_GEOMETRY,
                               tr("Any point, line or polygon layer, in any CRS. Lines use their centroid, "
                                  "polygons a point on their surface; NULL geometries are skipped and counted."),
-                              tr("Export only the features selected in the layer"))
+                              tr("Export only the features selected in the layer"), settings.EMBEDDINGS_SELECTED_ONLY)
         form.addRow("", self.selected_only)
 
         form = self.add_box(tr("Embeddings"))
         self.normalize = QCheckBox(tr("L2-normalise (unit length)"))
-        self.normalize.setChecked(self.setting("normalize", False, bool))
+        self.normalize.setChecked(settings.EMBEDDINGS_NORMALIZE.read())
         self.normalize.setToolTip(tr("Off: GeoCLIP's raw embedding, as the reference implementation outputs it. "
                                   "On: each embedding scaled to length 1 (cosine similarity = dot product)."))
         self.pca = QSpinBox()
         self.pca.setRange(0, EMBED_DIM)
-        self.pca.setSpecialValueText("off (all 512 values)")
-        self.pca.setValue(self.setting("pca", 0, int))
+        self.pca.setSpecialValueText(tr("off (all {n} values)").format(n=EMBED_DIM))
+        self.pca.setValue(settings.EMBEDDINGS_PCA.read())
         self.pca.setToolTip(tr("Reduce to N principal components (pc000…). The PCA fit is saved beside the output "
                             "as <output>.pca.npz so new points can be projected the same way. Shapefiles: "
                             "at most ~250 keeps every DBF reader happy."))
         self.format = QComboBox()
         for fmt in FORMATS:
             self.format.addItem(fmt.label, fmt.key)
-        self.format.setCurrentIndex(min(max(self.setting("format", 0, int), 0), len(FORMATS) - 1))
+        self.format.setCurrentIndex(min(max(settings.EMBEDDINGS_FORMAT.read(), 0), len(FORMATS) - 1))
         self.format.setToolTip(tr("GeoPackage: exact values, no field limits. Shapefile: names e000…e511, but some "
                                "DBF readers stop at 255 fields. CSV: lat/lon columns. NumPy .npz / Parquet: an "
                                "id column (src_fid) to join back; .npz has no other attributes."))
         self.packed = QComboBox()
         for mode in FieldLayout:  # item i is FieldLayout(i), as in the algorithm's enum parameter
             self.packed.addItem(LAYOUT_NAMES[mode], int(mode))
-        saved = FieldLayout.PACKED if self.setting("packed", False, bool) else FieldLayout.FIELDS
+        saved = FieldLayout.PACKED if settings.EMBEDDINGS_PACKED.read() else FieldLayout.FIELDS
         self.packed.setCurrentIndex(self.packed.findData(int(saved)))
         self.packed.setToolTip(tr("Number fields (e000…e511) work everywhere in QGIS: attribute table, expressions, "
                                "styling. GeoPackage only: one binary field 'embedding' holding the values as "
@@ -78,7 +77,7 @@ class EmbeddingsTab(FormTab):
                                "read it with numpy.frombuffer(blob, '<f4')."))
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.output.setFilePath(self.setting("output", str(Path.home() / "GeoCLIP" / "gps_embeddings.gpkg"), str))
+        self.output.setFilePath(settings.EMBEDDINGS_OUTPUT.read())
         self.output.setToolTip(tr("The file to write. Its extension follows the format; an existing file is "
                                "never overwritten (choose a new name)."))
         form.addRow("", self.normalize)
@@ -117,22 +116,21 @@ class EmbeddingsTab(FormTab):
     def parameters(self) -> dict:
         """The toolbox parameters this form stands for."""
         return {
-            "INPUT": self.layer_source(),
-            "NORMALIZE": self.normalize.isChecked(),
-            "PCA_COMPONENTS": self.pca.value(),
-            "FORMAT": self.format.currentIndex(),
-            "LAYOUT": int(self.layout_choice()),
-            "OUTPUT": self.output.filePath().strip(),
+            d.INPUT: self.layer_source(),
+            d.NORMALIZE: self.normalize.isChecked(),
+            d.PCA_COMPONENTS: self.pca.value(),
+            d.FORMAT: self.format.currentIndex(),
+            d.LAYOUT: int(self.layout_choice()),
+            d.OUTPUT: self.output.filePath().strip(),
         }
 
     def remember(self) -> None:
-        s = QgsSettings()
-        s.setValue(KEY + "selected_only", self.selected_only.isChecked())
-        s.setValue(KEY + "normalize", self.normalize.isChecked())
-        s.setValue(KEY + "pca", self.pca.value())
-        s.setValue(KEY + "format", self.format.currentIndex())
-        s.setValue(KEY + "packed", FieldLayout(self.packed.currentData()) is FieldLayout.PACKED)
-        s.setValue(KEY + "output", self.output.filePath().strip())
+        settings.EMBEDDINGS_SELECTED_ONLY.write(self.selected_only.isChecked())
+        settings.EMBEDDINGS_NORMALIZE.write(self.normalize.isChecked())
+        settings.EMBEDDINGS_PCA.write(self.pca.value())
+        settings.EMBEDDINGS_FORMAT.write(self.format.currentIndex())
+        settings.EMBEDDINGS_PACKED.write(FieldLayout(self.packed.currentData()) is FieldLayout.PACKED)
+        settings.EMBEDDINGS_OUTPUT.write(self.output.filePath())
 
     def refusal(self) -> str | None:
         if self.layer.currentLayer() is None:

@@ -7,30 +7,27 @@ The tabs hold no logic of their own: each builds the parameters the toolbox woul
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingFeatureSourceDefinition, QgsSettings
+from qgis.core import QgsProcessingFeatureSourceDefinition
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QVBoxLayout, QWidget
 
 from ..guard import guarded
 from ..i18n import tr
+from ..settings import Setting
 from .task_runner import RunControls
 
 
 class FormTab(QWidget):
-    """Base of the algorithm tabs: subclasses set ``KEY`` (settings prefix) and ``ALGORITHM``, build their
-    boxes with :meth:`add_box`, finish with :meth:`add_controls`, and implement ``parameters``/``remember``."""
+    """Base of the algorithm tabs: subclasses set ``ALGORITHM``, build their boxes with :meth:`add_box`, finish
+    with :meth:`add_controls`, and implement ``parameters``/``remember`` (their remembered inputs are entries of
+    ``geoclip_qgis.settings``)."""
 
-    KEY = ""
     ALGORITHM = ""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.iface = iface
         self.column = QVBoxLayout(self)
-
-    def setting(self, name: str, default, kind: type):
-        """The value this tab saved under ``name``, or ``default``."""
-        return QgsSettings().value(self.KEY + name, default, type=kind)
 
     def add_box(self, title: str) -> QFormLayout:
         """A titled box appended to the column; returns its form layout."""
@@ -48,8 +45,9 @@ class FormTab(QWidget):
         return self.controls
 
     def add_layer_picker(self, form: QFormLayout, label: str, filters, tip: str, selected_tip: str,
-                         optional: bool = False) -> None:
-        """``self.layer`` and ``self.selected_only`` (remembered under "selected_only"), added to ``form``."""
+                         selected_only: Setting[bool], optional: bool = False) -> None:
+        """``self.layer`` and ``self.selected_only`` (its last state read from ``selected_only``), added to
+        ``form``."""
         self.layer = QgsMapLayerComboBox()
         self.layer.setFilters(filters)
         if optional:
@@ -57,7 +55,7 @@ class FormTab(QWidget):
             self.layer.setLayer(None)
         self.layer.setToolTip(tip)
         self.selected_only = QCheckBox(tr("Selected features only"))
-        self.selected_only.setChecked(self.setting("selected_only", False, bool))
+        self.selected_only.setChecked(selected_only.read())
         self.selected_only.setToolTip(selected_tip)
         form.addRow(label, self.layer)
 

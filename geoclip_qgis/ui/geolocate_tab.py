@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsSettings
 from qgis.gui import QgsFieldComboBox, QgsFileWidget
 from qgis.PyQt.QtWidgets import QCheckBox, QWidget
 
+from .. import settings
 from ..compat import LAYER_FILTER_VECTOR
 from ..guard import guarded
 from ..i18n import tr
+from ..processing import definitions as d
 from .form_tab import FormTab
 from .results import ResultsOptions
 
-KEY = "geoclip/geolocate/"
 ALGORITHM = "geoclip:geolocatephotos"
 
 
@@ -38,7 +38,6 @@ def photo_file_filter(suffixes) -> str:
 class GeolocateTab(FormTab):
     """Pick photos and raster options, press Run; results appear as a layer group per run."""
 
-    KEY = KEY
     ALGORITHM = ALGORITHM
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
@@ -51,18 +50,19 @@ class GeolocateTab(FormTab):
         self.files.setToolTip(tr("One or more photo files"))
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.folder.setFilePath(self.setting("folder", "", str))
+        self.folder.setFilePath(settings.GEOLOCATE_FOLDER.read())
         self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, heic, …); files that are not photos "
                                   "are counted by reason in the log"))
         self.recursive = QCheckBox(tr("Include subfolders"))
-        self.recursive.setChecked(self.setting("recursive", False, bool))
+        self.recursive.setChecked(settings.GEOLOCATE_RECURSIVE.read())
         self.recursive.setToolTip(tr("Also geolocate photos in the folder's subfolders"))
         form.addRow(tr("Files"), self.files)
         form.addRow(tr("Folder"), self.folder)
         form.addRow("", self.recursive)
         self.add_layer_picker(form, tr("Photo layer"), LAYER_FILTER_VECTOR,
                               tr("A layer with a field of photo paths, e.g. from 'Import geotagged photos'"),
-                              tr("Only the photos of the features selected in the layer"), optional=True)
+                              tr("Only the photos of the features selected in the layer"),
+                              settings.GEOLOCATE_SELECTED_ONLY, optional=True)
         self.path_field = QgsFieldComboBox()
         self.path_field.setAllowEmptyFieldName(True)
         self.path_field.setToolTip(tr("Field holding each photo's path (empty: guess 'photo', 'path', …)"))
@@ -70,7 +70,7 @@ class GeolocateTab(FormTab):
         form.addRow(tr("Path field"), self.path_field)
         form.addRow("", self.selected_only)
 
-        self.results = ResultsOptions(iface, KEY, tr("photo"))
+        self.results = ResultsOptions(iface, settings.results_settings("geolocate"), tr("photo"))
         for name in ("top_k", "cell", "bandwidth", "extent", "density", "output"):
             setattr(self, name, getattr(self.results, name))  # the form's widgets, by name
         self.column.addWidget(self.results)
@@ -88,19 +88,19 @@ class GeolocateTab(FormTab):
     def parameters(self) -> dict:
         """The toolbox parameters this form stands for."""
         params = {
-            "PHOTOS": QgsFileWidget.splitFilePaths(self.files.filePath()) if self.files.filePath() else [],
-            "FOLDER": self.folder.filePath() or None,
-            "RECURSIVE": self.recursive.isChecked(),
+            d.PHOTOS: QgsFileWidget.splitFilePaths(self.files.filePath()) if self.files.filePath() else [],
+            d.FOLDER: self.folder.filePath() or None,
+            d.RECURSIVE: self.recursive.isChecked(),
             **self.results.parameters(),
         }
         source = self.layer_source()
         if source is not None:
-            params["PHOTO_LAYER"] = source
-            params["PATH_FIELD"] = self.path_field.currentField() or None
+            params[d.PHOTO_LAYER] = source
+            params[d.PATH_FIELD] = self.path_field.currentField() or None
         return params
 
     def remember(self) -> None:
-        s = QgsSettings()
-        s.setValue(KEY + "folder", self.folder.filePath())
-        s.setValue(KEY + "recursive", self.recursive.isChecked())
+        settings.GEOLOCATE_FOLDER.write(self.folder.filePath())
+        settings.GEOLOCATE_RECURSIVE.write(self.recursive.isChecked())
+        settings.GEOLOCATE_SELECTED_ONLY.write(self.selected_only.isChecked())
         self.results.remember()

@@ -6,7 +6,7 @@ from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QCheckBox, QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..guard import guarded
+from ..guard import error_line, guarded
 from ..i18n import tr
 from ..setup.dependencies import DependencyStatus
 from ..setup.installer import CUDA_TORCH_SIZE, Installation, add_deps_to_path, deps_folder, requirements
@@ -52,8 +52,9 @@ class InstallerControls(QWidget):
         buttons = QHBoxLayout()
         self.install_button = QPushButton(tr("Install missing packages"))
         self.install_button.setToolTip(
-            tr(f"Runs pip in the background into {deps_folder()} (no admin rights needed; delete that folder to "
-            "undo). torch comes as the CPU build (~200 MB download). QGIS's own numpy stays in use."))
+            tr("Runs pip in the background into {folder} (no admin rights needed; delete that folder to "
+               "undo). torch comes as the CPU build (~200 MB download). QGIS's own numpy stays in use.")
+            .format(folder=deps_folder()))
         self.install_button.clicked.connect(self.start)
         self.cancel_button = QPushButton(tr("Cancel"))
         self.cancel_button.setToolTip(tr("Stop pip; nothing is installed"))
@@ -62,7 +63,7 @@ class InstallerControls(QWidget):
         buttons.addWidget(self.install_button)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
-        self.allow_cuda = QCheckBox(tr(f"Allow torch's CUDA build from PyPI ({CUDA_TORCH_SIZE})"))
+        self.allow_cuda = QCheckBox(tr("Allow torch's CUDA build from PyPI ({size})").format(size=CUDA_TORCH_SIZE))
         self.allow_cuda.setToolTip(tr("Used only when the CPU wheel index cannot be reached: torch then comes from "
                                       "PyPI as the CUDA build, which also runs on the CPU but downloads several GB. "
                                       "The CPU build is taken whenever its index answers. Off: the CPU build or "
@@ -90,7 +91,7 @@ class InstallerControls(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""
-        self.log.appendPlainText(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
+        self.log.appendPlainText(error_line(text))
 
     @guarded
     def start(self) -> None:

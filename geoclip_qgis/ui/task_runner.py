@@ -29,7 +29,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..compat import add_html_results, handle_algorithm_results
-from ..guard import guarded
+from ..guard import error_line, guarded
 from ..i18n import tr
 
 
@@ -128,7 +128,14 @@ class RunControls(QWidget):
 
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this widget's slots."""
-        self.append(tr(f"ERROR: {text} (details in the message log, tab GeoCLIP)"))
+        self.append(error_line(text))
+
+    def with_model_choices(self, algorithm, parameters: dict) -> dict:
+        """``parameters`` plus the Setup tab's model choices that ``algorithm`` takes (GPS embeddings take the
+        weights but no backbone or precision): the dock runs what the user sees, and sends nothing unknown."""
+        choices = self.model_parameters() if self.model_parameters is not None else {}
+        taken = {key: value for key, value in choices.items() if algorithm.parameterDefinition(key) is not None}
+        return {**taken, **parameters}
 
     @guarded(default=False)
     def start(self, parameters: dict) -> bool:
@@ -137,17 +144,17 @@ class RunControls(QWidget):
             return False
         algorithm = QgsApplication.processingRegistry().createAlgorithmById(self.algorithm_id)
         if algorithm is None:
-            self.append(tr(f"ERROR: algorithm {self.algorithm_id} is not registered (is the plugin enabled?)"))
+            self.append(tr("ERROR: algorithm {id} is not registered (is the plugin enabled?)")
+                        .format(id=self.algorithm_id))
             return False
-        if self.model_parameters is not None:
-            parameters = {**self.model_parameters(), **parameters}
+        parameters = self.with_model_choices(algorithm, parameters)
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
         self.feedback = PanelFeedback()
         self.feedback.line.connect(self.append)
         ok, message = algorithm.checkParameterValues(parameters, self.context)
         if not ok:
-            self.append(tr(f"ERROR: {message}"))
+            self.append(tr("ERROR: {message}").format(message=message))
             return False
         self.algorithm, self.parameters, self.results = algorithm, parameters, {}
         self.task = QgsProcessingAlgRunnerTask(algorithm, parameters, self.context, self.feedback)
@@ -157,7 +164,7 @@ class RunControls(QWidget):
         self.report_link.hide()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.append(tr(f"▶ {algorithm.displayName()} started"))
+        self.append(tr("▶ {name} started").format(name=algorithm.displayName()))
         QgsApplication.taskManager().addTask(self.task)
         return True
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QPlainTextEdit, QWidget
 
+from .. import settings
 from ..i18n import tr
+from ..processing import definitions as d
 from .form_tab import FormTab
 from .results import ResultsOptions
 
-KEY = "geoclip/text/"
 ALGORITHM = "geoclip:geolocatetext"
 
 
@@ -19,7 +19,6 @@ class TextTab(FormTab):
 
     Empty input is refused by the algorithm's checkParameterValues before any task starts."""
 
-    KEY = KEY
     ALGORITHM = ALGORITHM
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
@@ -27,7 +26,7 @@ class TextTab(FormTab):
         form = self.add_box(tr("Queries"))
         self.queries = QPlainTextEdit()
         self.queries.setPlaceholderText(tr("Pyramids of Giza\nEiffel Tower at night\na snowy mountain village"))
-        self.queries.setPlainText(self.setting("queries", "", str))
+        self.queries.setPlainText(settings.TEXT_QUERIES.read())
         self.queries.setToolTip(tr("One query per line: a place, a landmark or a scene. CLIP reads up to 77 tokens "
                                 "(about 50 words) of each. Needs the CLIP ViT-L/14 text tower (Setup tab)."))
         self.queries.setMaximumHeight(110)
@@ -37,18 +36,18 @@ class TextTab(FormTab):
         form.addRow(tr("Queries"), self.queries)
         form.addRow(tr("Query file"), self.query_file)
 
-        self.results = ResultsOptions(iface, KEY, tr("query"))
+        self.results = ResultsOptions(iface, settings.results_settings("text"), tr("query"))
         self.column.addWidget(self.results)
         self.add_controls(tr("Geolocate text"), tr("Geolocate the queries in the background; QGIS stays usable"))
 
     def parameters(self) -> dict:
         """The toolbox parameters this form stands for."""
         return {
-            "QUERIES": self.queries.toPlainText(),
-            "QUERY_FILE": self.query_file.filePath() or None,
+            d.QUERIES: self.queries.toPlainText(),
+            d.QUERY_FILE: self.query_file.filePath() or None,
             **self.results.parameters(),
         }
 
     def remember(self) -> None:
-        QgsSettings().setValue(KEY + "queries", self.queries.toPlainText())
+        settings.TEXT_QUERIES.write(self.queries.toPlainText())
         self.results.remember()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_CELL_DEG, WORLD_BANDWIDTH_KM
+from ..constants import DEFAULT_CELL_DEG, EMBED_DIM, WORLD_BANDWIDTH_KM
 from ..safe_files import atomic_path
 from .geoparquet import (
     embedding_schema,
@@ -148,7 +148,7 @@ class EmbedShards:
 
         latlon = np.column_stack([lat, lon])
         bad = invalid_latlon(latlon)
-        emb = np.zeros((len(ids), 512), dtype=np.float32)
+        emb = np.zeros((len(ids), EMBED_DIM), dtype=np.float32)
         if (~bad).any():
             emb[~bad] = self.model.encode_locations(latlon[~bad])
         cols = {"id": [int(i) for i in ids], "lat": [None if b else float(v) for v, b in zip(lat, bad)],

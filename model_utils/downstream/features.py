@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +17,9 @@ import numpy as np
 from ..errors import Canceled
 from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS, PhotoError, load_photo
+from ..progress import IsCanceled, Progress
 
-Progress = Callable[[float, str], None]
-_LISTED = 5  # rows named in a message before "..."
+LISTED = 5  # rows or classes named in a message before "..."
 
 FEATURE_KINDS: tuple[str, ...] = ("gps", "latlon", "image", "gps+image")
 FEATURE_NAMES: dict[str, str] = {
@@ -60,8 +60,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def row_list(items: Sequence[tuple[Any, str]]) -> str:
-    listed = "; ".join(f"{row}: {msg}" for row, msg in items[:_LISTED])
-    more = f"; … and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    listed = "; ".join(f"{row}: {msg}" for row, msg in items[:LISTED])
+    more = f"; … and {len(items) - LISTED} more" if len(items) > LISTED else ""
     return listed + more
 
 
@@ -91,7 +91,7 @@ def check_photo_paths(paths: Sequence[Any], row_ids: Sequence[Any] | None = None
 
 def image_embeddings(model, paths: Sequence[Any], row_ids: Sequence[Any] | None = None, batch_size: int = 8,
                      max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
-                     is_canceled: Callable[[], bool] | None = None) -> FeatureSet:
+                     is_canceled: IsCanceled | None = None) -> FeatureSet:
     """GeoCLIP image embeddings (unit length) of the photo at each path; bad photos are skipped rows."""
     ids = list(row_ids) if row_ids is not None else [f"row {i}" for i in range(len(paths))]
     n = len(paths)
@@ -125,7 +125,7 @@ def image_embeddings(model, paths: Sequence[Any], row_ids: Sequence[Any] | None 
 
 def build_features(kind: str, latlon=None, photos: Sequence[Any] | None = None, model=None,
                    row_ids: Sequence[Any] | None = None, photo_name: str = "photo",
-                   progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None) -> FeatureSet:
+                   progress: Progress | None = None, is_canceled: IsCanceled | None = None) -> FeatureSet:
     """One feature set for all rows. "latlon" needs no model; "gps" needs only the location encoder."""
     if kind not in FEATURE_KINDS:
         raise ValueError(f"features must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")

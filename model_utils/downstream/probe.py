@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import Canceled
-from .features import FEATURE_KINDS, FeatureSet, build_features, cell_text, row_list
-
-Progress = Callable[[float, str], None]
+from ..progress import IsCanceled, Progress
+from .features import FEATURE_KINDS, FeatureSet, build_features, row_list
+from .labels import join_names, mean_average_precision, parse_labels, stratified_split
 
 SPLIT_TRAIN, SPLIT_TEST, SPLIT_UNLABELLED, SPLIT_EXCLUDED = "train", "test", "unlabelled", "excluded"
-_LISTED = 5  # rows / classes named in a message before "..."
 
 
 # ----------------------------------------------------------------------------------- config / results
@@ -158,71 +157,7 @@ class ProbeResult:
         return rows
 
 
-# ----------------------------------------------------------------------------------- labels
-def parse_labels(values: Sequence[Any], separator: str = "") -> list[tuple[str, ...] | None]:
-    """Raw attribute values -> per row a tuple of labels (one, or the tags), or None when empty.
-
-    Blanks around labels and tags are stripped; empty tags are dropped, repeated tags kept once.
-    """
-    out: list[tuple[str, ...] | None] = []
-    for value in values:
-        text = cell_text(value)
-        if text is None:
-            out.append(None)
-        elif separator:
-            tags = tuple(dict.fromkeys(t.strip() for t in text.split(separator) if t.strip()))
-            out.append(tags or None)
-        else:
-            out.append((text,))
-    return out
-
-
-# ----------------------------------------------------------------------------------- split / metrics
-def stratified_split(strata: Sequence[Any], test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean "is test" mask: each stratum with >= 2 rows puts round(n * fraction) rows, at least one
-    and never all, in the test split; strata of one row stay in training. Seeded and order-free."""
-    strata = np.asarray([str(s) for s in strata], dtype=object)
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(strata), dtype=bool)
-    for key in sorted(set(strata.tolist())):
-        members = np.flatnonzero(strata == key)
-        if len(members) < 2:
-            continue
-        n_test = int(min(max(round(len(members) * test_fraction), 1), len(members) - 1))
-        is_test[rng.permutation(members)[:n_test]] = True
-    return is_test
-
-
-def mean_average_precision(y_true: np.ndarray, scores: np.ndarray, classes: Sequence[str]
-                           ) -> tuple[float, dict[str, float], list[str]]:
-    """(macro mean AP, AP per tag, tags without a positive row) over a (rows, tags) 0/1 matrix.
-
-    AP is undefined for a tag with no positive row, so such tags are left out of the mean and listed.
-    """
-    from sklearn.metrics import average_precision_score
-
-    y_true = np.asarray(y_true)
-    scores = np.asarray(scores, dtype=np.float64)
-    per_class: dict[str, float] = {}
-    excluded: list[str] = []
-    for j, name in enumerate(classes):
-        if y_true[:, j].sum() == 0:
-            excluded.append(name)
-            continue
-        per_class[name] = float(average_precision_score(y_true[:, j], scores[:, j]))
-    if not per_class:
-        raise ValueError("no tag has a positive row in the test split, so mAP is undefined; "
-                         "use more rows or a larger test fraction")
-    return float(np.mean(list(per_class.values()))), per_class, excluded
-
-
 # ----------------------------------------------------------------------------------- training
-def join_names(items: Sequence[str]) -> str:
-    items = list(items)
-    listed = ", ".join(repr(s) for s in items[:_LISTED])
-    return listed + (f", … ({len(items)} in all)" if len(items) > _LISTED else "")
-
-
 def _make_classifier(config: ProbeConfig):
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -235,44 +170,49 @@ def _make_classifier(config: ProbeConfig):
     return make_pipeline(StandardScaler(), head) if config.features == "latlon" else make_pipeline(head)
 
 
-def train_probe(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet,
-                progress: Progress | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
-    """Train and score the probe on rows with both a label and features; predict every row with features.
+@dataclass
+class _Rows:
+    """Which rows the probe learns from and is scored on, decided before any fitting."""
 
-    ``labels`` are raw values (parsed with :func:`parse_labels`). Raises ValueError with the label
-    field named for: all labels empty, one class only, too few rows per class for a split.
-    """
-    config.check()
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-    from sklearn.preprocessing import MultiLabelBinarizer
+    parsed: list  # each row's tags (None: no label)
+    tags: list  # each row's tags among the kept classes
+    kept: list[str]  # classes with enough rows for a split
+    dropped: list[str]  # the rarer ones
+    usable: np.ndarray  # a label and features
+    in_probe: np.ndarray  # usable, and (single-label) of a kept class
+    train: np.ndarray
+    test: np.ndarray
+    skipped: dict[str, int]
 
-    n = len(labels)
+
+def _count_skipped(skipped: dict[str, int], reason: str, n: int) -> None:
+    if n:
+        skipped[reason] = skipped.get(reason, 0) + n
+
+
+def _select_rows(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet,
+                 skipped: dict[str, int] | None) -> _Rows:
+    """Parse the labels, keep classes with enough rows and split them; every reason to stop is a ValueError
+    naming the label field."""
+    n, name = len(labels), config.label_name
     if len(features.values) != n:
         raise ValueError(f"{n} labels but {len(features.values)} feature rows")
-    name = config.label_name
     parsed = parse_labels(labels, config.separator)
     skipped = dict(skipped or {})
     has_label = np.array([p is not None for p in parsed], dtype=bool)
-    n_empty = int((~has_label).sum())
-    if n_empty:
-        skipped["empty label"] = skipped.get("empty label", 0) + n_empty
+    _count_skipped(skipped, "empty label", int((~has_label).sum()))
     if not has_label.any():
         raise ValueError(f"the label field '{name}' is empty (NULL or blank) in all {n} rows; "
                          f"choose a field with class values")
-    n_bad_features = int((~features.ok).sum())
-    if n_bad_features:
-        skipped["unreadable photo"] = skipped.get("unreadable photo", 0) + n_bad_features
+    _count_skipped(skipped, "unreadable photo", int((~features.ok).sum()))
     usable = has_label & features.ok
     if not usable.any():
         raise ValueError(f"no row has both a label in '{name}' and usable features "
                          f"({row_list(features.problems)})")
-
     counts = Counter(t for i in np.flatnonzero(usable) for t in parsed[i])
     if len(counts) < 2:
-        only = next(iter(counts))
-        raise ValueError(f"the label field '{name}' has only one class ('{only}') in its {int(usable.sum())} "
-                         f"labelled rows; a classifier needs at least two classes")
+        raise ValueError(f"the label field '{name}' has only one class ('{next(iter(counts))}') in its "
+                         f"{int(usable.sum())} labelled rows; a classifier needs at least two classes")
     kept = sorted(c for c, k in counts.items() if k >= config.min_rows_per_class)
     dropped = sorted((c for c, k in counts.items() if k < config.min_rows_per_class), key=lambda c: (counts[c], c))
     if len(kept) < 2:
@@ -281,83 +221,99 @@ def train_probe(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet
                          f"labelled rows (rare ones: {join_names(dropped)}); a probe needs at least two such classes")
     kept_set = set(kept)
     if config.multi_label:
-        rows_tags = [tuple(t for t in p if t in kept_set) if p is not None else None for p in parsed]
-        # Rows whose tags are all rare stay in as all-negative rows: that is information too.
-        in_probe = usable.copy()
-        strata = [min(t, key=lambda s: (counts[s], s)) if t else "" for t in rows_tags]
+        tags = [tuple(t for t in p if t in kept_set) if p is not None else None for p in parsed]
+        in_probe = usable.copy()  # rows whose tags are all rare stay in as all-negative rows: information too
+        strata = [min(t, key=lambda s: (counts[s], s)) if t else "" for t in tags]
     else:
-        rows_tags = parsed
+        tags = parsed
         in_probe = usable & np.array([p is not None and p[0] in kept_set for p in parsed], dtype=bool)
         strata = [p[0] if p is not None else "" for p in parsed]
     n_rare = int((usable & ~in_probe).sum())
     if n_rare:
         skipped["rare class"] = n_rare
-
     probe_rows = np.flatnonzero(in_probe)
-    is_test_local = stratified_split([strata[i] for i in probe_rows], config.test_fraction, config.seed)
-    train_rows, test_rows = probe_rows[~is_test_local], probe_rows[is_test_local]
-    if len(test_rows) == 0 or len(train_rows) == 0:
+    is_test = stratified_split([strata[i] for i in probe_rows], config.test_fraction, config.seed)
+    train, test = probe_rows[~is_test], probe_rows[is_test]
+    if len(test) == 0 or len(train) == 0:
         raise ValueError(f"too few labelled rows in '{name}' ({len(probe_rows)}) to hold out a test split")
+    return _Rows(parsed, tags, kept, dropped, usable, in_probe, train, test, skipped)
 
-    x = features.values
-    warn_msgs: list[str] = []
-    if progress is not None:
-        progress(0.0, f"Training a linear probe on {len(train_rows)} rows ({len(kept)} classes)")
+
+def _fit(config: ProbeConfig, rows: _Rows, x: np.ndarray) -> tuple[Any, np.ndarray, list[str]]:
+    """The fitted classifier, every row's targets, and warnings worth telling (convergence, absent tags)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    notes: list[str] = []
     clf = _make_classifier(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if config.multi_label:
-            binarizer = MultiLabelBinarizer(classes=kept)
-            y_all = binarizer.fit_transform([rows_tags[i] or () for i in range(n)])
-            y_train = y_all[train_rows]
-            if (y_train.sum(axis=0) == 0).any():
-                missing = [kept[j] for j in np.flatnonzero(y_train.sum(axis=0) == 0)]
-                warn_msgs.append(f"tags with no positive training row (always predicted absent): {join_names(missing)}")
-            clf.fit(x[train_rows], y_train)
+            y_all = MultiLabelBinarizer(classes=rows.kept).fit_transform([t or () for t in rows.tags])
+            y_train = y_all[rows.train]
+            absent = np.flatnonzero(y_train.sum(axis=0) == 0)
+            if len(absent):
+                notes.append("tags with no positive training row (always predicted absent): "
+                             f"{join_names([rows.kept[j] for j in absent])}")
+            clf.fit(x[rows.train], y_train)
         else:
-            y_all = np.array([p[0] if p is not None else "" for p in parsed], dtype=object)
-            clf.fit(x[train_rows], y_all[train_rows].astype(str))
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            warn_msgs.append(f"the logistic regression did not fully converge in {config.max_iter} iterations")
-    warn_msgs = list(dict.fromkeys(warn_msgs))
+            y_all = np.array([p[0] if p is not None else "" for p in rows.parsed], dtype=object)
+            clf.fit(x[rows.train], y_all[rows.train].astype(str))
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        notes.append(f"the logistic regression did not fully converge in {config.max_iter} iterations")
+    return clf, y_all, list(dict.fromkeys(notes))
 
-    pred_rows = np.flatnonzero(features.ok)
-    probs = np.asarray(clf.predict_proba(x[pred_rows]), dtype=np.float64)
-    if not config.multi_label:
-        order = [list(clf.classes_).index(c) for c in kept]
-        probs = probs[:, order]
-    position = {int(r): k for k, r in enumerate(pred_rows)}
-    test_probs = probs[[position[int(r)] for r in test_rows]]
-    n_train_per = Counter(t for i in train_rows for t in (rows_tags[i] or ()))
-    n_test_per = Counter(t for i in test_rows for t in (rows_tags[i] or ()))
 
-    result = ProbeResult(config=config, task="multi-label" if config.multi_label else "single-label",
-                         classes=list(kept), per_class=[], n_rows=n, n_train=len(train_rows), n_test=len(test_rows),
-                         skipped=skipped, dropped_classes=dropped, warnings=warn_msgs)
+def _score(config: ProbeConfig, rows: _Rows, y_all: np.ndarray, test_probs: np.ndarray, result: ProbeResult) -> None:
+    """Fill ``result``'s scores on the test rows: accuracy or mAP, macro-F1 and the per-class table."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    kept = rows.kept
     if config.multi_label:
-        y_test = y_all[test_rows]
+        y_test = y_all[rows.test]
         y_pred = (test_probs >= config.threshold).astype(int)
         prec, rec, f1, _ = precision_recall_fscore_support(y_test, y_pred, average=None, zero_division=0)
         result.mean_ap, ap, result.ap_excluded = mean_average_precision(y_test, test_probs, kept)
-        scored = [j for j, c in enumerate(kept) if c in ap]
-        result.macro_f1 = float(np.mean(f1[scored]))
+        result.macro_f1 = float(np.mean(f1[[j for j, c in enumerate(kept) if c in ap]]))
     else:
-        y_test = y_all[test_rows].astype(str)
+        y_test = y_all[rows.test].astype(str)
         y_pred = np.asarray(kept, dtype=object)[np.argmax(test_probs, axis=1)].astype(str)
         prec, rec, f1, _ = precision_recall_fscore_support(y_test, y_pred, labels=kept, average=None,
                                                            zero_division=0)
         result.accuracy = float(accuracy_score(y_test, y_pred))
         result.macro_f1 = float(np.mean(f1))
         ap = {}
-    result.per_class = [ClassScore(c, n_train_per[c], n_test_per[c], float(prec[j]), float(rec[j]), float(f1[j]),
+    n_train = Counter(t for i in rows.train for t in (rows.tags[i] or ()))
+    n_test = Counter(t for i in rows.test for t in (rows.tags[i] or ()))
+    result.per_class = [ClassScore(c, n_train[c], n_test[c], float(prec[j]), float(rec[j]), float(f1[j]),
                                    ap.get(c)) for j, c in enumerate(kept)]
 
+
+def train_probe(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet,
+                progress: Progress | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
+    """Train and score the probe on rows with both a label and features; predict every row with features.
+
+    ``labels`` are raw values (parsed with :func:`parse_labels`). Raises ValueError with the label
+    field named for: all labels empty, one class only, too few rows per class for a split.
+    """
+    config.check()
+    rows = _select_rows(config, labels, features, skipped)
+    if progress is not None:
+        progress(0.0, f"Training a linear probe on {len(rows.train)} rows ({len(rows.kept)} classes)")
+    clf, y_all, notes = _fit(config, rows, features.values)
+    pred_rows = np.flatnonzero(features.ok)
+    probs = np.asarray(clf.predict_proba(features.values[pred_rows]), dtype=np.float64)
+    if not config.multi_label:  # columns in the order of the kept classes
+        probs = probs[:, [list(clf.classes_).index(c) for c in rows.kept]]
+    position = {int(r): k for k, r in enumerate(pred_rows)}
+    result = ProbeResult(config=config, task="multi-label" if config.multi_label else "single-label",
+                         classes=list(rows.kept), per_class=[], n_rows=len(labels), n_train=len(rows.train),
+                         n_test=len(rows.test), skipped=rows.skipped, dropped_classes=rows.dropped, warnings=notes)
+    _score(config, rows, y_all, probs[[position[int(r)] for r in rows.test]], result)
     split = np.full(len(pred_rows), SPLIT_UNLABELLED, dtype=object)
-    split[[position[int(r)] for r in train_rows]] = SPLIT_TRAIN
-    split[[position[int(r)] for r in test_rows]] = SPLIT_TEST
-    excluded_rows = [position[int(r)] for r in np.flatnonzero(usable & ~in_probe)]
-    split[excluded_rows] = SPLIT_EXCLUDED
+    split[[position[int(r)] for r in rows.train]] = SPLIT_TRAIN
+    split[[position[int(r)] for r in rows.test]] = SPLIT_TEST
+    split[[position[int(r)] for r in np.flatnonzero(rows.usable & ~rows.in_probe)]] = SPLIT_EXCLUDED
     result.rows, result.split, result.probabilities = pred_rows, split, probs.astype(np.float32)
     if progress is not None:
         progress(1.0, "Linear probe trained and scored")
@@ -366,7 +322,7 @@ def train_probe(config: ProbeConfig, labels: Sequence[Any], features: FeatureSet
 
 def run_probe(config: ProbeConfig, labels: Sequence[Any], latlon=None, photos: Sequence[Any] | None = None,
               model=None, row_ids: Sequence[Any] | None = None, progress: Progress | None = None,
-              is_canceled: Callable[[], bool] | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
+              is_canceled: IsCanceled | None = None, skipped: dict[str, int] | None = None) -> ProbeResult:
     """Features + probe in one call (see :func:`build_features` and :func:`train_probe`)."""
     config.check()
     parsed = parse_labels(labels, config.separator)

@@ -7,17 +7,17 @@ Split from ``downstream`` (training) so each module stays small; every file is w
 from __future__ import annotations
 
 import csv
-import html
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..report_html import esc, number, page, svg_open, table
 from ..safe_files import free_stem, write_texts
 from .features import FEATURE_NAMES
-from .probe import ProbeResult, join_names
+from .labels import join_names
+from .probe import ProbeResult
 
 
 # ----------------------------------------------------------------------------------- reports
@@ -28,12 +28,9 @@ class ReportPaths:
     summary_csv: Path
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
+def _fmt(value: Any) -> str:
+    """Scores with four decimals, counts as they are, nothing for a missing value."""
+    return number(value, ".4f") if isinstance(value, float) or value is None else str(value)
 
 
 def classes_csv_text(result: ProbeResult) -> str:
@@ -60,14 +57,10 @@ def summary_csv_text(result: ProbeResult) -> str:
     return buf.getvalue()
 
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#222;
-padding:0 1em}h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em}
-.sub{color:#666}.cards{display:flex;gap:1em;flex-wrap:wrap;margin:1em 0}
-.card{border:1px solid #ddd;border-radius:8px;padding:.6em 1em;min-width:9em}
-.card b{display:block;font-size:1.6em}table{border-collapse:collapse;width:100%}
-th,td{border-bottom:1px solid #eee;padding:.25em .6em;text-align:right}th{background:#f6f6f6}
-td:first-child,th:first-child{text-align:left}.note{color:#8a5a00}svg text{font:11px sans-serif}
+CARDS_CSS = """
+.cards{display:flex;gap:1em;flex-wrap:wrap;margin:1em 0}
+.card{border:1px solid #d5dbe0;border-radius:8px;padding:.6em 1em;min-width:9em}
+.card b{display:block;font-size:1.6em}table.classes{width:100%}svg text{font:11px sans-serif}
 """
 
 
@@ -78,71 +71,63 @@ def _bar_chart(result: ProbeResult, limit: int = 60) -> str:
     scores = sorted(((lbl, v) for lbl, v in scores if v is not None), key=lambda t: (-t[1], t[0]))
     note = ""
     if len(scores) > limit:
-        note = f"<p class='sub'>Showing the {limit} best of {len(scores)} classes; all are in the table.</p>"
+        note = f'<p class="note">Showing the {limit} best of {len(scores)} classes; all are in the table.</p>'
         scores = scores[:limit]
     bar_h, label_w, width = 16, 180, 520
     height = bar_h * len(scores) + 24
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{label_w + width + 60}' height='{height}' "
-             f"role='img' aria-label='per-class {metric}'>"]
+    parts = [svg_open(label_w + width + 60, height, f"Per-class {metric}", css_class="bars")]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = label_w + tick * width
-        parts.append(f"<line x1='{x:.1f}' y1='0' x2='{x:.1f}' y2='{height - 14}' stroke='#ddd'/>"
-                     f"<text x='{x:.1f}' y='{height - 2}' text-anchor='middle'>{tick:g}</text>")
+        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 14}" stroke="#ddd"/>'
+                     f'<text x="{x:.1f}" y="{height - 2}" text-anchor="middle">{tick:g}</text>')
     for i, (label, value) in enumerate(scores):
         y = i * bar_h
         short = label if len(label) <= 28 else label[:27] + "…"
-        parts.append(f"<text x='{label_w - 6}' y='{y + 12}' text-anchor='end'>{html.escape(short)}</text>"
-                     f"<rect x='{label_w}' y='{y + 2}' width='{max(value, 0.0) * width:.1f}' height='{bar_h - 4}' "
-                     f"fill='#3a7bd5'><title>{html.escape(label)}: {value:.4f}</title></rect>"
-                     f"<text x='{label_w + max(value, 0.0) * width + 4:.1f}' y='{y + 12}'>{value:.3f}</text>")
+        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{esc(short)}</text>'
+                     f'<rect x="{label_w}" y="{y + 2}" width="{max(value, 0.0) * width:.1f}" height="{bar_h - 4}" '
+                     f'fill="#3a7bd5"><title>{esc(label)}: {value:.4f}</title></rect>'
+                     f'<text x="{label_w + max(value, 0.0) * width + 4:.1f}" y="{y + 12}">{value:.3f}</text>')
     parts.append("</svg>")
     return f"<h2>Per-class {metric}</h2>{note}" + "".join(parts)
 
 
-def report_html(result: ProbeResult, title: str = "GeoCLIP downstream classifier") -> str:
-    """A self-contained page (inline CSS and SVG, no scripts, no external files)."""
-    e = html.escape
-    head_name, head_value = result.headline
-    cards = [(head_name, _fmt(head_value))]
-    if result.task == "single-label":
-        cards.append(("macro-F1", _fmt(result.macro_f1)))
-    else:
-        cards.append((f"macro-F1 @ p≥{result.config.threshold:g}", _fmt(result.macro_f1)))
-    cards += [("classes" if result.task == "single-label" else "tags", str(len(result.classes))),
-              ("train / test rows", f"{result.n_train} / {result.n_test}")]
-    card_html = "".join(f"<div class='card'>{e(k)}<b>{e(v)}</b></div>" for k, v in cards)
-    summary = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in result.summary())
-    multi = result.task == "multi-label"
-    head_cells = ["label", "train rows", "test rows", "precision", "recall", "F1"] + (["AP"] if multi else [])
-    rows = []
-    for s in result.per_class:
-        cells = [s.label, str(s.n_train), str(s.n_test), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1)]
-        if multi:
-            cells.append(_fmt(s.average_precision) or "—")
-        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+def _notes(result: ProbeResult) -> list[str]:
+    """What the reader should know about the rows and classes left out (escaped HTML)."""
     notes = []
     if result.ap_excluded:
-        notes.append(f"Tags without a positive test row, left out of the mAP: {e(', '.join(result.ap_excluded))}")
+        notes.append(f"Tags without a positive test row, left out of the mAP: {esc(', '.join(result.ap_excluded))}")
     if result.dropped_classes:
         notes.append(f"Classes with fewer than {result.config.min_rows_per_class} labelled rows, left out: "
-                     f"{e(join_names(result.dropped_classes))}")
+                     f"{esc(join_names(result.dropped_classes))}")
     skipped = ", ".join(f"{n} ({reason})" for reason, n in result.skipped.items() if n)
     if skipped:
-        notes.append(f"Rows skipped: {e(skipped)}")
-    notes += [e(w) for w in result.warnings]
-    note_html = "".join(f"<p class='note'>{n}</p>" for n in notes)
+        notes.append(f"Rows skipped: {esc(skipped)}")
+    return notes + [esc(w) for w in result.warnings]
+
+
+def report_html(result: ProbeResult, title: str = "GeoCLIP downstream classifier") -> str:
+    """A self-contained page (inline CSS and SVG, no scripts, no external files)."""
+    head_name, head_value = result.headline
+    multi = result.task == "multi-label"
+    cards = [(head_name, _fmt(head_value)),
+             (f"macro-F1 @ p≥{result.config.threshold:g}" if multi else "macro-F1", _fmt(result.macro_f1)),
+             ("tags" if multi else "classes", str(len(result.classes))),
+             ("train / test rows", f"{result.n_train} / {result.n_test}")]
+    card_html = "".join(f'<div class="card">{esc(k)}<b>{esc(v)}</b></div>' for k, v in cards)
+    head_cells = ["label", "train rows", "test rows", "precision", "recall", "F1"] + (["AP"] if multi else [])
+    rows = [[esc(c) for c in (s.label, s.n_train, s.n_test, _fmt(s.precision), _fmt(s.recall), _fmt(s.f1),
+                              *([_fmt(s.average_precision) or "—"] if multi else []))] for s in result.per_class]
     features = FEATURE_NAMES.get(result.config.features, result.config.features)
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{e(title)}</h1><p class='sub'>{e(result.task)} logistic regression on {e(features)}; "
-        f"label field <b>{e(result.config.label_name)}</b>; seed {result.config.seed}, "
-        f"test fraction {result.config.test_fraction:g}.</p>"
-        f"<div class='cards'>{card_html}</div>{note_html}{_bar_chart(result)}"
-        f"<h2>Per class</h2><table><tr>{''.join(f'<th>{e(h)}</th>' for h in head_cells)}</tr>{''.join(rows)}</table>"
-        f"<h2>Summary</h2><table><tr><th>metric</th><th>value</th></tr>{summary}</table>"
-        "</body></html>\n"
-    )
+    meta = (f"{esc(result.task)} logistic regression on {esc(features)}; label field "
+            f"<b>{esc(result.config.label_name)}</b>; seed {result.config.seed}, test fraction "
+            f"{result.config.test_fraction:g}.")
+    return page(title, meta, [
+        f'<div class="cards">{card_html}</div>',
+        *(f'<p class="warn">{note}</p>' for note in _notes(result)),
+        _bar_chart(result),
+        "<h2>Per class</h2>", table(head_cells, rows, "classes"),
+        "<h2>Summary</h2>", table(["metric", "value"], [[esc(k), esc(_fmt(v))] for k, v in result.summary()]),
+    ], extra_css=CARDS_CSS)
 
 
 def write_reports(result: ProbeResult, folder: str | os.PathLike, stem: str | None = None) -> ReportPaths:

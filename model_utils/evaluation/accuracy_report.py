@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from ..geo import ACCURACY_THRESHOLDS_KM, AccuracyReport, accuracy_at_thresholds, geodesic_km, threshold_name
+from ..constants import ACCURACY_THRESHOLDS_KM
+from ..geo import geodesic_km
+from ..report_html import esc, number, page, svg_open
 from ..safe_files import next_free, write_texts
+from .accuracy import AccuracyReport, accuracy_at_thresholds, threshold_name
 from .coverage import coverage, coverage_html
 
 __all__ = [
@@ -169,10 +171,6 @@ def _free_names(folder: Path, stem: str) -> tuple[Path, Path, Path]:
     return names(next_free("", lambda suffix: any(p.exists() for p in names(suffix))))
 
 
-def _g(value: float | None, fmt: str) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
-
-
 def _accuracy_csv(report: AccuracyReport, errors: np.ndarray) -> str:
     valid = errors[~np.isnan(errors)]
     out = io.StringIO()
@@ -180,10 +178,10 @@ def _accuracy_csv(report: AccuracyReport, errors: np.ndarray) -> str:
     writer.writerow(ACCURACY_COLUMNS)
     for row in report.as_rows():
         n_within = int(np.count_nonzero(valid <= row["threshold_km"]))
-        writer.writerow([_g(row["threshold_km"], "g"), row["name"], _g(row["share"], ".10g"),
-                         _g(row["percent"], ".10g"), n_within, report.n, ""])
-    writer.writerow(["", "median_error", "", "", "", report.n, _g(report.median_km, ".4f")])
-    writer.writerow(["", "mean_error", "", "", "", report.n, _g(report.mean_km, ".4f")])
+        writer.writerow([number(row["threshold_km"], "g"), row["name"], number(row["share"], ".10g"),
+                         number(row["percent"], ".10g"), n_within, report.n, ""])
+    writer.writerow(["", "median_error", "", "", "", report.n, number(report.median_km, ".4f")])
+    writer.writerow(["", "mean_error", "", "", "", report.n, number(report.mean_km, ".4f")])
     writer.writerow(["", "without_ground_truth", "", "", "", report.n_ignored, ""])
     return out.getvalue()
 
@@ -198,31 +196,20 @@ def _per_photo_csv(results: list[PhotoResult]) -> str:
     for r in results:
         regions = {level: (area, inside) for level, area, inside in r.regions}
         extra = [cell for level in levels for cell in (
-            _g(regions[level][0], ".0f") if level in regions else "",
+            number(regions[level][0], ".0f") if level in regions else "",
             "" if level not in regions or regions[level][1] is None else int(regions[level][1]))]
-        writer.writerow([r.photo, r.name, _g(r.pred_lat, ".6f"), _g(r.pred_lon, ".6f"), _g(r.true_lat, ".6f"),
-                         _g(r.true_lon, ".6f"), _g(r.error_km, ".4f"), _g(r.prob, ".6g"), *extra])
+        coordinates = [number(v, ".6f") for v in (r.pred_lat, r.pred_lon, r.true_lat, r.true_lon)]
+        writer.writerow([r.photo, r.name, *coordinates, number(r.error_km, ".4f"), number(r.prob, ".6g"), *extra])
     return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------- HTML
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2329;margin:2em auto;
-max-width:980px;padding:0 1em}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em}
-.meta{color:#5b6770;margin-top:0}
-table{border-collapse:collapse;margin:.6em 0}
-th,td{border-bottom:1px solid #d5dbe0;padding:.35em .7em;text-align:right;vertical-align:top}
-th{background:#f2f5f7;font-weight:600}
-th.l,td.l{text-align:left}
+ACCURACY_CSS = """
 tr.ref td{color:#5b6770;font-style:italic}
-.accuracy td.v{font-variant-numeric:tabular-nums;font-weight:600}
 .summary td{text-align:left}
 .photos td{font-variant-numeric:tabular-nums}
 .photos td.l{max-width:22em;overflow-wrap:anywhere}
 .nogps{color:#8a949c}
-.note{color:#5b6770;font-size:.92em}
-svg{max-width:100%;height:auto}
 """
 
 
@@ -234,14 +221,10 @@ def _fmt_km(km: float) -> str:
     return f"{km:,.0f} km"
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray, title: str,
           csv_name: str, per_photo_name: str, skipped: Sequence[str] = ()) -> str:
     rows = report.as_rows()
-    head = "".join(f'<th>{_e(r["name"].capitalize())}<br>{r["threshold_km"]:g} km</th>' for r in rows)
+    head = "".join(f'<th>{esc(r["name"].capitalize())}<br>{r["threshold_km"]:g} km</th>' for r in rows)
     ours = "".join(f'<td class="v">{r["percent"]:.2f}</td>' for r in rows)
     table = [f'<table class="accuracy"><thead><tr><th class="l">% of photos within</th>{head}</tr></thead><tbody>',
              f'<tr><td class="l">This set (N = {report.n})</td>{ours}</tr>']
@@ -252,21 +235,15 @@ def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray
     summary = (
         '<table class="summary"><tbody>'
         f"<tr><th class=\"l\">Photos evaluated (N)</th><td>{report.n}</td></tr>"
-        f"<tr><th class=\"l\">Median error</th><td>{_e(_fmt_km(report.median_km))}</td></tr>"
-        f"<tr><th class=\"l\">Mean error</th><td>{_e(_fmt_km(report.mean_km))}</td></tr>"
+        f"<tr><th class=\"l\">Median error</th><td>{esc(_fmt_km(report.median_km))}</td></tr>"
+        f"<tr><th class=\"l\">Mean error</th><td>{esc(_fmt_km(report.mean_km))}</td></tr>"
         f"<tr><th class=\"l\">Photos without ground truth (left out)</th><td>{report.n_ignored}</td></tr>"
         "</tbody></table>"
     )
     generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">Generated {generated} · top-1 predictions against the true position (EXIF GPS or '
-        f"given coordinates) · distances geodesic on the WGS84 ellipsoid · data: {_e(csv_name)}, "
-        f"{_e(per_photo_name)}</p>",
+    meta = (f"Generated {generated} · top-1 predictions against the true position (EXIF GPS or given coordinates) "
+            f"· distances geodesic on the WGS84 ellipsoid · data: {esc(csv_name)}, {esc(per_photo_name)}")
+    return page(title, meta, [
         "<h2>Accuracy at the paper's thresholds</h2>",
         *table,
         '<p class="note">Share of photos whose top-1 prediction lies within each distance of the true position '
@@ -280,11 +257,9 @@ def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray
         coverage_html(coverage([r.regions for r in results])),
         "<h2>Per photo</h2>",
         _photo_table(results),
-        *(["<h2>Files not geolocated</h2>", "<ul>", *(f"<li>{_e(line)}</li>" for line in skipped), "</ul>"]
+        *(["<h2>Files not geolocated</h2>", "<ul>", *(f"<li>{esc(line)}</li>" for line in skipped), "</ul>"]
           if skipped else []),
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
+    ], extra_css=ACCURACY_CSS)
 
 
 def _photo_table(results: list[PhotoResult]) -> str:
@@ -292,12 +267,12 @@ def _photo_table(results: list[PhotoResult]) -> str:
     for i, r in enumerate(results, start=1):
         if r.has_truth:
             truth = f"<td>{r.true_lat:.5f}</td><td>{r.true_lon:.5f}</td>"
-            error = f"<td>{r.error_km:,.2f}</td><td class=\"l\">{_e(_closest_threshold(r.error_km))}</td>"
+            error = f"<td>{r.error_km:,.2f}</td><td class=\"l\">{esc(_closest_threshold(r.error_km))}</td>"
         else:
             truth = '<td class="nogps" colspan="2">no ground truth</td>'
             error = '<td class="nogps">–</td><td class="l nogps">not evaluated</td>'
         prob = "–" if r.prob is None else f"{r.prob:.4f}"
-        rows.append(f'<tr><td>{i}</td><td class="l" title="{_e(r.photo)}">{_e(r.name)}</td>'
+        rows.append(f'<tr><td>{i}</td><td class="l" title="{esc(r.photo)}">{esc(r.name)}</td>'
                     f"<td>{r.pred_lat:.5f}</td><td>{r.pred_lon:.5f}</td>{truth}{error}<td>{prob}</td></tr>")
     return ('<table class="photos"><thead><tr><th>#</th><th class="l">Photo</th><th>Pred. lat</th>'
             "<th>Pred. lon</th><th>True lat</th><th>True lon</th><th>Error (km)</th><th class=\"l\">Within</th>"
@@ -311,80 +286,102 @@ def _closest_threshold(error_km: float) -> str:
     return f"beyond {ACCURACY_THRESHOLDS_KM[-1]:g} km"
 
 
-def _svg_chart(errors: np.ndarray, report: AccuracyReport) -> str:
-    """Empirical cumulative share of photos within d km, as a step line on a log distance axis."""
-    width, height = 760, 380
-    left, right, top, bottom = 64, 24, 44, 56
-    plot_w, plot_h = width - left - right, height - top - bottom
-    lo, hi = math.log10(CHART_MIN_KM), math.log10(CHART_MAX_KM)
+@dataclass(frozen=True)
+class _Frame:
+    """The accuracy chart's plot area: a log distance axis across, the share of photos up."""
 
-    def x(km: float) -> float:
+    width: int = 760
+    height: int = 380
+    left: int = 64
+    right: int = 24
+    top: int = 44
+    bottom: int = 56
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_h(self) -> int:
+        return self.height - self.top - self.bottom
+
+    def x(self, km: float) -> float:
+        lo, hi = math.log10(CHART_MIN_KM), math.log10(CHART_MAX_KM)
         km = min(max(km, CHART_MIN_KM), CHART_MAX_KM)
-        return left + (math.log10(km) - lo) / (hi - lo) * plot_w
+        return self.left + (math.log10(km) - lo) / (hi - lo) * self.plot_w
 
-    def y(share: float) -> float:
-        return top + (1.0 - share) * plot_h
+    def y(self, share: float) -> float:
+        return self.top + (1.0 - share) * self.plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-           f'height="{height}" role="img" aria-labelledby="chart-title chart-desc" class="chart" '
-           'font-family="system-ui,sans-serif" font-size="12">',
-           '<title id="chart-title">Share of photos within a distance</title>',
-           f'<desc id="chart-desc">Cumulative share of the {report.n} evaluated photos whose error is at most '
-           f"d km, for d from {CHART_MIN_KM:g} to {CHART_MAX_KM:,.0f} km on a log scale.</desc>",
-           f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fbfcfd" stroke="#aab4bc"/>']
-    for share in (0.0, 0.25, 0.5, 0.75, 1.0):  # horizontal grid + y labels
-        yy = y(share)
-        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{left + plot_w}" y2="{yy:.1f}" stroke="#e3e8ec"/>')
-        out.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end" fill="#5b6770">{share * 100:.0f}%</text>')
-    for exp in range(-1, 5):  # decades on the x axis
-        km = 10.0 ** exp
-        xx = x(km)
-        out.append(f'<line x1="{xx:.1f}" y1="{top + plot_h}" x2="{xx:.1f}" y2="{top + plot_h + 5}" stroke="#5b6770"/>')
-        out.append(f'<text x="{xx:.1f}" y="{top + plot_h + 19}" text-anchor="middle" fill="#5b6770">{km:,g}</text>')
-    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 12}" text-anchor="middle" fill="#1d2329">'
+
+def _axes(f: _Frame, thresholds: tuple[float, ...]) -> list[str]:
+    """Plot area, share grid, distance decades, axis titles and the paper's thresholds as dashed lines."""
+    out = [f'<rect x="{f.left}" y="{f.top}" width="{f.plot_w}" height="{f.plot_h}" fill="#fbfcfd" stroke="#aab4bc"/>']
+    for share in (0.0, 0.25, 0.5, 0.75, 1.0):
+        yy = f.y(share)
+        out.append(f'<line x1="{f.left}" y1="{yy:.1f}" x2="{f.left + f.plot_w}" y2="{yy:.1f}" stroke="#e3e8ec"/>')
+        out.append(f'<text x="{f.left - 8}" y="{yy + 4:.1f}" text-anchor="end" fill="#5b6770">'
+                   f"{share * 100:.0f}%</text>")
+    bottom = f.top + f.plot_h
+    for exp in range(-1, 5):
+        km, xx = 10.0 ** exp, f.x(10.0 ** exp)
+        out.append(f'<line x1="{xx:.1f}" y1="{bottom}" x2="{xx:.1f}" y2="{bottom + 5}" stroke="#5b6770"/>')
+        out.append(f'<text x="{xx:.1f}" y="{bottom + 19}" text-anchor="middle" fill="#5b6770">{km:,g}</text>')
+    out.append(f'<text x="{f.left + f.plot_w / 2:.1f}" y="{f.height - 12}" text-anchor="middle" fill="#1d2329">'
                "Distance from the true position, d (km, log scale)</text>")
-    out.append(f'<text transform="translate(16 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+    out.append(f'<text transform="translate(16 {f.top + f.plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
                'fill="#1d2329">Photos within d</text>')
-    for t in report.thresholds_km:  # the paper's thresholds
-        xx = x(t)
-        out.append(f'<line x1="{xx:.1f}" y1="{top}" x2="{xx:.1f}" y2="{top + plot_h}" stroke="#c2a25a" '
+    for t in thresholds:
+        xx = f.x(t)
+        out.append(f'<line x1="{xx:.1f}" y1="{f.top}" x2="{xx:.1f}" y2="{bottom}" stroke="#c2a25a" '
                    'stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{xx:.1f}" y="{top - 20}" text-anchor="middle" fill="#7a6328">'
-                   f"{_e(threshold_name(t).capitalize())}</text>")
-        out.append(f'<text x="{xx:.1f}" y="{top - 7}" text-anchor="middle" fill="#7a6328">{t:,g} km</text>')
-    # The step line: flat between errors, rising by 1/n at each one.
+        out.append(f'<text x="{xx:.1f}" y="{f.top - 20}" text-anchor="middle" fill="#7a6328">'
+                   f"{esc(threshold_name(t).capitalize())}</text>")
+        out.append(f'<text x="{xx:.1f}" y="{f.top - 7}" text-anchor="middle" fill="#7a6328">{t:,g} km</text>')
+    return out
+
+
+def _curve(f: _Frame, errors: np.ndarray) -> str:
+    """The empirical cumulative share as a step line: flat between errors, rising by 1/n at each one."""
     ordered = np.sort(errors)
     n = ordered.size
-    share = float(np.count_nonzero(ordered <= CHART_MIN_KM)) / n
-    points = [f"M{x(CHART_MIN_KM):.1f},{y(share):.1f}"]
+    points = [f"M{f.x(CHART_MIN_KM):.1f},{f.y(float(np.count_nonzero(ordered <= CHART_MIN_KM)) / n):.1f}"]
     for value in np.unique(ordered[(ordered > CHART_MIN_KM) & (ordered <= CHART_MAX_KM)]):
-        new_share = float(np.count_nonzero(ordered <= value)) / n
-        points.append(f"H{x(float(value)):.1f}V{y(new_share):.1f}")
-        share = new_share
-    points.append(f"H{x(CHART_MAX_KM):.1f}")
-    out.append(f'<path class="cdf" d="{"".join(points)}" fill="none" stroke="#1f6fb2" stroke-width="2.2"/>')
-    if tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM:
+        points.append(f"H{f.x(float(value)):.1f}V{f.y(float(np.count_nonzero(ordered <= value)) / n):.1f}")
+    points.append(f"H{f.x(CHART_MAX_KM):.1f}")
+    return f'<path class="cdf" d="{"".join(points)}" fill="none" stroke="#1f6fb2" stroke-width="2.2"/>'
+
+
+def _marks(f: _Frame, report: AccuracyReport, paper: bool) -> list[str]:
+    """This set's share at each threshold (dots), the paper's (hollow diamonds), and the legend."""
+    out = []
+    if paper:
         for t, p in zip(report.thresholds_km, PAPER_IM2GPS3K_PERCENT):
-            xx, yy = x(t), y(p / 100.0)
+            xx, yy = f.x(t), f.y(p / 100.0)
             out.append(f'<path d="M{xx:.1f},{yy - 5:.1f}l5,5l-5,5l-5,-5z" fill="#fff" stroke="#8a949c" '
-                       'stroke-width="1.5"><title>Paper, Im2GPS3k: '
-                       f"{p:.2f}% within {t:g} km</title></path>")
+                       f'stroke-width="1.5"><title>Paper, Im2GPS3k: {p:.2f}% within {t:g} km</title></path>')
     for t, s in zip(report.thresholds_km, report.share_within):
-        xx, yy = x(t), y(s)
+        xx, yy = f.x(t), f.y(s)
         out.append(f'<circle cx="{xx:.1f}" cy="{yy:.1f}" r="4.5" fill="#1f6fb2"><title>This set: '
                    f"{100 * s:.2f}% within {t:g} km</title></circle>")
         out.append(f'<text x="{xx + 7:.1f}" y="{yy - 7:.1f}" fill="#1f6fb2" font-weight="600">{100 * s:.1f}%</text>')
-    # Legend in the lower right, where a cumulative curve rarely passes.
-    legend_x, legend_y = left + plot_w - 282, top + plot_h - 52
-    out.append(f'<rect x="{legend_x - 8}" y="{legend_y - 12}" width="276" height="44" fill="#fff" '
-               'fill-opacity="0.9" stroke="#d5dbe0"/>')
-    out.append(f'<line x1="{legend_x}" y1="{legend_y}" x2="{legend_x + 22}" y2="{legend_y}" stroke="#1f6fb2" '
-               'stroke-width="2.2"/>')
-    out.append(f'<text x="{legend_x + 28}" y="{legend_y + 4}" fill="#1d2329">This set (N = {report.n})</text>')
-    if tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM:
-        out.append(f'<path d="M{legend_x + 11},{legend_y + 13}l5,5l-5,5l-5,-5z" fill="#fff" stroke="#8a949c" '
-                   'stroke-width="1.5"/>')
-        out.append(f'<text x="{legend_x + 28}" y="{legend_y + 22}" fill="#1d2329">GeoCLIP paper, Im2GPS3k '
-                   "(reference)</text>")
-    out.append("</svg>")
-    return "\n".join(out)
+    lx, ly = f.left + f.plot_w - 282, f.top + f.plot_h - 52  # lower right, where a cumulative curve rarely passes
+    out.append(f'<rect x="{lx - 8}" y="{ly - 12}" width="276" height="44" fill="#fff" fill-opacity="0.9" '
+               'stroke="#d5dbe0"/>')
+    out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 22}" y2="{ly}" stroke="#1f6fb2" stroke-width="2.2"/>')
+    out.append(f'<text x="{lx + 28}" y="{ly + 4}" fill="#1d2329">This set (N = {report.n})</text>')
+    if paper:
+        out.append(f'<path d="M{lx + 11},{ly + 13}l5,5l-5,5l-5,-5z" fill="#fff" stroke="#8a949c" stroke-width="1.5"/>')
+        out.append(f'<text x="{lx + 28}" y="{ly + 22}" fill="#1d2329">GeoCLIP paper, Im2GPS3k (reference)</text>')
+    return out
+
+
+def _svg_chart(errors: np.ndarray, report: AccuracyReport) -> str:
+    """Empirical cumulative share of photos within d km, as a step line on a log distance axis."""
+    frame = _Frame()
+    description = (f"Cumulative share of the {report.n} evaluated photos whose error is at most d km, for d from "
+                   f"{CHART_MIN_KM:g} to {CHART_MAX_KM:,.0f} km on a log scale.")
+    paper = tuple(report.thresholds_km) == ACCURACY_THRESHOLDS_KM
+    return "\n".join([svg_open(frame.width, frame.height, "Share of photos within a distance", description),
+                      *_axes(frame, tuple(report.thresholds_km)), _curve(frame, errors),
+                      *_marks(frame, report, paper), "</svg>"])

@@ -27,9 +27,8 @@ import numpy as np
 
 from ..geo import validate_latlon
 from ..model.gallery import Gallery
+from ..progress import IsCanceled, Progress
 from .grid import GridSpec
-
-Progress = Callable[[float, str], None]
 
 
 def query_embedding(model, latlon) -> np.ndarray:
@@ -43,7 +42,7 @@ def query_embedding(model, latlon) -> np.ndarray:
     return (mean / norm).astype(np.float32)
 
 
-def analogue_probs(model, latlon, exclude_km: float = 0.0, is_canceled: Callable[[], bool] | None = None
+def analogue_probs(model, latlon, exclude_km: float = 0.0, is_canceled: IsCanceled | None = None
                    ) -> np.ndarray:
     """(N,) probabilities over the model's gallery: the query place scored like a photo (softmax of
     ``logit_scale.exp()`` x cosine), with gallery points within ``exclude_km`` of any query point left out."""
@@ -70,7 +69,7 @@ def analogue_probs(model, latlon, exclude_km: float = 0.0, is_canceled: Callable
 
 def analogue_grid(model, latlon, spec: GridSpec, bandwidth_km: float = 50.0, exclude_km: float = 0.0,
                   density: bool = False, progress: Progress | None = None,
-                  is_canceled: Callable[[], bool] | None = None, land=True):
+                  is_canceled: IsCanceled | None = None, land=True):
     """The analogue probabilities spread over ``spec`` with the photo rasters' geodesic kernel
     (a ``ProbabilityGrid``: values, mass in the extent); ``land`` as ``probability_grid`` (True: on land)."""
     from .heatmap import probability_grid
@@ -82,7 +81,7 @@ def analogue_grid(model, latlon, spec: GridSpec, bandwidth_km: float = 50.0, exc
 
 
 def similarity_grid(model, latlon, spec: GridSpec, samples: int = 1, progress: Progress | None = None,
-                    is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
+                    is_canceled: IsCanceled | None = None) -> np.ndarray:
     """(height, width) float32 mean cosine similarity in [-1, 1] between each cell and the query place
     (one [lat, lon] or several)."""
     query = query_embedding(model, latlon)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ import numpy as np
 from ..constants import EMBED_DIM
 from ..errors import Canceled, GeoClipError
 from ..geo import validate_latlon
+from ..progress import IsCanceled, Progress
 from ..safe_files import atomic_path
 
 CACHE_FORMAT = "geoclip-gallery-v1"
 MAX_GRID_POINTS = 1_000_000  # ~3 min to encode on 2 cores here; cached on disk after the first run
-Progress = Callable[[float, str], None]
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -107,23 +110,26 @@ def cache_path(gallery: Gallery, weights_fingerprint: str, cache_dir: Path | Non
     return folder / f"gallery-{gallery.name[:40]}-{key[:16]}.safetensors", key
 
 
-def read_cache(path: Path, key: str, n: int) -> np.ndarray | None:
-    """The cached embeddings if the file is intact and belongs to ``key``; None otherwise."""
+def read_cache(path: Path, key: str, n: int) -> tuple[np.ndarray | None, str]:
+    """(the cached embeddings, "") if the file is intact and belongs to ``key``; else (None, why it cannot be
+    used), the reason empty when there is no file at all."""
     if not path.is_file():
-        return None
+        return None, ""
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
             emb = fh.get_tensor("embeddings")
-    except Exception:  # corrupt header, truncated file, wrong format: rebuild
-        return None
-    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT or emb.shape != (n, EMBED_DIM):
-        return None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file (header, truncation, format) is rebuilt
+        return None, f"it cannot be read ({type(exc).__name__}: {exc})"
+    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+        return None, "it was made for other weights, coordinates or an older cache format"
+    if emb.shape != (n, EMBED_DIM):
+        return None, f"it holds {emb.shape} embeddings where ({n}, {EMBED_DIM}) are needed"
     if hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest() != meta.get("sha256"):
-        return None
-    return emb
+        return None, "its content does not match its checksum (the file was damaged)"
+    return emb, ""
 
 
 def write_cache(path: Path, key: str, embeddings: np.ndarray) -> None:
@@ -140,15 +146,20 @@ def write_cache(path: Path, key: str, embeddings: np.ndarray) -> None:
 def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarray], weights_fingerprint: str,
                        cache_dir: Path | None = None, batch_size: int = 8192,
                        progress: Progress | None = None,
-                       is_canceled: Callable[[], bool] | None = None) -> np.ndarray:
+                       is_canceled: IsCanceled | None = None) -> np.ndarray:
     """Unit-length (N, EMBED_DIM) float32 embeddings of ``gallery``, from cache or computed and cached.
 
     ``encode`` maps an (n, 2) lat/lon chunk to unit-length (n, EMBED_DIM) embeddings.
     """
     path, key = cache_path(gallery, weights_fingerprint, cache_dir)
-    cached = read_cache(path, key, len(gallery))
+    cached, unusable = read_cache(path, key, len(gallery))
     if cached is not None:
         return cached
+    if unusable:  # said, not silently paid for: a rebuild costs the full encode
+        note = f"The gallery embedding cache {path} is not used: {unusable}. Encoding the gallery again."
+        log.warning(note)
+        if progress is not None:
+            progress(0.0, note)
     out = np.empty((len(gallery), EMBED_DIM), dtype=np.float32)
     for start in range(0, len(gallery), batch_size):
         if is_canceled is not None and is_canceled():

@@ -18,23 +18,24 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch convention
 from torch import nn
 
+from ..constants import EMBED_DIM
 from ..geo import validate_latlon
 from ..photos.images import DEFAULT_MAX_PIXELS
+from ..progress import IsCanceled, Progress
 from . import backbone
 from .device import Precision, pick_device, pick_precision, quantize_int8
 from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .location_encoder import LocationEncoder
 from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
-from .weights import MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
+from .weights import CLIP_DIM, MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 
 
 def image_mlp() -> nn.Sequential:
-    """GeoCLIP's head on CLIP image features: 768 -> 768 -> 512."""
-    return nn.Sequential(nn.Linear(768, 768), nn.ReLU(), nn.Linear(768, 512))
+    """GeoCLIP's head on CLIP image features: 768 -> 768 -> EMBED_DIM (512)."""
+    return nn.Sequential(nn.Linear(CLIP_DIM, CLIP_DIM), nn.ReLU(), nn.Linear(CLIP_DIM, EMBED_DIM))
 
 
 class GeoCLIP:
@@ -87,7 +88,7 @@ class GeoCLIP:
     def encode_locations(self, latlon, normalize: bool = False, batch_size: int = 16384) -> np.ndarray:
         """(N, 2) degrees [lat, lon] -> (N, 512) float32, unnormalised like the reference."""
         arr = validate_latlon(latlon)
-        out = np.empty((len(arr), 512), dtype=np.float32)
+        out = np.empty((len(arr), EMBED_DIM), dtype=np.float32)
         for start in range(0, len(arr), batch_size):
             chunk = torch.from_numpy(arr[start:start + batch_size].astype(np.float32)).to(self.device)
             emb = self.location_encoder(chunk)
@@ -113,7 +114,7 @@ class GeoCLIP:
         with self._lock:
             self._gallery, self._gallery_emb = gallery, None
 
-    def gallery_embeddings(self, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+    def gallery_embeddings(self, progress: Progress | None = None, is_canceled: IsCanceled | None = None,
                            gallery: Gallery | None = None) -> torch.Tensor:
         """Unit-length embeddings of ``gallery`` (default: the model's) on the model's device.
 
@@ -150,7 +151,7 @@ class GeoCLIP:
             self._gallery_emb = tensor
 
     def embed_gallery(self, gallery: Gallery, progress: Progress | None = None,
-                      is_canceled: Callable[[], bool] | None = None,
+                      is_canceled: IsCanceled | None = None,
                       encode: Callable[[np.ndarray], np.ndarray] | None = None, variant: str = "") -> np.ndarray:
         """Embeddings of any gallery (e.g. a grid), through the same disk cache.
 
@@ -163,7 +164,7 @@ class GeoCLIP:
             progress=progress, is_canceled=is_canceled)
 
     # ------------------------------------------------------------------ images
-    def load_backbone(self, progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None) -> None:
+    def load_backbone(self, progress: Progress | None = None, is_canceled: IsCanceled | None = None) -> None:
         """Load the CLIP vision tower, downloading it first if needed (``progress`` in bytes, cancellable);
         raises BackboneUnavailable with a clear message."""
         with self._lock:
@@ -203,7 +204,7 @@ class GeoCLIP:
 
     def iter_predict(self, images: Iterable, top_k: int = 5, batch_size: int = 8,
                      max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
-                     is_canceled: Callable[[], bool] | None = None,
+                     is_canceled: IsCanceled | None = None,
                      gallery: Gallery | None = None) -> Iterator[Prediction]:
         """Stream predictions batch by batch (results come in input order), against ``gallery`` if given."""
         items = as_list(images)
@@ -215,7 +216,7 @@ class GeoCLIP:
                                 max_pixels=max_pixels, progress=progress, is_canceled=is_canceled)
 
     def predict(self, images, top_k: int = 5, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                progress: Progress | None = None, is_canceled: IsCanceled | None = None,
                 gallery: Gallery | None = None) -> list[Prediction]:
         """Paths or PIL images -> one Prediction per image (bad images get ``error`` set)."""
         return list(self.iter_predict(images, top_k, batch_size, max_pixels, progress, is_canceled, gallery))
@@ -223,7 +224,7 @@ class GeoCLIP:
 
     # ------------------------------------------------------------------ text
     def load_text_tower(self, progress: Progress | None = None,
-                        is_canceled: Callable[[], bool] | None = None) -> None:
+                        is_canceled: IsCanceled | None = None) -> None:
         """Load the CLIP text tower and tokenizer, downloading them first if needed (as ``load_backbone``)."""
         with self._lock:
             if self._text is None:
@@ -249,7 +250,7 @@ class GeoCLIP:
         return F.normalize(self.mlp(feats.float()), dim=1)
 
     def iter_predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
-                          progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                          progress: Progress | None = None, is_canceled: IsCanceled | None = None,
                           gallery: Gallery | None = None) -> Iterator[Prediction]:
         """Stream predictions for text queries ("Pyramids of Giza"), in input order."""
         items = [texts] if isinstance(texts, str) else [str(t) for t in texts]
@@ -260,7 +261,7 @@ class GeoCLIP:
                                      progress=progress, is_canceled=is_canceled)
 
     def predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,
-                     progress: Progress | None = None, is_canceled: Callable[[], bool] | None = None,
+                     progress: Progress | None = None, is_canceled: IsCanceled | None = None,
                      gallery: Gallery | None = None) -> list[Prediction]:
         """Text queries -> one Prediction each (an empty query gets ``error`` set)."""
         return list(self.iter_predict_text(texts, top_k, batch_size, progress, is_canceled, gallery))

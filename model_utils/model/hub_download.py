@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BackboneUnavailable, Canceled
+from ..progress import IsCanceled, Progress
 
 CONFIG = "config.json"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first one the repo has
@@ -26,7 +27,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "mer
 INFO_SECONDS = 10.0
 CHUNK_BYTES = 1024 * 1024  # read per step: Cancel and the byte progress react every MiB (the hub's default is 10 MB)
 
-Progress = Callable[[float, str], None]
 
 
 def endpoint() -> str:
@@ -67,7 +67,7 @@ def _size(num: float) -> str:
 
 
 def _bar_class(repo: str, done: int, total: int, progress: Progress | None,
-               is_canceled: Callable[[], bool] | None, shown: dict):
+               is_canceled: IsCanceled | None, shown: dict):
     """A tqdm class that forwards one file's bytes (offset by ``done``) to ``progress`` and stops on cancel.
     ``shown`` is shared by the whole download: its text (a line in the dock's log) changes once per tenth."""
     from tqdm import tqdm
@@ -114,7 +114,7 @@ def _plain_http() -> Iterator[None]:
 
 
 def download(repo: str, tower: str, progress: Progress | None = None,
-             is_canceled: Callable[[], bool] | None = None, revision: str = "main") -> Path:
+             is_canceled: IsCanceled | None = None, revision: str = "main") -> Path:
     """Download what both towers of ``repo`` at ``revision`` need (weights, config, image processor, tokenizer)
     into the HF cache and return the snapshot folder (named by its commit). Raises Canceled, or
     BackboneUnavailable with the reason."""

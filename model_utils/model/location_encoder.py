@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..constants import EMBED_DIM
+from .weights import RFF_FEATURES
 
 # Equal Earth projection constants (Šavrič, Patterson, Jenny 2018) and GeoCLIP's scale factor.
 A1, A2, A3, A4 = 1.340264, -0.081106, 0.000893, 0.003796
@@ -51,7 +52,7 @@ class Capsule(nn.Module):
         super().__init__()
         self.capsule = nn.Sequential(
             FourierFeatures(sigma),
-            nn.Linear(512, 1024),
+            nn.Linear(RFF_FEATURES, 1024),
             nn.ReLU(),
             nn.Linear(1024, 1024),
             nn.ReLU(),

@@ -15,8 +15,7 @@ import torch
 
 from ..errors import Canceled
 from ..photos.images import DEFAULT_MAX_PIXELS, PhotoError, load_photo
-
-Progress = Callable[[float, str], None]
+from ..progress import IsCanceled, Progress
 
 
 @dataclass
@@ -79,7 +78,7 @@ def iter_predictions(
     batch_size: int = 8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> Iterator[Prediction]:
     """Yield one Prediction per item, in input order, batch by batch."""
     n = len(items)
@@ -144,7 +143,7 @@ def iter_text_predictions(
     top_k: int = 5,
     batch_size: int = 32,
     progress: Progress | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> Iterator[Prediction]:
     """Yield one Prediction per text query, in input order; an empty query gets ``error`` set."""
     n = len(texts)

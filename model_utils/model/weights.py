@@ -24,7 +24,9 @@ GALLERY_FILE = "coordinates_100K.csv"
 WHEEL_HINT = "Install them with: python3 -m pip install --no-deps geoclip==1.3.0, or set GEOCLIP_WEIGHTS."
 
 RFF_FEATURES = 512  # a capsule's random Fourier features (sin and cos of 256 projections): not EMBED_DIM
-MLP_SHAPES = {"0.weight": (768, 768), "0.bias": (768,), "2.weight": (EMBED_DIM, 768), "2.bias": (EMBED_DIM,)}
+CLIP_DIM = 768  # CLIP ViT-L/14's projection: the width of the image features the MLP head takes
+MLP_SHAPES = {"0.weight": (CLIP_DIM, CLIP_DIM), "0.bias": (CLIP_DIM,), "2.weight": (EMBED_DIM, CLIP_DIM),
+              "2.bias": (EMBED_DIM,)}
 
 
 def location_shapes(n_capsules: int = 3) -> dict[str, tuple[int, ...]]:

@@ -1,5 +1,5 @@
 """Fitting a temperature inside a photo geolocation run, and how the credible regions hold up before and after
-on photos the fit did not see (#16). The maths is ``model_utils.evaluation.calibration``."""
+on photos the fit did not see. The maths is ``model_utils.evaluation.calibration``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 
 import numpy as np
 
+from model_utils.constants import WORLD_BANDWIDTH_KM
+
 FIT_LEVELS = (0.5, 0.9)  # coverage is reported at these when the run asks for no credible regions
+FIT_MIN_PHOTOS = 10  # fewer geotagged photos say nothing reliable about a temperature
 
 
 def truth_inside(mask, spec, gps) -> bool | None:
@@ -28,13 +31,10 @@ def calibrate(job, rows: list[tuple[str, np.ndarray, tuple[float, float]]], gall
     """Fit on two thirds of the geotagged photos (every third one, by name, is held out), report coverage of
     the held-out third at the run's temperature and at the fitted one (rasters as the run's: ``land`` is its
     land mask or None), and save calibration.json."""
-    from model_utils.constants import WORLD_BANDWIDTH_KM
     from model_utils.evaluation.calibration import fit_temperature, tempered
     from model_utils.maps.grid import GridSpec
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
-
-    from .geolocation_params import FIT_MIN_PHOTOS
 
     if len(rows) < FIT_MIN_PHOTOS:
         feedback.reportError(f"Fitting a temperature needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS; this run "

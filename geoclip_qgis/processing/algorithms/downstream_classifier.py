@@ -42,6 +42,7 @@ from ...compat import (
     plain,
 )
 from ...i18n import tr
+from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.geometry import iter_latlon, layer_folder, photo_path
 from ..io.outputs import ensure_writable_folder
@@ -90,16 +91,6 @@ def _free_name(name: str, taken: set[str]) -> str:
 class DownstreamClassifier(GeoClipAlgorithm):
     """Train and score a logistic-regression probe on GeoCLIP GPS / image embeddings of a layer."""
 
-    INPUT = "INPUT"
-    LABEL_FIELD = "LABEL_FIELD"
-    SEPARATOR = "SEPARATOR"
-    FEATURES = "FEATURES"
-    PHOTO_FIELD = "PHOTO_FIELD"
-    TEST_FRACTION = "TEST_FRACTION"
-    SEED = "SEED"
-    C = "C"
-    OUTPUT_FOLDER = "OUTPUT_FOLDER"
-    PREDICTIONS = "PREDICTIONS"
 
     def name(self) -> str:
         return "downstreamclassifier"
@@ -141,71 +132,71 @@ class DownstreamClassifier(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
+            d.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
         self.addParameter(QgsProcessingParameterField(
-            self.LABEL_FIELD, tr("Label field"), parentLayerParameterName=self.INPUT))
+            d.LABEL_FIELD, tr("Label field"), parentLayerParameterName=d.INPUT))
         separator = QgsProcessingParameterString(
-            self.SEPARATOR, tr("Multi-label separator (empty = one label per feature)"), defaultValue="", optional=True)
+            d.SEPARATOR, tr("Multi-label separator (empty = one label per feature)"), defaultValue="", optional=True)
         separator.setHelp("Text between tags in the label field, e.g. '|' or ','; empty for single labels.")
         self.addParameter(separator)
         self.addParameter(QgsProcessingParameterEnum(
-            self.FEATURES, tr("Features"), options=[label for _, label in FEATURE_CHOICES], defaultValue=0))
+            d.FEATURES, tr("Features"), options=[label for _, label in FEATURE_CHOICES], defaultValue=0))
         self.addParameter(QgsProcessingParameterField(
-            self.PHOTO_FIELD, tr("Photo path field (for image features)"), parentLayerParameterName=self.INPUT,
+            d.PHOTO_FIELD, tr("Photo path field (for image features)"), parentLayerParameterName=d.INPUT,
             type=FIELD_STRING, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.TEST_FRACTION, tr("Test fraction"), NUMBER_DOUBLE,
+            d.TEST_FRACTION, tr("Test fraction"), NUMBER_DOUBLE,
             defaultValue=0.3, minValue=0.05, maxValue=0.95))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0))
+            d.SEED, tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0))
         c = QgsProcessingParameterNumber(
-            self.C, tr("Inverse regularisation strength C"), NUMBER_DOUBLE,
+            d.REGULARIZATION_C, tr("Inverse regularisation strength C"), NUMBER_DOUBLE,
             defaultValue=10.0, minValue=1e-6)
         c.setFlags(c.flags() | FLAG_ADVANCED)
         self.addParameter(c)
         self.add_model_parameters(image_side=True)
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output report folder")))
+        self.addParameter(QgsProcessingParameterFolderDestination(d.OUTPUT_FOLDER, tr("Output report folder")))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.PREDICTIONS, tr("Predictions"), SOURCE_VECTOR_ANY, optional=True,
+            d.PREDICTIONS, tr("Predictions"), SOURCE_VECTOR_ANY, optional=True,
             createByDefault=False))
-        self.addOutput(QgsProcessingOutputFile("REPORT_HTML", tr("Report (HTML)")))
-        self.addOutput(QgsProcessingOutputFile("CLASSES_CSV", tr("Per-class scores (CSV)")))
-        self.addOutput(QgsProcessingOutputFile("SUMMARY_CSV", tr("Summary (CSV)")))
-        for key, label in (("ACCURACY", "Accuracy (single-label)"), ("MACRO_F1", "Macro-F1"),
-                           ("MEAN_AP", "Mean average precision (multi-label)"), ("N_TRAIN", "Training features"),
-                           ("N_TEST", "Test features"), ("N_CLASSES", "Classes"),
-                           ("N_SKIPPED", "Features skipped (geometry, label, photo)")):
+        self.addOutput(QgsProcessingOutputFile(d.REPORT_HTML, tr("Report (HTML)")))
+        self.addOutput(QgsProcessingOutputFile(d.CLASSES_CSV, tr("Per-class scores (CSV)")))
+        self.addOutput(QgsProcessingOutputFile(d.SUMMARY_CSV, tr("Summary (CSV)")))
+        for key, label in ((d.ACCURACY, "Accuracy (single-label)"), (d.MACRO_F1, "Macro-F1"),
+                           (d.MEAN_AP, "Mean average precision (multi-label)"), (d.N_TRAIN, "Training features"),
+                           (d.N_TEST, "Test features"), (d.N_CLASSES, "Classes"),
+                           (d.N_SKIPPED, "Features skipped (geometry, label, photo)")):
             self.addOutput(QgsProcessingOutputNumber(key, label))
 
     # ------------------------------------------------------------------ parameters -> a frozen job (main thread)
     def prepare(self, parameters, context, feedback) -> ClassifierJob:
-        source = self.parameterAsSource(parameters, self.INPUT, context)
+        source = self.parameterAsSource(parameters, d.INPUT, context)
         if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+            raise QgsProcessingException(self.invalidSourceError(parameters, d.INPUT))
         layer_name = source.sourceName()
-        label_field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
-        photo_field = self.parameterAsString(parameters, self.PHOTO_FIELD, context)
+        label_field = self.parameterAsString(parameters, d.LABEL_FIELD, context)
+        photo_field = self.parameterAsString(parameters, d.PHOTO_FIELD, context)
         names = source.fields().names()
         for role, field in (("label", label_field), ("photo path", photo_field)):
             if field and field not in names:
                 raise QgsProcessingException(f"The {role} field '{field}' is not in layer '{layer_name}' "
                                              f"(fields: {', '.join(names) or 'none'}).")
-        kind = FEATURE_CHOICES[self.parameterAsEnum(parameters, self.FEATURES, context)][0]
+        kind = FEATURE_CHOICES[self.parameterAsEnum(parameters, d.FEATURES, context)][0]
         if "image" in kind and not photo_field:
             raise QgsProcessingException(f"The features '{kind}' need a photo path field: choose the field of "
                                          f"'{layer_name}' that holds each feature's photo path.")
         if photo_field and "image" not in kind:
             feedback.pushInfo(f"The photo field '{photo_field}' is not used by the '{kind}' features.")
             photo_field = ""
-        out_dir = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        out_dir = ensure_writable_folder(self.parameterAsString(parameters, d.OUTPUT_FOLDER, context))
 
         from model_utils.downstream.probe import ProbeConfig
 
         config = ProbeConfig(
-            features=kind, separator=self.parameterAsString(parameters, self.SEPARATOR, context) or "",
-            test_fraction=self.parameterAsDouble(parameters, self.TEST_FRACTION, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context),
-            c=self.parameterAsDouble(parameters, self.C, context),
+            features=kind, separator=self.parameterAsString(parameters, d.SEPARATOR, context) or "",
+            test_fraction=self.parameterAsDouble(parameters, d.TEST_FRACTION, context),
+            seed=self.parameterAsInt(parameters, d.SEED, context),
+            c=self.parameterAsDouble(parameters, d.REGULARIZATION_C, context),
             label_name=label_field, photo_name=photo_field or "photo")
         try:
             config.check()
@@ -213,8 +204,8 @@ class DownstreamClassifier(GeoClipAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
         return ClassifierJob(
             source=source, layer_name=layer_name, label_field=label_field, photo_field=photo_field, config=config,
-            out_dir=out_dir, folder=layer_folder(self.parameterAsVectorLayer(parameters, self.INPUT, context)),
-            predictions=parameters.get(self.PREDICTIONS) not in (None, ""),
+            out_dir=out_dir, folder=layer_folder(self.parameterAsVectorLayer(parameters, d.INPUT, context)),
+            predictions=parameters.get(d.PREDICTIONS) not in (None, ""),
             model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
 
     # ------------------------------------------------------------------ the layer -> plain arrays
@@ -282,7 +273,7 @@ class DownstreamClassifier(GeoClipAlgorithm):
         steps.setCurrentStep(2)
         outputs: dict = {}
         if job.predictions:
-            outputs[self.PREDICTIONS] = self._write_predictions(result, frozen.fids, source, parameters,
+            outputs[d.PREDICTIONS] = self._write_predictions(result, frozen.fids, source, parameters,
                                                                 context, feedback)
         from model_utils.downstream.report import write_reports
 
@@ -294,10 +285,10 @@ class DownstreamClassifier(GeoClipAlgorithm):
         feedback.setProgress(100)
         skipped_total = sum(frozen.skipped.values()) + not_used
         outputs.update({
-            self.OUTPUT_FOLDER: str(job.out_dir), "REPORT_HTML": str(paths.html), "CLASSES_CSV": str(paths.classes_csv),
-            "SUMMARY_CSV": str(paths.summary_csv), "ACCURACY": result.accuracy, "MACRO_F1": result.macro_f1,
-            "MEAN_AP": result.mean_ap, "N_TRAIN": result.n_train, "N_TEST": result.n_test,
-            "N_CLASSES": len(result.classes), "N_SKIPPED": skipped_total,
+            d.OUTPUT_FOLDER: str(job.out_dir), d.REPORT_HTML: str(paths.html), d.CLASSES_CSV: str(paths.classes_csv),
+            d.SUMMARY_CSV: str(paths.summary_csv), d.ACCURACY: result.accuracy, d.MACRO_F1: result.macro_f1,
+            d.MEAN_AP: result.mean_ap, d.N_TRAIN: result.n_train, d.N_TEST: result.n_test,
+            d.N_CLASSES: len(result.classes), d.N_SKIPPED: skipped_total,
         })
         return outputs
 
@@ -346,10 +337,10 @@ class DownstreamClassifier(GeoClipAlgorithm):
         new_names = [_free_name(n, taken) for n in ("pred_label", "pred_top", "pred_prob", "split")]
         for name, kind in zip(new_names, (FieldType.STRING, FieldType.STRING, FieldType.DOUBLE, FieldType.STRING)):
             fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(parameters, self.PREDICTIONS, context, fields, source.wkbType(),
+        sink, dest = self.parameterAsSink(parameters, d.PREDICTIONS, context, fields, source.wkbType(),
                                           source.sourceCrs())
         if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.PREDICTIONS))
+            raise QgsProcessingException(self.invalidSinkError(parameters, d.PREDICTIONS))
         predicted = result.predicted()
         by_fid = {int(fids[row]): (*predicted[k], str(result.split[k])) for k, row in enumerate(result.rows)}
         for feature in source.getFeatures():

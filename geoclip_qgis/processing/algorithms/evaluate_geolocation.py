@@ -30,6 +30,7 @@ from model_utils.constants import ACCURACY_THRESHOLDS_KM, THRESHOLD_NAMES
 from ...compat import GEOMETRY_POINT, SOURCE_VECTOR_ANY, SOURCE_VECTOR_POINT, plain
 from ...i18n import tr
 from ...paths import ensure_model_utils_importable
+from .. import definitions as d
 from ..base import GeoClipAlgorithm
 from ..io import region_coverage
 from ..io.geometry import iter_latlon
@@ -61,18 +62,6 @@ class EvaluationJob:
 class EvaluateGeolocation(GeoClipAlgorithm):
     """How far off were the top-1 guesses? The share within 1 / 25 / 200 / 750 / 2500 km."""
 
-    INPUT = "INPUT"
-    TRUE_LAT_FIELD = "TRUE_LAT_FIELD"
-    TRUE_LON_FIELD = "TRUE_LON_FIELD"
-    REGIONS = "REGIONS"
-    OUTPUT_FOLDER = "OUTPUT_FOLDER"
-    OUTPUT_HTML = "OUTPUT_HTML"
-    OUTPUT_CSV = "OUTPUT_CSV"
-    OUTPUT_PER_PHOTO_CSV = "OUTPUT_PER_PHOTO_CSV"
-    MEDIAN_KM = "MEDIAN_KM"
-    MEAN_KM = "MEAN_KM"
-    N = "N"
-    N_WITHOUT_TRUTH = "N_WITHOUT_TRUTH"
 
     def name(self) -> str:
         return "evaluategeolocation"
@@ -108,28 +97,29 @@ class EvaluateGeolocation(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, tr("Predictions (point layer; geometry = predicted position)"),
+            d.INPUT, tr("Predictions (point layer; geometry = predicted position)"),
             [SOURCE_VECTOR_POINT]))
         self.addParameter(QgsProcessingParameterField(
-            self.TRUE_LAT_FIELD, tr("True latitude field (degrees)"), defaultValue="true_lat",
-            parentLayerParameterName=self.INPUT, optional=True))
+            d.TRUE_LAT_FIELD, tr("True latitude field (degrees)"), defaultValue="true_lat",
+            parentLayerParameterName=d.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.TRUE_LON_FIELD, tr("True longitude field (degrees)"), defaultValue="true_lon",
-            parentLayerParameterName=self.INPUT, optional=True))
+            d.TRUE_LON_FIELD, tr("True longitude field (degrees)"), defaultValue="true_lon",
+            parentLayerParameterName=d.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.REGIONS, tr("Credible regions (polygons; empty: the run's credible_regions layer beside the "
+            d.REGIONS, tr("Credible regions (polygons; empty: the run's credible_regions layer beside the "
                              "predictions)"), [SOURCE_VECTOR_ANY], optional=True))
         self.addParameter(QgsProcessingParameterFolderDestination(
-            self.OUTPUT_FOLDER, tr("Output folder for the report")))
-        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, tr("Accuracy report (HTML)")))
-        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_CSV, tr("Accuracy table (CSV)")))
-        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_PER_PHOTO_CSV, tr("Per-photo errors (CSV)")))
+            d.OUTPUT_FOLDER, tr("Output folder for the report")))
+        self.addOutput(QgsProcessingOutputHtml(d.OUTPUT_HTML, tr("Accuracy report (HTML)")))
+        self.addOutput(QgsProcessingOutputFile(d.OUTPUT_CSV, tr("Accuracy table (CSV)")))
+        self.addOutput(QgsProcessingOutputFile(d.OUTPUT_PER_PHOTO_CSV, tr("Per-photo errors (CSV)")))
         for output_id, km, label in THRESHOLD_OUTPUTS:
-            self.addOutput(QgsProcessingOutputNumber(output_id, tr(f"Share within {km:g} km ({label}), 0–1")))
-        self.addOutput(QgsProcessingOutputNumber(self.MEDIAN_KM, tr("Median error (km)")))
-        self.addOutput(QgsProcessingOutputNumber(self.MEAN_KM, tr("Mean error (km)")))
-        self.addOutput(QgsProcessingOutputNumber(self.N, tr("Photos evaluated (N)")))
-        self.addOutput(QgsProcessingOutputNumber(self.N_WITHOUT_TRUTH, tr("Photos without ground truth")))
+            title = tr("Share within {km} km ({label}), 0–1").format(km=f"{km:g}", label=label)
+            self.addOutput(QgsProcessingOutputNumber(output_id, title))
+        self.addOutput(QgsProcessingOutputNumber(d.MEDIAN_KM, tr("Median error (km)")))
+        self.addOutput(QgsProcessingOutputNumber(d.MEAN_KM, tr("Mean error (km)")))
+        self.addOutput(QgsProcessingOutputNumber(d.N, tr("Photos evaluated (N)")))
+        self.addOutput(QgsProcessingOutputNumber(d.N_WITHOUT_TRUTH, tr("Photos without ground truth")))
 
     # ------------------------------------------------------------------ inputs -> plain data
     def _field(self, source, parameters, key: str, default: str, context) -> str:
@@ -186,9 +176,9 @@ class EvaluateGeolocation(GeoClipAlgorithm):
 
     # ------------------------------------------------------------------ parameters -> a frozen job (main thread)
     def prepare(self, parameters, context, feedback) -> EvaluationJob:
-        source = self.parameterAsSource(parameters, self.INPUT, context)
+        source = self.parameterAsSource(parameters, d.INPUT, context)
         if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+            raise QgsProcessingException(self.invalidSourceError(parameters, d.INPUT))
         layer_name = source.sourceName() or "input layer"
         geometry_type = QgsWkbTypes.geometryType(source.wkbType())
         if geometry_type != GEOMETRY_POINT:
@@ -196,26 +186,26 @@ class EvaluateGeolocation(GeoClipAlgorithm):
             raise QgsProcessingException(
                 f"'{layer_name}' is not a point layer (its geometry type is {kind}). Give the prediction "
                 "points written by 'Geolocate photos', or a point layer whose points are the predicted positions.")
-        lat_field = self._field(source, parameters, self.TRUE_LAT_FIELD, "true_lat", context)
-        lon_field = self._field(source, parameters, self.TRUE_LON_FIELD, "true_lon", context)
+        lat_field = self._field(source, parameters, d.TRUE_LAT_FIELD, "true_lat", context)
+        lon_field = self._field(source, parameters, d.TRUE_LON_FIELD, "true_lon", context)
         if not lat_field or not lon_field:
             missing = [self.parameterAsString(parameters, key, context) or default
-                       for key, default, found in ((self.TRUE_LAT_FIELD, "true_lat", lat_field),
-                                                   (self.TRUE_LON_FIELD, "true_lon", lon_field)) if not found]
+                       for key, default, found in ((d.TRUE_LAT_FIELD, "true_lat", lat_field),
+                                                   (d.TRUE_LON_FIELD, "true_lon", lon_field)) if not found]
             raise QgsProcessingException(
                 f"'{layer_name}' has no field {' and no field '.join(repr(m) for m in missing)} for the true "
                 f"position. Its fields are: {', '.join(source.fields().names()) or 'none'}. Choose the fields "
                 "that hold the true latitude and longitude (degrees, WGS84).")
-        folder = ensure_writable_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        folder = ensure_writable_folder(self.parameterAsString(parameters, d.OUTPUT_FOLDER, context))
         return EvaluationJob(source, layer_name, lat_field, lon_field, folder,
                              self._regions(parameters, context))
 
     def _regions(self, parameters, context):
         """The chosen regions layer (checked), else the run's credible_regions beside the predictions, else None."""
-        chosen = self.parameterAsSource(parameters, self.REGIONS, context)
+        chosen = self.parameterAsSource(parameters, d.REGIONS, context)
         if chosen is not None:
             return region_coverage.checked(chosen, chosen.sourceName() or "regions")
-        return region_coverage.run_regions_beside(self.parameterAsVectorLayer(parameters, self.INPUT, context))
+        return region_coverage.run_regions_beside(self.parameterAsVectorLayer(parameters, d.INPUT, context))
 
     # ------------------------------------------------------------------ run
     def process(self, parameters, context, feedback):
@@ -279,10 +269,10 @@ class EvaluateGeolocation(GeoClipAlgorithm):
         feedback.pushInfo(f"Report: {paths.html}")
         feedback.setProgress(100)
         outputs = {
-            self.OUTPUT_HTML: str(paths.html), self.OUTPUT_CSV: str(paths.csv),
-            self.OUTPUT_PER_PHOTO_CSV: str(paths.per_photo_csv), self.OUTPUT_FOLDER: str(folder),
-            self.MEDIAN_KM: report.median_km, self.MEAN_KM: report.mean_km, self.N: report.n,
-            self.N_WITHOUT_TRUTH: report.n_ignored,
+            d.OUTPUT_HTML: str(paths.html), d.OUTPUT_CSV: str(paths.csv),
+            d.OUTPUT_PER_PHOTO_CSV: str(paths.per_photo_csv), d.OUTPUT_FOLDER: str(folder),
+            d.MEDIAN_KM: report.median_km, d.MEAN_KM: report.mean_km, d.N: report.n,
+            d.N_WITHOUT_TRUTH: report.n_ignored,
         }
         for (output_id, _, _), share in zip(THRESHOLD_OUTPUTS, report.share_within):
             outputs[output_id] = share

@@ -22,6 +22,7 @@ from qgis.core import (
 
 from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
 from ...i18n import tr
+from .. import definitions as d
 from ..base import GeoClipAlgorithm
 from ..io.geometry import layer_folder, photo_path
 from . import geolocation
@@ -33,13 +34,9 @@ PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "ima
 class GeolocatePhotos(GeoClipAlgorithm):
     """Where on Earth was each photo taken? GeoCLIP's answer as rasters and points."""
 
-    PHOTOS = "PHOTOS"
-    FOLDER = "FOLDER"
-    RECURSIVE = "RECURSIVE"
-    PHOTO_LAYER = "PHOTO_LAYER"
-    PATH_FIELD = "PATH_FIELD"
     KIND = InputKind(
-        noun="photo", plural="photos", count_output="N_PHOTOS", default_batch=8, source_fields=("photo", "photo_name"),
+        noun="photo", plural="photos", count_output=d.N_PHOTOS, default_batch=d.DEFAULT_PHOTO_BATCH,
+        source_fields=("photo", "photo_name"),
         label=lambda source: Path(source).name, stem=lambda source: Path(source).stem,
         group_title=lambda result: f"Photos {dt.datetime.now():%Y-%m-%d %H:%M} ({result['n_ok']})",
         load_tower=lambda model, progress=None, is_canceled=None: model.load_backbone(progress, is_canceled),
@@ -82,44 +79,44 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         files = QgsProcessingParameterMultipleLayers(
-            self.PHOTOS, tr("Photo files"), layerType=SOURCE_FILE, optional=True)
+            d.PHOTOS, tr("Photo files"), layerType=SOURCE_FILE, optional=True)
         files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, HEIC/HEIF, AVIF, …)")
         self.addParameter(files)
         self.addParameter(QgsProcessingParameterFile(
-            self.FOLDER, tr("Folder of photos"), behavior=FILE_FOLDER, optional=True))
+            d.FOLDER, tr("Folder of photos"), behavior=FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.RECURSIVE, tr("Include subfolders of the folder"), defaultValue=False))
+            d.RECURSIVE, tr("Include subfolders of the folder"), defaultValue=False))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.PHOTO_LAYER, tr("Layer of photos (a field holds each photo's path)"),
+            d.PHOTO_LAYER, tr("Layer of photos (a field holds each photo's path)"),
             [SOURCE_VECTOR], optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.PATH_FIELD, tr("Photo path field (empty: guess 'photo', 'path', …)"),
-            parentLayerParameterName=self.PHOTO_LAYER, optional=True))
+            d.PATH_FIELD, tr("Photo path field (empty: guess 'photo', 'path', …)"),
+            parentLayerParameterName=d.PHOTO_LAYER, optional=True))
         geolocation.add_parameters(self, self.KIND)
 
     NO_INPUT = "No photos given: choose photo files, a folder of photos, or a layer with a photo path field."
 
     def has_input(self, parameters, context) -> bool:
-        return bool(any(str(p).strip() for p in self.parameterAsFileList(parameters, self.PHOTOS, context))
-                    or self.parameterAsFile(parameters, self.FOLDER, context)
-                    or parameters.get(self.PHOTO_LAYER) not in (None, ""))
+        return bool(any(str(p).strip() for p in self.parameterAsFileList(parameters, d.PHOTOS, context))
+                    or self.parameterAsFile(parameters, d.FOLDER, context)
+                    or parameters.get(d.PHOTO_LAYER) not in (None, ""))
 
     # ------------------------------------------------------------------ inputs -> plain data
     def inputs(self, parameters, context, feedback):
         """The photo paths, and the folder's scan (None without a folder): what it left out is said here."""
-        paths = [str(p) for p in self.parameterAsFileList(parameters, self.PHOTOS, context) if str(p).strip()]
-        folder = self.parameterAsFile(parameters, self.FOLDER, context)
+        paths = [str(p) for p in self.parameterAsFileList(parameters, d.PHOTOS, context) if str(p).strip()]
+        folder = self.parameterAsFile(parameters, d.FOLDER, context)
         scan = None
         if folder:
             from model_utils.errors import GeoClipError
             from model_utils.photos.folders import scan_photos
 
             try:
-                scan = scan_photos(folder, recursive=self.parameterAsBool(parameters, self.RECURSIVE, context))
+                scan = scan_photos(folder, recursive=self.parameterAsBool(parameters, d.RECURSIVE, context))
             except GeoClipError as exc:
                 raise QgsProcessingException(str(exc)) from exc
             paths.extend(str(p) for p in scan.photos)
-        source = self.parameterAsSource(parameters, self.PHOTO_LAYER, context)
+        source = self.parameterAsSource(parameters, d.PHOTO_LAYER, context)
         if source is not None:
             paths.extend(self._layer_paths(source, parameters, context, feedback))
         if not paths:
@@ -131,7 +128,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
         names = source.fields().names()
-        field = self.parameterAsString(parameters, self.PATH_FIELD, context)
+        field = self.parameterAsString(parameters, d.PATH_FIELD, context)
         if not field:
             lower = {n.lower(): n for n in names}
             field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
@@ -140,7 +137,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 f"The photo layer '{source.sourceName()}' has no photo path field "
                 f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
                 f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
-        base = layer_folder(self.parameterAsVectorLayer(parameters, self.PHOTO_LAYER, context))
+        base = layer_folder(self.parameterAsVectorLayer(parameters, d.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
         request.setSubsetOfAttributes([field], source.fields())
         paths, empty = [], 0

@@ -16,6 +16,7 @@ from qgis.core import (
 )
 
 from ...i18n import tr
+from .. import definitions as d
 from ..base import GeoClipAlgorithm
 from . import geolocation
 from .geolocation import InputKind
@@ -37,10 +38,9 @@ def _group_title(result: dict) -> str:
 class GeolocateText(GeoClipAlgorithm):
     """Where on Earth does a description point to? GeoCLIP's answer for text, as rasters and points."""
 
-    QUERIES = "QUERIES"
-    QUERY_FILE = "QUERY_FILE"
     KIND = InputKind(
-        noun="query", plural="queries", count_output="N_QUERIES", default_batch=32, source_fields=("query", "label"),
+        noun="query", plural="queries", count_output=d.N_QUERIES, default_batch=d.DEFAULT_TEXT_BATCH,
+        source_fields=("query", "label"),
         label=_label,
         stem=lambda source: _label(source).rstrip("…"), group_title=_group_title,
         load_tower=lambda model, progress=None, is_canceled=None: model.load_text_tower(progress, is_canceled),
@@ -72,11 +72,11 @@ class GeolocateText(GeoClipAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        queries = QgsProcessingParameterString(self.QUERIES, tr("Text queries (one per line)"), multiLine=True,
+        queries = QgsProcessingParameterString(d.QUERIES, tr("Text queries (one per line)"), multiLine=True,
                                                optional=True)
         queries.setHelp("Places, landmarks or scene descriptions, one per line, e.g. 'Pyramids of Giza'.")
         self.addParameter(queries)
-        query_file = QgsProcessingParameterFile(self.QUERY_FILE, tr("Text file of queries (one per line)"),
+        query_file = QgsProcessingParameterFile(d.QUERY_FILE, tr("Text file of queries (one per line)"),
                                                 extension="txt", optional=True)
         query_file.setHelp("A UTF-8 text file; each non-empty line is one query.")
         self.addParameter(query_file)
@@ -86,12 +86,12 @@ class GeolocateText(GeoClipAlgorithm):
                 "choose a text file with one query per line.")
 
     def has_input(self, parameters, context) -> bool:
-        return bool((self.parameterAsString(parameters, self.QUERIES, context) or "").strip()
-                    or self.parameterAsFile(parameters, self.QUERY_FILE, context))
+        return bool((self.parameterAsString(parameters, d.QUERIES, context) or "").strip()
+                    or self.parameterAsFile(parameters, d.QUERY_FILE, context))
 
     def inputs(self, parameters, context, feedback) -> list[str]:
-        lines = (self.parameterAsString(parameters, self.QUERIES, context) or "").splitlines()
-        path = self.parameterAsFile(parameters, self.QUERY_FILE, context)
+        lines = (self.parameterAsString(parameters, d.QUERIES, context) or "").splitlines()
+        path = self.parameterAsFile(parameters, d.QUERY_FILE, context)
         if path:
             lines += _read_query_file(Path(path))
         queries = [" ".join(line.split()) for line in lines if line.strip()]

@@ -19,6 +19,7 @@ from qgis.core import QgsProcessingException
 from model_utils.constants import WORLD_BANDWIDTH_KM
 
 from ...layers import load_on_completion
+from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
@@ -34,28 +35,9 @@ from ..io.prediction_outputs import (
 from ..io.run_space import full_disk_error, refuse_without_space
 from ..regional_gallery import regional_gallery
 from .calibration_step import calibrate, truth_inside
-from .geolocation_params import (
-    BANDWIDTH,
-    BATCH,
-    CELL_SIZE,
-    DENSITY,
-    EXTENT,
-    FIT_MAX_PHOTOS,
-    FIT_TEMPERATURE,
-    GALLERY,
-    GALLERY_SPACING,
-    ON_LAND,
-    OUTPUT_FOLDER,
-    RASTERS,
-    REGIONS,
-    TEMPERATURE,
-    TOP_K,
-    GalleryMode,
-    add_parameters,
-    parse_levels,
-)
+from .geolocation_params import FIT_MAX_PHOTOS, add_parameters, parse_levels
 
-__all__ = ["GeolocationJob", "InputKind", "add_parameters", "prepare", "run", "GalleryMode", "WORLD_BANDWIDTH_KM"]
+__all__ = ["GeolocationJob", "InputKind", "add_parameters", "prepare", "run"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +46,7 @@ class InputKind:
 
     noun: str  # "photo" / "query": parameter labels, log lines, raster metadata
     plural: str  # "photos" / "queries": labels
-    count_output: str  # the output id counting what was geolocated ("N_PHOTOS" / "N_QUERIES")
+    count_output: str  # the output id counting what was geolocated (N_PHOTOS / N_QUERIES)
     default_batch: int
     source_fields: tuple[str, str]  # the points layer's (input, short name) fields
     label: Callable[[str], str]  # an input's short name (logs, legend, the name field)
@@ -103,30 +85,31 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
             feedback, scan=None) -> GeolocationJob:
     """The frozen job for ``items`` (and the folder ``scan`` they came from, if any); bad parameters, and an
     output disk without room for the run, are refused here, before any work."""
-    write_rasters = alg.parameterAsBool(parameters, RASTERS, context)
-    given = parameters.get(BANDWIDTH) not in (None, "")
-    bandwidth = alg.parameterAsDouble(parameters, BANDWIDTH, context) if given else None
+    write_rasters = alg.parameterAsBool(parameters, d.WRITE_RASTERS, context)
+    given = parameters.get(d.BANDWIDTH_KM) not in (None, "")
+    bandwidth = alg.parameterAsDouble(parameters, d.BANDWIDTH_KM, context) if given else None
     regional = None
-    if alg.parameterAsEnum(parameters, GALLERY, context) == GalleryMode.REGIONAL:
-        if parameters.get(EXTENT) in (None, ""):
+    if alg.parameterAsEnum(parameters, d.GALLERY, context) == d.GalleryMode.REGIONAL:
+        if parameters.get(d.EXTENT) in (None, ""):
             raise QgsProcessingException(
                 "A regional gallery needs a raster extent: zoom the map to the city or region and use the map "
                 "canvas extent (or draw one), or choose GeoCLIP's worldwide gallery.")
-        regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, EXTENT, CELL_SIZE),
-                                               alg.parameterAsDouble(parameters, GALLERY_SPACING, context),
+        regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE),
+                                               alg.parameterAsDouble(parameters, d.GALLERY_SPACING, context),
                                                bandwidth, feedback)
-    levels = parse_levels(alg.parameterAsString(parameters, REGIONS, context)) if write_rasters else ()
-    out_root = ensure_writable_folder(alg.parameterAsString(parameters, OUTPUT_FOLDER, context))
+    levels = parse_levels(alg.parameterAsString(parameters, d.CREDIBLE_LEVELS, context)) if write_rasters else ()
+    out_root = ensure_writable_folder(alg.parameterAsString(parameters, d.OUTPUT_FOLDER, context))
     job = GeolocationJob(
-        items=tuple(items), top_k=alg.parameterAsInt(parameters, TOP_K, context),
-        spec=alg.grid_spec(parameters, context, EXTENT, CELL_SIZE) if write_rasters else None,
+        items=tuple(items), top_k=alg.parameterAsInt(parameters, d.TOP_K, context),
+        spec=alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE) if write_rasters else None,
         bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
-        density=alg.parameterAsBool(parameters, DENSITY, context),
-        batch=alg.parameterAsInt(parameters, BATCH, context), out_root=out_root, regional=regional, levels=levels,
-        temperature=alg.parameterAsDouble(parameters, TEMPERATURE, context) or 1.0,
-        fit=alg.parameterAsBool(parameters, FIT_TEMPERATURE, context),
+        density=alg.parameterAsBool(parameters, d.DENSITY, context),
+        batch=alg.parameterAsInt(parameters, d.BATCH_SIZE, context), out_root=out_root, regional=regional,
+        levels=levels,
+        temperature=alg.parameterAsDouble(parameters, d.TEMPERATURE, context) or 1.0,
+        fit=alg.parameterAsBool(parameters, d.FIT_TEMPERATURE, context),
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())),
-        on_land=alg.parameterAsBool(parameters, ON_LAND, context),
+        on_land=alg.parameterAsBool(parameters, d.ON_LAND, context),
         skipped=tuple(scan.skipped_lines()) if scan is not None else (),
         n_skipped=scan.n_skipped if scan is not None else 0)
     needed = refuse_without_space(job)
@@ -297,8 +280,8 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
         feedback.pushInfo(f"Accuracy report: {report}")
     feedback.setProgress(100)
     return {
-        "RUN_FOLDER": str(final), "POINTS": points, "RASTERS": rasters, "REPORT_HTML": report,
-        kind.count_output: result["n_ok"], "N_FAILED": len(result["errors"]), "ERRORS": "\n".join(result["errors"]),
-        "N_SKIPPED": result["n_skipped"], "SKIPPED": "\n".join(result["skipped"]),
-        OUTPUT_FOLDER: str(final.parent),
+        d.RUN_FOLDER: str(final), d.POINTS: points, d.RASTERS: rasters, d.REPORT_HTML: report,
+        kind.count_output: result["n_ok"], d.N_FAILED: len(result["errors"]), d.ERRORS: "\n".join(result["errors"]),
+        d.N_SKIPPED: result["n_skipped"], d.SKIPPED: "\n".join(result["skipped"]),
+        d.OUTPUT_FOLDER: str(final.parent),
     }

@@ -33,6 +33,7 @@ from model_utils.downstream.pca import PCA_USAGE
 
 from ...compat import FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR_ANY, WKB_NO_GEOMETRY
 from ...i18n import tr
+from .. import definitions as d
 from ..base import GeoClipAlgorithm
 from ..io.embedding_export import BATCH_SIZE, ExportJob, ExportRun, commit
 from ..io.embedding_writers import (
@@ -53,12 +54,6 @@ from ..io.outputs import ensure_writable_folder, refuse_existing
 class GpsEmbeddings(GeoClipAlgorithm):
     """Export GeoCLIP GPS embeddings of a layer's features (optionally L2-normalised or PCA-reduced)."""
 
-    INPUT = "INPUT"
-    NORMALIZE = "NORMALIZE"
-    PCA_COMPONENTS = "PCA_COMPONENTS"
-    FORMAT = "FORMAT"
-    LAYOUT = "LAYOUT"
-    OUTPUT = "OUTPUT"
 
     def name(self) -> str:
         return "gpsembeddings"
@@ -81,7 +76,7 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "<b>PCA components</b>: 0 keeps all 512 values (e000…e511). N > 0 fits a PCA (scikit-learn "
             "IncrementalPCA, streamed) and writes N values pc000…; the fit is saved beside the output as "
             "&lt;output&gt;.pca.npz (components, mean, explained_variance_ratio, normalize) so new points "
-            f"project the same way: <code>{PCA_USAGE}</code>.\n"
+            "project the same way: <code>{pca_usage}</code>.\n"
             "<b>Output format</b>: GeoPackage (default; values stored as exact doubles); ESRI Shapefile "
             "(field names fit the 10-character DBF limit; values as text with 15 decimals; beyond 255 fields "
             "some DBF readers fail, so use PCA with at most ~250 components to stay under); CSV with lat/lon "
@@ -98,23 +93,23 @@ class GpsEmbeddings(GeoClipAlgorithm):
             "Shapefile outputs have that point as geometry (EPSG:4326) and are added to the project. "
             "A new column whose name the input already uses gets a suffix (_2) and the log says so. Existing "
             "files are never overwritten; the output is written to a temporary file and renamed when complete, "
-            "so cancel or an error leaves no partial file.")
+            "so cancel or an error leaves no partial file.").format(pca_usage=PCA_USAGE)
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
-        normalize = QgsProcessingParameterBoolean(self.NORMALIZE, tr("L2-normalise embeddings"), defaultValue=False)
+            d.INPUT, tr("Input layer"), [SOURCE_VECTOR_ANY]))
+        normalize = QgsProcessingParameterBoolean(d.NORMALIZE, tr("L2-normalise embeddings"), defaultValue=False)
         normalize.setHelp("Off: the raw embedding, as the reference GeoCLIP outputs it. On: unit length.")
         self.addParameter(normalize)
         pca = QgsProcessingParameterNumber(
-            self.PCA_COMPONENTS, tr("PCA components (0 = keep all 512 values)"), NUMBER_INTEGER,
+            d.PCA_COMPONENTS, tr("PCA components (0 = keep all 512 values)"), NUMBER_INTEGER,
             defaultValue=0, minValue=0, maxValue=EMBED_DIM)
         pca.setHelp("N > 0: reduce to N principal components; the fit is saved as <output>.pca.npz.")
         self.addParameter(pca)
         self.addParameter(QgsProcessingParameterEnum(
-            self.FORMAT, tr("Output format"), options=[f.label for f in FORMATS], defaultValue=0))
-        layout = QgsProcessingParameterEnum(self.LAYOUT, tr("Embedding fields"),
+            d.FORMAT, tr("Output format"), options=[f.label for f in FORMATS], defaultValue=0))
+        layout = QgsProcessingParameterEnum(d.LAYOUT, tr("Embedding fields"),
                                             options=[LAYOUT_LABELS[m] for m in FieldLayout],
                                             defaultValue=int(FieldLayout.FIELDS))
         layout.setHelp("Number fields work everywhere in QGIS; the binary field is compact and fast (GeoPackage).")
@@ -122,23 +117,23 @@ class GpsEmbeddings(GeoClipAlgorithm):
         self.addParameter(layout)
         self.add_model_parameters(image_side=False)
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, tr("Output file"), ";;".join(f"{f.label} (*{f.extension})" for f in FORMATS)))
-        self.addOutput(QgsProcessingOutputFile("PCA_FILE", tr("PCA fit (.pca.npz; empty without PCA)")))
-        self.addOutput(QgsProcessingOutputNumber("FEATURE_COUNT", tr("Features exported")))
-        self.addOutput(QgsProcessingOutputNumber("SKIPPED_COUNT", tr("Features skipped (no geometry)")))
+            d.OUTPUT, tr("Output file"), ";;".join(f"{f.label} (*{f.extension})" for f in FORMATS)))
+        self.addOutput(QgsProcessingOutputFile(d.PCA_FILE, tr("PCA fit (.pca.npz; empty without PCA)")))
+        self.addOutput(QgsProcessingOutputNumber(d.FEATURE_COUNT, tr("Features exported")))
+        self.addOutput(QgsProcessingOutputNumber(d.SKIPPED_COUNT, tr("Features skipped (no geometry)")))
 
     # ------------------------------------------------------------------ main thread: freeze inputs
     def prepare(self, parameters, context, feedback) -> ExportJob:
         """The layer and every option, resolved on the calling (main) thread; the run sees plain data."""
-        source = self.parameterAsSource(parameters, self.INPUT, context)
+        source = self.parameterAsSource(parameters, d.INPUT, context)
         if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        raw = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+            raise QgsProcessingException(self.invalidSourceError(parameters, d.INPUT))
+        raw = self.parameterAsFileOutput(parameters, d.OUTPUT, context)
         if not raw:
             raise QgsProcessingException("Choose an output file.")
-        fmt, output = _format_and_path(Path(raw), parameters.get(self.FORMAT) not in (None, ""),
-                                       FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)], feedback)
-        packed = self.parameterAsEnum(parameters, self.LAYOUT, context) == FieldLayout.PACKED
+        fmt, output = _format_and_path(Path(raw), parameters.get(d.FORMAT) not in (None, ""),
+                                       FORMATS[self.parameterAsEnum(parameters, d.FORMAT, context)], feedback)
+        packed = self.parameterAsEnum(parameters, d.LAYOUT, context) == FieldLayout.PACKED
         if packed and fmt.key == "npz":
             packed = False  # .npz holds one array already
             feedback.pushInfo("'Embedding fields': .npz always stores the values as one array; option ignored.")
@@ -147,8 +142,8 @@ class GpsEmbeddings(GeoClipAlgorithm):
                 f"'Embedding fields' = one binary field needs the GeoPackage format; {fmt.label} cannot "
                 "hold it. Choose GeoPackage, or 'one number field per value'.")
         return ExportJob(source=source, fmt=fmt, packed=packed,
-                         normalize=self.parameterAsBool(parameters, self.NORMALIZE, context),
-                         n_pca=self.parameterAsInt(parameters, self.PCA_COMPONENTS, context),
+                         normalize=self.parameterAsBool(parameters, d.NORMALIZE, context),
+                         n_pca=self.parameterAsInt(parameters, d.PCA_COMPONENTS, context),
                          output=output, project=context.project(),
                          model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
 
@@ -201,16 +196,16 @@ class GpsEmbeddings(GeoClipAlgorithm):
         feedback.pushInfo(f"Exported {count} feature(s) of '{name}' in {seconds:.1f} s "
                           f"({count / max(seconds, 1e-9):.0f} points/s) to {job.output}")
         if job.fmt.key in ("gpkg", "shp") and job.project is not None:
-            details = QgsProcessingContext.LayerDetails(job.output.stem, job.project, self.OUTPUT)
+            details = QgsProcessingContext.LayerDetails(job.output.stem, job.project, d.OUTPUT)
             details.forceName = True
             details.layerTypeHint = QgsProcessingUtils.LayerHint.Vector
             context.addLayerToLoadOnCompletion(str(job.output), details)
         feedback.setProgress(100)
         return {
-            self.OUTPUT: str(job.output),
-            "PCA_FILE": str(job.pca_path) if job.n_pca else "",
-            "FEATURE_COUNT": count,
-            "SKIPPED_COUNT": tally.total,
+            d.OUTPUT: str(job.output),
+            d.PCA_FILE: str(job.pca_path) if job.n_pca else "",
+            d.FEATURE_COUNT: count,
+            d.SKIPPED_COUNT: tally.total,
         }
 
 

@@ -30,10 +30,10 @@ from qgis.core import (
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR
 from ...i18n import tr
 from ...layers import load_on_completion
+from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
 from ..io.geometry import WGS84, sample_points
 from ..io.outputs import refuse_existing, write_geotiff
-from .geolocation import WORLD_BANDWIDTH_KM
 
 MAX_QUERY_POINTS = 5000  # more gives the same mean embedding, slower
 
@@ -70,16 +70,6 @@ class SimilarityJob:
 class PlacesLikeHere(GeoClipAlgorithm):
     """Places GeoCLIP considers alike to a point or region, as a raster."""
 
-    POINT = "POINT"
-    LAYER = "LAYER"
-    MODE = "MODE"
-    EXCLUDE_KM = "EXCLUDE_KM"
-    BANDWIDTH = "BANDWIDTH_KM"
-    CELL_SIZE = "CELL_SIZE"
-    SAMPLES = "SAMPLES"
-    EXTENT = "EXTENT"
-    ON_LAND = "ON_LAND"
-    OUTPUT = "OUTPUT"
     NO_INPUT = "Give a query point (click on the map) or a layer with the features of the place."
 
     def name(self) -> str:
@@ -108,50 +98,50 @@ class PlacesLikeHere(GeoClipAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterPoint(self.POINT, tr("Query point (any CRS)"), optional=True))
+        self.addParameter(QgsProcessingParameterPoint(d.POINT, tr("Query point (any CRS)"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.LAYER, tr("…or a place from a layer (its selected features, else all)"), [SOURCE_VECTOR],
+            d.LAYER, tr("…or a place from a layer (its selected features, else all)"), [SOURCE_VECTOR],
             optional=True))
-        mode = QgsProcessingParameterEnum(self.MODE, tr("Answer"), options=[MODE_LABELS[m] for m in SimilarityMode],
+        mode = QgsProcessingParameterEnum(d.MODE, tr("Answer"), options=[MODE_LABELS[m] for m in SimilarityMode],
                                           defaultValue=int(SimilarityMode.ANALOGUES))
         mode.setHelp("Probability over GeoCLIP's real photo locations (sums to 1), or the raw cosine field.")
         self.addParameter(mode)
         exclude = QgsProcessingParameterNumber(
-            self.EXCLUDE_KM, tr("Leave out gallery points this close to the place (km; probability answer)"),
+            d.EXCLUDE_KM, tr("Leave out gallery points this close to the place (km; probability answer)"),
             NUMBER_DOUBLE, defaultValue=300.0, minValue=0.0, maxValue=5000.0)
         exclude.setHelp("0 keeps the place's own surroundings, which otherwise hold most of the probability.")
         self.addParameter(exclude)
         self.addParameter(QgsProcessingParameterNumber(
-            self.BANDWIDTH, tr("Kernel bandwidth (km; probability answer)"), NUMBER_DOUBLE,
-            defaultValue=WORLD_BANDWIDTH_KM, minValue=0.0, maxValue=5000.0))
+            d.BANDWIDTH_KM, tr("Kernel bandwidth (km; probability answer)"), NUMBER_DOUBLE,
+            defaultValue=d.WORLD_BANDWIDTH_KM, minValue=0.0, maxValue=5000.0))
         on_land = QgsProcessingParameterBoolean(
-            self.ON_LAND, tr("Probability on land only (probability answer)"), defaultValue=True)
+            d.ON_LAND, tr("Probability on land only (probability answer)"), defaultValue=True)
         on_land.setHelp("Each gallery point's kernel is renormalised over land cells (GSHHG shoreline, lakes as "
                         "water), so look-alikes on coasts keep their mass on land. Untick to spread over sea too.")
         self.addParameter(on_land)
         self.addParameter(QgsProcessingParameterNumber(
-            self.CELL_SIZE, tr("Cell size (degrees)"), NUMBER_DOUBLE, defaultValue=1.0, minValue=0.01, maxValue=10.0))
+            d.CELL_SIZE, tr("Cell size (degrees)"), NUMBER_DOUBLE, defaultValue=1.0, minValue=0.01, maxValue=10.0))
         samples = QgsProcessingParameterNumber(
-            self.SAMPLES, tr("Samples per cell side (raw cosine: n x n points averaged per cell)"),
+            d.SAMPLES, tr("Samples per cell side (raw cosine: n x n points averaged per cell)"),
             NUMBER_INTEGER, defaultValue=2, minValue=1, maxValue=4)
         samples.setHelp("1: the cell centre only (fast, speckled at coarse cells); 2 or more: the mean over n x n "
                         "points in the cell, n² times the encoding on the first query at a cell size.")
         samples.setFlags(samples.flags() | FLAG_ADVANCED)
         self.addParameter(samples)
         self.addParameter(QgsProcessingParameterExtent(
-            self.EXTENT, tr("Extent (empty: the whole world; any CRS)"), optional=True))
+            d.EXTENT, tr("Extent (empty: the whole world; any CRS)"), optional=True))
         self.add_model_parameters(image_side=False)
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Places like here raster")))
+        self.addParameter(QgsProcessingParameterRasterDestination(d.OUTPUT, tr("Places like here raster")))
 
     def has_input(self, parameters, context) -> bool:
-        return parameters.get(self.POINT) not in (None, "") or parameters.get(self.LAYER) not in (None, "")
+        return parameters.get(d.POINT) not in (None, "") or parameters.get(d.LAYER) not in (None, "")
 
     def _query(self, parameters, context) -> tuple[list[tuple[float, float]], str]:
         """The place's [lat, lon] points in WGS84 and its name."""
-        if parameters.get(self.POINT) not in (None, ""):
-            point = self.parameterAsPoint(parameters, self.POINT, context, WGS84)
+        if parameters.get(d.POINT) not in (None, ""):
+            point = self.parameterAsPoint(parameters, d.POINT, context, WGS84)
             return [(point.y(), point.x())], f"({point.y():.2f}, {point.x():.2f})"
-        source = self.parameterAsSource(parameters, self.LAYER, context)
+        source = self.parameterAsSource(parameters, d.LAYER, context)
         if source is None:
             raise QgsProcessingException(self.NO_INPUT)
         transform = QgsCoordinateTransform(source.sourceCrs(), WGS84, context.transformContext())
@@ -180,7 +170,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
         if bad.any():
             lat, lon = np.array(points)[bad][0]
             raise QgsProcessingException(f"The query point ({lat:.4f}, {lon:.4f}) is outside WGS84 lat/lon ranges.")
-        out = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        out = Path(self.parameterAsOutputLayer(parameters, d.OUTPUT, context))
         if out.suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"The raster is a GeoTIFF: use a .tif name, not {out.name}")
         refuse_existing(out)
@@ -188,13 +178,13 @@ class PlacesLikeHere(GeoClipAlgorithm):
             feedback.pushInfo(f"The place '{name}': the mean GPS embedding of {len(points)} point(s).")
         return SimilarityJob(
             points=tuple((float(a), float(b)) for a, b in points), name=name,
-            mode=SimilarityMode(self.parameterAsEnum(parameters, self.MODE, context)),
-            spec=self.grid_spec(parameters, context, self.EXTENT, self.CELL_SIZE), out=out,
-            samples=self.parameterAsInt(parameters, self.SAMPLES, context),
-            bandwidth_km=self.parameterAsDouble(parameters, self.BANDWIDTH, context),
-            exclude_km=self.parameterAsDouble(parameters, self.EXCLUDE_KM, context),
+            mode=SimilarityMode(self.parameterAsEnum(parameters, d.MODE, context)),
+            spec=self.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE), out=out,
+            samples=self.parameterAsInt(parameters, d.SAMPLES, context),
+            bandwidth_km=self.parameterAsDouble(parameters, d.BANDWIDTH_KM, context),
+            exclude_km=self.parameterAsDouble(parameters, d.EXCLUDE_KM, context),
             model_choices=tuple(sorted(self.model_choices(parameters, context).items())),
-            on_land=self.parameterAsBool(parameters, self.ON_LAND, context))
+            on_land=self.parameterAsBool(parameters, d.ON_LAND, context))
 
     def process(self, parameters, context, feedback):
         job: SimilarityJob = self.job
@@ -225,8 +215,8 @@ class PlacesLikeHere(GeoClipAlgorithm):
         if context.willLoadLayerOnCompletion(str(job.out)):  # the user asked to open the output
             style = "probability" if job.mode == SimilarityMode.ANALOGUES else "similarity"
             load_on_completion(context, str(job.out), f"Places like {job.name}", "GeoCLIP places like here", style,
-                               output_name=self.OUTPUT, raster=True)
-        return {self.OUTPUT: str(job.out)}
+                               output_name=d.OUTPUT, raster=True)
+        return {d.OUTPUT: str(job.out)}
 
     @staticmethod
     def _write(job: SimilarityJob, values, feedback) -> None:

@@ -29,6 +29,7 @@ from model_utils.constants import CPU_PRECISIONS
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from ...i18n import tr
 from ...layers import load_on_completion
+from .. import definitions as d
 from ..base import GeoClipAlgorithm
 
 POLL_SECONDS = 1.0
@@ -49,20 +50,6 @@ class ClusterRun:
 class GeolocateRayCluster(GeoClipAlgorithm):
     """Photos -> top-k locations and an archive density raster, computed by a Ray job."""
 
-    ADDRESS = "ADDRESS"
-    CLUSTER_AUTH = "TOKEN"  # the parameter's id (saved models, qgis_process --TOKEN=); no credential in code
-    PHOTOS = "PHOTOS"
-    TOP_K = "TOP_K"
-    WORKERS = "WORKERS"
-    GPUS = "GPUS_PER_WORKER"
-    CPUS = "CPUS_PER_WORKER"
-    BATCH = "BATCH_SIZE"
-    SHARD = "SHARD_SIZE"
-    RESUME = "RESUME"
-    ON_LAND = "ON_LAND"
-    OUTPUT = "OUTPUT"
-    POINTS = "POINTS"
-    DENSITY = "DENSITY"
 
     def name(self) -> str:
         return "geolocateraycluster"
@@ -88,48 +75,49 @@ class GeolocateRayCluster(GeoClipAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         address = QgsProcessingParameterString(
-            self.ADDRESS, tr("Ray cluster dashboard address (empty: run on this machine)"), optional=True)
+            d.ADDRESS, tr("Ray cluster dashboard address (empty: run on this machine)"), optional=True)
         address.setHelp("e.g. http://head-node:8265; the Job Submission API is served by the dashboard.")
         self.addParameter(address)
         photos = QgsProcessingParameterString(
-            self.PHOTOS, tr("Photos: a folder (searched recursively), a glob pattern or a .parquet manifest"))
+            d.PHOTOS, tr("Photos: a folder (searched recursively), a glob pattern or a .parquet manifest"))
         photos.setHelp("A manifest is a Parquet file with a 'path' column. On a cluster, paths as the nodes see them.")
         self.addParameter(photos)
         self.addParameter(QgsProcessingParameterNumber(
-            self.TOP_K, tr("Locations per photo (top-k)"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=100))
+            d.TOP_K, tr("Locations per photo (top-k)"), NUMBER_INTEGER, defaultValue=5, minValue=1, maxValue=100))
         self.addParameter(QgsProcessingParameterNumber(
-            self.WORKERS, tr("Workers (model copies running at once)"), NUMBER_INTEGER, defaultValue=1, minValue=1,
+            d.WORKERS, tr("Workers (model copies running at once)"), NUMBER_INTEGER, defaultValue=1, minValue=1,
             maxValue=10000))
         gpus = QgsProcessingParameterNumber(
-            self.GPUS, tr("GPUs per worker (0: CPU)"), NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=16.0)
+            d.GPUS_PER_WORKER, tr("GPUs per worker (0: CPU)"), NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0,
+            maxValue=16.0)
         gpus.setHelp("Fractions share a GPU between workers, e.g. 0.5.")
         self.addParameter(gpus)
         self.addParameter(QgsProcessingParameterBoolean(
-            self.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
+            d.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.ON_LAND, tr("Density on land only (untick for photos taken at sea)"), defaultValue=True))
+            d.ON_LAND, tr("Density on land only (untick for photos taken at sea)"), defaultValue=True))
         advanced = [
-            QgsProcessingParameterNumber(self.CPUS, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
+            QgsProcessingParameterNumber(d.CPUS_PER_WORKER, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
                                          minValue=0.1, maxValue=256.0),
-            QgsProcessingParameterNumber(self.BATCH, tr("Photos per forward pass"), NUMBER_INTEGER, defaultValue=8,
+            QgsProcessingParameterNumber(d.BATCH_SIZE, tr("Photos per forward pass"), NUMBER_INTEGER, defaultValue=8,
                                          minValue=1, maxValue=1024),
-            QgsProcessingParameterNumber(self.SHARD, tr("Photos per output shard (a lost worker redoes one shard)"),
+            QgsProcessingParameterNumber(d.SHARD_SIZE, tr("Photos per output shard (a lost worker redoes one shard)"),
                                          NUMBER_INTEGER, defaultValue=64, minValue=1, maxValue=100000),
-            QgsProcessingParameterString(self.CLUSTER_AUTH,
+            QgsProcessingParameterString(d.CLUSTER_AUTH,
                                          tr("Cluster token (empty: Ray's own lookup, RAY_AUTH_TOKEN)"), optional=True),
-            QgsProcessingParameterString(self.CLIP_MODEL, tr("CLIP backbone (repo id or folder the nodes see; empty "
+            QgsProcessingParameterString(d.CLIP_MODEL, tr("CLIP backbone (repo id or folder the nodes see; empty "
                                                              "= panel setting / ViT-L/14)"), optional=True),
-            QgsProcessingParameterString(self.WEIGHTS, tr("GeoCLIP weights folder on the nodes (empty = the geoclip "
+            QgsProcessingParameterString(d.WEIGHTS, tr("GeoCLIP weights folder on the nodes (empty = the geoclip "
                                                           "wheel)"), optional=True),
-            QgsProcessingParameterEnum(self.PRECISION, tr("Backbone precision"), options=CPU_PRECISIONS,
+            QgsProcessingParameterEnum(d.PRECISION, tr("Backbone precision"), options=CPU_PRECISIONS,
                                        defaultValue=0),
         ]
         for param in advanced:
             param.setFlags(param.flags() | FLAG_ADVANCED)
             self.addParameter(param)
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, tr("Output folder (new or empty)")))
-        self.addOutput(QgsProcessingOutputVectorLayer(self.POINTS, tr("Top-1 points")))
-        self.addOutput(QgsProcessingOutputRasterLayer(self.DENSITY, tr("Archive density raster")))
+        self.addParameter(QgsProcessingParameterFolderDestination(d.OUTPUT, tr("Output folder (new or empty)")))
+        self.addOutput(QgsProcessingOutputVectorLayer(d.POINTS, tr("Top-1 points")))
+        self.addOutput(QgsProcessingOutputRasterLayer(d.DENSITY_RASTER, tr("Archive density raster")))
 
     def prepare(self, parameters, context, feedback) -> ClusterRun:
         from model_utils.batch.plan import output_problem
@@ -140,29 +128,29 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         missing = ray_missing_message()
         if missing:
             raise QgsProcessingException(missing)
-        photos = self.parameterAsString(parameters, self.PHOTOS, context).strip()
+        photos = self.parameterAsString(parameters, d.PHOTOS, context).strip()
         if not photos:
             raise QgsProcessingException("Give the photos: a folder, a glob pattern or a .parquet manifest.")
-        out = Path(self.parameterAsString(parameters, self.OUTPUT, context)).absolute()
-        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
+        out = Path(self.parameterAsString(parameters, d.OUTPUT, context)).absolute()
+        resume = self.parameterAsBoolean(parameters, d.RESUME, context)
         problem = output_problem(out, resume)
         if problem:
             raise QgsProcessingException(problem.replace("--resume", "'Resume'").replace("--out folder",
                                                                                           "output folder"))
         args = ["geolocate", "--photos", photos, "--out", str(out),
-                "--top-k", str(self.parameterAsInt(parameters, self.TOP_K, context)),
-                "--workers", str(self.parameterAsInt(parameters, self.WORKERS, context)),
-                "--gpus-per-worker", f"{self.parameterAsDouble(parameters, self.GPUS, context):g}",
-                "--cpus-per-worker", f"{self.parameterAsDouble(parameters, self.CPUS, context):g}",
-                "--batch-size", str(self.parameterAsInt(parameters, self.BATCH, context)),
-                "--shard-size", str(self.parameterAsInt(parameters, self.SHARD, context)),
-                "--precision", CPU_PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]]
-        clip = settings.resolve("clip_model", self.parameterAsString(parameters, self.CLIP_MODEL, context))
-        weights = settings.resolve("weights", self.parameterAsString(parameters, self.WEIGHTS, context))
+                "--top-k", str(self.parameterAsInt(parameters, d.TOP_K, context)),
+                "--workers", str(self.parameterAsInt(parameters, d.WORKERS, context)),
+                "--gpus-per-worker", f"{self.parameterAsDouble(parameters, d.GPUS_PER_WORKER, context):g}",
+                "--cpus-per-worker", f"{self.parameterAsDouble(parameters, d.CPUS_PER_WORKER, context):g}",
+                "--batch-size", str(self.parameterAsInt(parameters, d.BATCH_SIZE, context)),
+                "--shard-size", str(self.parameterAsInt(parameters, d.SHARD_SIZE, context)),
+                "--precision", CPU_PRECISIONS[self.parameterAsEnum(parameters, d.PRECISION, context)]]
+        clip = settings.resolve(settings.CLIP_MODEL, self.parameterAsString(parameters, d.CLIP_MODEL, context))
+        weights = settings.resolve(settings.WEIGHTS, self.parameterAsString(parameters, d.WEIGHTS, context))
         args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])
         args += ["--resume"] if resume else []
-        args += [] if self.parameterAsBoolean(parameters, self.ON_LAND, context) else ["--over-sea"]
-        address = self.parameterAsString(parameters, self.ADDRESS, context).strip()
+        args += [] if self.parameterAsBoolean(parameters, d.ON_LAND, context) else ["--over-sea"]
+        address = self.parameterAsString(parameters, d.ADDRESS, context).strip()
         python = ""
         if not address:
             from ...setup.installer import python_executable
@@ -171,7 +159,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
                 python = python_executable()
             except RuntimeError as exc:
                 raise QgsProcessingException(f"Cannot start Ray on this machine: {exc}") from None
-        return ClusterRun(address=address, token=self.parameterAsString(parameters, self.CLUSTER_AUTH, context).strip(),
+        return ClusterRun(address=address, token=self.parameterAsString(parameters, d.CLUSTER_AUTH, context).strip(),
                           args=tuple(args), out=out, python=python)
 
     def process(self, parameters, context, feedback) -> dict:
@@ -189,10 +177,10 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         density = run.out / "density.tif"
         group = f"GeoCLIP Ray {run.out.name}"
         if points is not None:
-            load_on_completion(context, str(points), "Top-1 locations", group, "archive", output_name=self.POINTS)
+            load_on_completion(context, str(points), "Top-1 locations", group, "archive", output_name=d.POINTS)
         load_on_completion(context, str(density), "Archive density (photos per cell)", group, "probability",
-                           output_name=self.DENSITY, raster=True)
-        return {self.OUTPUT: str(run.out), self.POINTS: str(points or ""), self.DENSITY: str(density)}
+                           output_name=d.DENSITY_RASTER, raster=True)
+        return {d.OUTPUT: str(run.out), d.POINTS: str(points or ""), d.DENSITY_RASTER: str(density)}
 
     @staticmethod
     def _run_job(run: ClusterRun, feedback) -> None:

@@ -62,7 +62,7 @@ class FieldLayout(IntEnum):
 
 LAYOUT_LABELS = {FieldLayout.FIELDS: "One number field per value (e000…e511; readable in QGIS)",
                  FieldLayout.PACKED: "One binary field 'embedding' (float32 array; GeoPackage only; half the size, "
-                                     "~2x faster)"}
+                                     "faster to write)"}
 
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from qgis.core import QgsProcessingException
 
-from model_utils.safe_files import atomic_path, free_path
+from model_utils.safe_files import atomic_path
 
 
 def ensure_writable_folder(folder: str | Path) -> Path:
@@ -25,14 +25,6 @@ def ensure_writable_folder(folder: str | Path) -> Path:
         raise QgsProcessingException(
             f"Output folder {path} is not writable ({exc.strerror or exc}). Choose another folder.") from exc
     return path
-
-
-def unique_path(path: Path) -> Path:
-    """``path`` if free, else ``name_2.ext``, ``name_3.ext``… so earlier results are never overwritten."""
-    try:
-        return free_path(path)
-    except FileExistsError as exc:
-        raise QgsProcessingException(str(exc)) from exc
 
 
 def refuse_existing(path: Path) -> None:
