@@ -32,7 +32,8 @@ def installed_suffixes() -> tuple[str, ...]:
 def photo_file_filter(suffixes) -> str:
     """A file dialog filter for these suffixes, in both cases (Linux file names are case-sensitive)."""
     patterns = " ".join(f"*{s} *{s.upper()}" for s in suffixes)
-    return f"{tr('Photos')} ({patterns});;{tr('All files')} (*)"
+    photos, everything = tr("Photos"), tr("All files")  # outside the f-string: pylupdate5 extracts them here
+    return f"{photos} ({patterns});;{everything} (*)"
 
 
 class GeolocateTab(FormTab):
