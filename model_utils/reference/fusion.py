@@ -98,9 +98,9 @@ def reference_mass(similarities: np.ndarray, latlon: np.ndarray, params: FusionP
     summing to 1, each match's mass q (m,))."""
     valid = np.isfinite(similarities)
     q = np.zeros(len(similarities))
-    q[valid] = params.match_weights(similarities[valid])
     if not valid.any():
         return np.zeros((0, 2)), np.zeros(0), q
+    q[valid] = params.match_weights(similarities[valid])
     positions, inverse = np.unique(latlon[valid], axis=0, return_inverse=True)
     return positions, np.bincount(inverse.reshape(-1), weights=q[valid], minlength=len(positions)), q
 
