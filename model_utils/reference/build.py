@@ -139,14 +139,10 @@ def collection_from_rows(rows: list[ReferenceRow], key: str, info: dict) -> Refe
 
 
 def _fit(model, collection: ReferenceCollection, report: BuildReport) -> ReferenceCollection:
-    from .fit import FitError, fit_collection
+    from .fit import fit_or_reason
 
-    try:
-        report.fit = fit_collection(model, collection)
-    except FitError as exc:
-        report.fit_error = str(exc)
-        return collection
-    return collection.with_fit(report.fit.to_dict())
+    report.fit, report.fit_error = fit_or_reason(model, collection)
+    return collection.with_fit(report.fit.to_dict()) if report.fit else collection
 
 
 def _why_empty(report: BuildReport, n_found: int) -> str:

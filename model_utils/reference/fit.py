@@ -122,6 +122,14 @@ def fit_collection(model, collection: ReferenceCollection, m: int = DEFAULT_M, p
                      place_km, time.perf_counter() - start, collection.content_digest(), model.gallery.digest)
 
 
+def fit_or_reason(model, collection: ReferenceCollection) -> tuple[FitResult | None, str]:
+    """(the fit, "") or (None, why the collection cannot be fitted)."""
+    try:
+        return fit_collection(model, collection), ""
+    except FitError as exc:
+        return None, str(exc)
+
+
 def _table(truth: np.ndarray, guess: np.ndarray) -> AccuracyReport:
     return accuracy_at_thresholds(geodesic_km(truth[:, 0], truth[:, 1], guess[:, 0], guess[:, 1]))
 

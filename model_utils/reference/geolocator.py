@@ -41,6 +41,7 @@ class ReferenceGeolocator:
         self.fit: FitResult | None = None
         self._gallery_latlon: np.ndarray | None = None
         self._top_k = 5
+        self._checked = False
 
     @property
     def params(self) -> FusionParams:
@@ -58,8 +59,11 @@ class ReferenceGeolocator:
 
     def check_model(self) -> None:
         """The collection must have been embedded by this model's backbone and head, or matches mean nothing."""
+        if self._checked:
+            return
         self.model.load_backbone()
-        if self.collection.model != model_key(self.model):
+        self._checked = self.collection.model == model_key(self.model)
+        if not self._checked:
             raise CollectionError("The reference collection was embedded with another CLIP backbone or GeoCLIP head "
                                   "than the model in use; build it again with this model (only new content is "
                                   "embedded when the index matches).")
