@@ -32,7 +32,7 @@ def geoclip_pred(seed: int = 0) -> Prediction:
 
 
 def test_top_matches_are_the_exact_nearest_in_chunks_with_exclusions(monkeypatch):
-    monkeypatch.setattr(match, "CHUNK_ROWS", 37)  # several chunks and a ragged last one
+    monkeypatch.setattr(match, "CHUNK_VALUES", 7 * 37)  # 37 references a block: several, and a ragged last one
     refs, queries = unit(300), unit(7, seed=1)
     idx, sims = top_matches(queries, refs, 10)
     full = queries @ refs.T

@@ -41,6 +41,8 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "maps": ("tools.bench_maps", "bench_maps", "'Places like here': mass over land (issue 13)"),
     "precision": ("tools.bench_precision", "bench_precision", "bf16 autocast against fp32 on the CPU (issue 15)"),
     "ray": ("tools.bench_ray", "bench_ray", "The Ray batch job against GeoCLIP.predict in one process (issue 14)"),
+    "reference": ("tools.bench_reference", "bench_reference", "Reference photo collections: index, kNN, fit, "
+                  "fused accuracy (issue 25)"),
 }
 ALIASES = {func: name for name, (_, func, _) in SECTIONS.items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK_ROWS = 32_768  # references per product: bounds the temporary (queries x chunk) similarity block
+CHUNK_VALUES = 1 << 24  # similarities computed at once (64 MB): one product for a photo, blocks for many
 
 
 def top_matches(queries: np.ndarray, references: np.ndarray, m: int,
@@ -25,21 +25,30 @@ def top_matches(queries: np.ndarray, references: np.ndarray, m: int,
     m = int(min(max(m, 1), n)) if n else 0
     if m == 0:
         return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
-    best_i = np.full((len(q), 0), -1, np.int64)
-    best_s = np.full((len(q), 0), -np.inf, np.float32)
-    for start in range(0, n, CHUNK_ROWS):
-        sims = q @ references[start:start + CHUNK_ROWS].T
+    rows = max(CHUNK_VALUES // max(len(q), 1), m)
+    best_i = best_s = None
+    for start in range(0, n, rows):
+        sims = q @ references[start:start + rows].T
         if exclude is not None:
-            sims = np.where(exclude[:, start:start + CHUNK_ROWS], -np.inf, sims)
-        take = min(m, sims.shape[1])
-        part = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < sims.shape[1] else \
-            np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
-        best_i = np.concatenate([best_i, part + start], axis=1)
-        best_s = np.concatenate([best_s, np.take_along_axis(sims, part, axis=1)], axis=1)
-        if best_i.shape[1] > m:  # keep the running best m
-            keep = np.argpartition(-best_s, m - 1, axis=1)[:, :m]
-            best_i, best_s = np.take_along_axis(best_i, keep, 1), np.take_along_axis(best_s, keep, 1)
+            sims[exclude[:, start:start + rows]] = -np.inf
+        idx, val = _largest(sims, m)
+        idx += start
+        if best_i is not None:  # keep the running best m
+            idx, val = np.concatenate([best_i, idx], axis=1), np.concatenate([best_s, val], axis=1)
+            keep, val = _largest(val, m)
+            idx = np.take_along_axis(idx, keep, 1)
+        best_i, best_s = idx, val
     order = np.argsort(-best_s, axis=1, kind="stable")
     best_i, best_s = np.take_along_axis(best_i, order, 1), np.take_along_axis(best_s, order, 1)
     best_i[~np.isfinite(best_s)] = -1
     return best_i, best_s
+
+
+def _largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(column indices, values) of the ``m`` largest of each row, in no particular order."""
+    cols = values.shape[1]
+    if m >= cols:
+        idx = np.broadcast_to(np.arange(cols), values.shape).copy()
+    else:
+        idx = np.argpartition(values, cols - m, axis=1)[:, cols - m:]
+    return idx, np.take_along_axis(values, idx, 1)

@@ -87,7 +87,8 @@ def variant(image: Image.Image, rng: np.random.Generator, crop: tuple[float, flo
 
 
 def write_scenes(folder: Path, n_scenes: int, n_refs: int, n_queries: int, seed: int = 0,
-                 first_scene: int = 0) -> list[ScenePhoto]:
+                 first_scene: int = 0, crop: tuple[float, float] = CROP, exposure: float = EXPOSURE
+                 ) -> list[ScenePhoto]:
     """Scenes ``first_scene`` .. ``first_scene + n_scenes - 1``, each as ``n_refs`` reference variants (in
     ``folder/refs``, with EXIF GPS) and ``n_queries`` held-out variants (in ``folder/queries``, without)."""
     out = []
@@ -98,7 +99,7 @@ def write_scenes(folder: Path, n_scenes: int, n_refs: int, n_queries: int, seed:
         rng = np.random.default_rng([seed, scene])
         for i in range(n_refs + n_queries):
             query = i >= n_refs
-            image, quality = variant(base, rng)
+            image, quality = variant(base, rng, crop, exposure)
             path = folder / ("queries" if query else "refs") / f"scene{scene:03d}_{i:02d}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             image.save(path, quality=quality, **({} if query else {"exif": gps_exif(lat, lon)}))
