@@ -9,6 +9,7 @@ import pytest
 
 from model_utils.geo import geodesic_km
 from model_utils.reference import ReferenceGeolocator, build_collection, load_collection
+from tools.samples.scenes import unlike_photos
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +46,6 @@ def test_matches_are_ranked_references_with_their_positions(query_preds, scene_c
         assert [m.rank for m in pred.matches] == list(range(1, 11)) and sims == sorted(sims, reverse=True)
         for m in pred.matches:
             assert coll.paths[m.row] == m.path and (m.lat, m.lon) == tuple(coll.latlon[m.row])
-
-
-def unlike_photos(folder) -> list[str]:
-    """A night shot, a red wall and a striped awning: unlike every scene, even to the untrained tiny backbone
-    (whose embedding of a flat mid-grey picture is, by contrast, close to everything)."""
-    from PIL import Image
-
-    yy, xx = np.mgrid[0:240, 0:320]
-    stripes = np.stack([np.sin(xx / 3) * 127 + 128, np.zeros_like(xx), np.cos(yy / 5) * 127 + 128], -1)
-    images = {"night": Image.new("RGB", (320, 240), (3, 3, 8)), "red_wall": Image.new("RGB", (320, 240), (220, 20, 20)),
-              "awning": Image.fromarray(stripes.astype(np.uint8))}
-    for name, image in images.items():
-        image.save(folder / f"{name}.jpg", quality=90)
-    return [str(folder / f"{name}.jpg") for name in images]
 
 
 def test_photos_unlike_every_reference_keep_geoclips_answer(geolocator, tiny_model, tmp_path):

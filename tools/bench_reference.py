@@ -205,7 +205,7 @@ def bench_accuracy(out: dict, model, work: Path) -> None:
     add_metric(out, "queries of scenes not in the collection: answer stays GeoCLIP's", _kept(others), "",
                note="the untrained backbone finds some of them as similar as the collection's own variants")
     add_metric(out, "photos unlike every scene (night, red wall, awning): answer stays GeoCLIP's",
-               _kept(geolocator.predict(_unlike(root))), "", (">=", 1.0))
+               _kept(geolocator.predict(scenes.unlike_photos(root / "unlike"))), "", (">=", 1.0))
     out["fit_accuracy_table"] = report.fit.table()
     harsh, harsh_queries = scene_collection(model, work / "accuracy-harsh", 24, 6, 2, crop=(0.75, 0.95),
                                             exposure=0.3)
@@ -218,18 +218,6 @@ def bench_accuracy(out: dict, model, work: Path) -> None:
 def _kept(preds) -> float:
     return float(np.mean([p.weight < 1e-3 and p.lat[0] == p.geoclip.lat[0] and p.lon[0] == p.geoclip.lon[0]
                           for p in preds]))
-
-
-def _unlike(root: Path) -> list[str]:
-    from PIL import Image
-
-    yy, xx = np.mgrid[0:240, 0:320]
-    stripes = np.stack([np.sin(xx / 3) * 127 + 128, np.zeros_like(xx), np.cos(yy / 5) * 127 + 128], -1)
-    images = {"night": Image.new("RGB", (320, 240), (3, 3, 8)), "red_wall": Image.new("RGB", (320, 240), (220, 20, 20)),
-              "awning": Image.fromarray(stripes.astype(np.uint8))}
-    for name, image in images.items():
-        image.save(root / f"{name}.jpg", quality=90)
-    return [str(root / f"{name}.jpg") for name in images]
 
 
 def bench_reference(out: dict) -> None:

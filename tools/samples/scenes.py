@@ -105,3 +105,16 @@ def write_scenes(folder: Path, n_scenes: int, n_refs: int, n_queries: int, seed:
             image.save(path, quality=quality, **({} if query else {"exif": gps_exif(lat, lon)}))
             out.append(ScenePhoto(path, scene, lat, lon, query))
     return out
+
+
+def unlike_photos(folder: Path) -> list[str]:
+    """A night shot, a red wall and a striped awning: unlike every scene, even to the untrained tiny backbone
+    (whose embedding of a flat mid-grey picture is, by contrast, close to everything)."""
+    yy, xx = np.mgrid[0:240, 0:320]
+    stripes = np.stack([np.sin(xx / 3) * 127 + 128, np.zeros_like(xx), np.cos(yy / 5) * 127 + 128], -1)
+    images = {"night": Image.new("RGB", (320, 240), (3, 3, 8)), "red_wall": Image.new("RGB", (320, 240), (220, 20, 20)),
+              "awning": Image.fromarray(stripes.astype(np.uint8))}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in images.items():
+        image.save(folder / f"{name}.jpg", quality=90)
+    return [str(folder / f"{name}.jpg") for name in images]
