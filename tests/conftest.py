@@ -210,9 +210,19 @@ def scene_photos(tmp_path_factory) -> list:
 
 
 @pytest.fixture(scope="session")
-def scene_collection(tiny_model, scene_photos, tmp_path_factory):
+def reference_model(tiny_clip):
+    """A GeoCLIP on the tiny CLIP for the reference photo tests, which load its vision tower (``tiny_model`` is
+    kept without one: a text test checks that text never loads it)."""
+    from model_utils import GeoCLIP
+
+    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def scene_collection(reference_model, scene_photos, tmp_path_factory):
     """The scenes' reference variants built (and fitted) into an index once per session: the BuildReport."""
     from model_utils.reference import build_collection
 
     folder = scene_photos[0].path.parent
-    return build_collection(tiny_model, folder, index=tmp_path_factory.mktemp("scene-index") / "refs.safetensors")
+    return build_collection(reference_model, folder,
+                            index=tmp_path_factory.mktemp("scene-index") / "refs.safetensors")

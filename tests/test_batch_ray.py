@@ -288,7 +288,7 @@ def test_embedding_a_point_table_gives_one_row_per_input_row(cluster, ray_env, r
     assert "56 points done, 1 skipped" in log
 
 
-def test_embed_photos_then_geolocate_with_the_collection_on_the_cluster(cluster, ray_env, tiny_clip, tiny_model,
+def test_embed_photos_then_geolocate_with_the_collection_on_the_cluster(cluster, ray_env, tiny_clip, reference_model,
                                                                       scene_photos, scene_collection, tmp_path):
     """A reference collection embedded on the cluster is the local build's; geolocate --references fuses as
     ReferenceGeolocator does (its top-1 within 25 km for the scenes' held-out variants) and writes the matches."""
@@ -311,8 +311,8 @@ def test_embed_photos_then_geolocate_with_the_collection_on_the_cluster(cluster,
     code, log = run_job(ray_env, *geolocate_args(cluster, str(queries[0].path.parent), out, tiny_clip,
                                                  "--references", str(refs / "reference_index.safetensors")))
     assert code == 0, log
-    expected = {p.source: p for p in ReferenceGeolocator(tiny_model, joined).predict([str(q.path) for q in queries],
-                                                                                     top_k=TOP_K)}
+    fused = ReferenceGeolocator(reference_model, joined).predict([str(q.path) for q in queries], top_k=TOP_K)
+    expected = {p.source: p for p in fused}
     top1 = {r["photo"]: r for r in read_rows(out)[1] if r["rank"] == 1}
     assert sorted(top1) == sorted(expected)
     for photo, pred in expected.items():

@@ -35,11 +35,11 @@ def archive(scene_photos, tmp_path):
     return folder
 
 
-def embed_job(tiny_model, model_args, archive, out, reuse: str = ""):
+def embed_job(reference_model, model_args, archive, out, reuse: str = ""):
     """What the driver and two workers do for ``embed-photos --photos archive --shard-size 32``."""
     found = rj.reference_candidates(str(archive))
     items = [f"{c.path}\t{c.lat!r}\t{c.lon!r}" for c in found]
-    key = model_key(tiny_model)
+    key = model_key(reference_model)
     plan = Plan.make("embed-photos", items, 32, {"model": key, "reuse": reuse})
     out.mkdir()
     worker = rj.EmbedPhotoShards(str(out), model_args, key, reuse=reuse, batch_size=8)
@@ -50,10 +50,10 @@ def embed_job(tiny_model, model_args, archive, out, reuse: str = ""):
     return plan, key, counts, sum(calls)
 
 
-def test_embed_photos_shards_join_into_the_local_builds_index_with_its_fit(tiny_model, model_args, archive,
+def test_embed_photos_shards_join_into_the_local_builds_index_with_its_fit(reference_model, model_args, archive,
                                                                            tmp_path):
     out = tmp_path / "job"
-    plan, key, counts, embedded = embed_job(tiny_model, model_args, archive, out)
+    plan, key, counts, embedded = embed_job(reference_model, model_args, archive, out)
     assert plan.n_shards == 2 and embedded == 61  # 60 scene photos and the copy (shards do not know each other)
     assert sum(c[0] for c in counts) == 61 and sum(c[1] for c in counts) == 2
     assert "1 x no position" in counts[1][2] and "not an image" in counts[1][2]
@@ -61,9 +61,9 @@ def test_embed_photos_shards_join_into_the_local_builds_index_with_its_fit(tiny_
     errors = {r["photo"].rsplit("/", 1)[1]: r["error"] for r in rows if r["error"]}
     assert errors == {"zz_no_gps.jpg": rj.NO_POSITION, "zz_broken.jpg": errors["zz_broken.jpg"]}
 
-    index, text = rj.join_shards(tiny_model, plan, out, key, source=str(archive))
+    index, text = rj.join_shards(reference_model, plan, out, key, source=str(archive))
     joined = load_collection(index)
-    local = build_collection(tiny_model, archive, index=tmp_path / "local.safetensors").collection
+    local = build_collection(reference_model, archive, index=tmp_path / "local.safetensors").collection
     assert joined.paths == local.paths and len(joined) == 60  # the copy is left out, as locally
     np.testing.assert_allclose(joined.embeddings, local.embeddings, atol=1e-6)
     np.testing.assert_array_equal(joined.digests, local.digests)
@@ -72,29 +72,29 @@ def test_embed_photos_shards_join_into_the_local_builds_index_with_its_fit(tiny_
     assert text.startswith("Leave-one-out on 60") and (out / rj.FIT_FILE).read_text().startswith(text)
 
 
-def test_an_earlier_index_is_reused_and_a_worker_with_another_backbone_refuses(tiny_model, model_args, archive,
+def test_an_earlier_index_is_reused_and_a_worker_with_another_backbone_refuses(reference_model, model_args, archive,
                                                                                tmp_path):
-    first = build_collection(tiny_model, archive, index=tmp_path / "old.safetensors", fit=False)
-    _, _, _, embedded = embed_job(tiny_model, model_args, archive, tmp_path / "job", reuse=str(first.index))
+    first = build_collection(reference_model, archive, index=tmp_path / "old.safetensors", fit=False)
+    _, _, _, embedded = embed_job(reference_model, model_args, archive, tmp_path / "job", reuse=str(first.index))
     assert embedded == 0  # every content is in the earlier index (the copy too); the broken file fails earlier
     with pytest.raises(CollectionError, match="differs from the driver's"):
         rj.EmbedPhotoShards(str(tmp_path), model_args, key="another model")
 
 
 def test_geolocate_with_references_fuses_writes_matches_and_adds_their_mass_to_the_density(
-        tiny_model, model_args, scene_collection, scene_photos, tmp_path):
+        reference_model, model_args, scene_collection, scene_photos, tmp_path):
     from model_utils.batch.plan import density_path, regions_path
     from model_utils.batch.workers import GeolocateShards
 
     coll = scene_collection.collection
-    refs, options, latlon = rj.references_for_job(tiny_model, str(scene_collection.index))
+    refs, options, latlon = rj.references_for_job(reference_model, str(scene_collection.index))
     assert options["fusion"] == refs["params"] == coll.fit["params"]
     np.testing.assert_array_equal(latlon, coll.latlon)
     queries = [str(p.path) for p in scene_photos if p.query][:6]
     worker = GeolocateShards(str(tmp_path), model_args, [], top_k=3, batch_size=4, levels=(0.5,), cell_deg=2.0,
                              references=refs)
     assert worker.run_shard(0, queries) == (6, 0, "")
-    expected = ReferenceGeolocator(tiny_model, coll).predict(queries, top_k=3, batch_size=4)  # the same batches:
+    expected = ReferenceGeolocator(reference_model, coll).predict(queries, top_k=3, batch_size=4)  # the same batches:
     # another batch size moves a similarity by ~1e-7 on some BLAS, and the steep weight turns that into ~1e-5
     rows = pq.read_table(shard_path(tmp_path, 0)).to_pylist()
     for pred in expected:
@@ -105,13 +105,13 @@ def test_geolocate_with_references_fuses_writes_matches_and_adds_their_mass_to_t
     assert len(matches) == 6 * 10 and matches[0]["reference"] == expected[0].matches[0].path
     assert matches[0]["similarity"] == pytest.approx(expected[0].matches[0].similarity)
     density = np.load(density_path(tmp_path, 0))
-    n_gallery = len(tiny_model.gallery)
+    n_gallery = len(reference_model.gallery)
     assert density.shape == (n_gallery + len(coll),) and density.sum() == pytest.approx(6, abs=1e-4)
     assert density[n_gallery:].sum() == pytest.approx(sum(p.weight for p in expected), abs=1e-4)
     assert len(pq.read_table(regions_path(tmp_path, 0))) == 6
 
 
-def test_a_collection_of_another_model_is_refused_for_geolocate(tiny_model, tmp_path, scene_collection):
+def test_a_collection_of_another_model_is_refused_for_geolocate(reference_model, tmp_path, scene_collection):
     from model_utils import GeoCLIP
     from tools.samples.clip_factory import build_clip
 

@@ -13,8 +13,8 @@ from tools.samples.scenes import unlike_photos
 
 
 @pytest.fixture(scope="module")
-def geolocator(tiny_model, scene_collection):
-    return ReferenceGeolocator(tiny_model, scene_collection.collection)
+def geolocator(reference_model, scene_collection):
+    return ReferenceGeolocator(reference_model, scene_collection.collection)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,10 @@ def test_matches_are_ranked_references_with_their_positions(query_preds, scene_c
             assert coll.paths[m.row] == m.path and (m.lat, m.lon) == tuple(coll.latlon[m.row])
 
 
-def test_photos_unlike_every_reference_keep_geoclips_answer(geolocator, tiny_model, tmp_path):
+def test_photos_unlike_every_reference_keep_geoclips_answer(geolocator, reference_model, tmp_path):
     photos = unlike_photos(tmp_path)
     fused = geolocator.predict(photos, top_k=5)
-    alone = tiny_model.predict(photos, top_k=5)
+    alone = reference_model.predict(photos, top_k=5)
     threshold = geolocator.params.threshold
     for f, a in zip(fused, alone):
         assert f.matches[0].similarity < threshold  # no similar reference: the case in question
@@ -72,16 +72,16 @@ def test_the_fit_reports_geoclip_alone_and_fused_on_the_collection(scene_collect
     print(fit.table())
 
 
-def test_a_rebuild_keeps_the_fit_and_a_loaded_collection_is_not_fitted_again(tiny_model, scene_collection,
+def test_a_rebuild_keeps_the_fit_and_a_loaded_collection_is_not_fitted_again(reference_model, scene_collection,
                                                                              monkeypatch):
     from model_utils.reference import geolocator as module
 
-    again = build_collection(tiny_model, scene_collection.collection.paths[0].rsplit("/", 1)[0],
+    again = build_collection(reference_model, scene_collection.collection.paths[0].rsplit("/", 1)[0],
                              index=scene_collection.index)
     assert again.embedded == 0 and again.fit.params == scene_collection.fit.params
     def refit(*_args, **_kwargs):
         pytest.fail("fitted again")
 
     monkeypatch.setattr(module, "fit_collection", refit)
-    loaded = ReferenceGeolocator(tiny_model, load_collection(scene_collection.index))
+    loaded = ReferenceGeolocator(reference_model, load_collection(scene_collection.index))
     assert loaded.params == scene_collection.fit.params

@@ -24,20 +24,20 @@ def gps_folder(folder, n: int = 4, seed: int = 0):
                             seed=seed * 100 + i) for i in range(n)]
 
 
-def test_a_folder_builds_from_exif_gps_and_a_second_build_reads_and_embeds_nothing(tiny_model, tmp_path):
+def test_a_folder_builds_from_exif_gps_and_a_second_build_reads_and_embeds_nothing(reference_model, tmp_path):
     photos = gps_folder(tmp_path / "refs")
     index = tmp_path / "index.safetensors"
-    first = build_collection(tiny_model, tmp_path / "refs", index=index, fit=False)
+    first = build_collection(reference_model, tmp_path / "refs", index=index, fit=False)
     assert (first.embedded, first.reused, first.hashed) == (4, 0, 4)
     coll = first.collection
     assert coll.paths == tuple(str(p) for p in photos)
     np.testing.assert_allclose(coll.latlon, PLACES, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(coll.embeddings, axis=1), 1.0, atol=1e-5)
     # the embeddings are the prediction pipeline's own
-    expected = tiny_model.embed_pixels(tiny_model.processor(images=[_rgb(p) for p in photos],
+    expected = reference_model.embed_pixels(reference_model.processor(images=[_rgb(p) for p in photos],
                                                             return_tensors="pt")["pixel_values"]).numpy()
     np.testing.assert_allclose(coll.embeddings, expected, atol=1e-5)
-    again = build_collection(tiny_model, tmp_path / "refs", index=index, fit=False)
+    again = build_collection(reference_model, tmp_path / "refs", index=index, fit=False)
     assert (again.embedded, again.reused, again.hashed) == (0, 4, 0)  # not even read: size and mtime unchanged
     np.testing.assert_array_equal(again.collection.embeddings, coll.embeddings)
     loaded = load_collection(index)
@@ -51,21 +51,21 @@ def _rgb(path):
     return Image.open(path).convert("RGB")
 
 
-def test_adding_photos_embeds_only_the_new_ones_renamed_photos_none_and_changed_ones_again(tiny_model, tmp_path):
+def test_adding_photos_embeds_only_the_new_ones_renamed_photos_none_and_changed_ones_again(reference_model, tmp_path):
     folder = tmp_path / "refs"
     gps_folder(folder, n=6)
     index = tmp_path / "index.safetensors"
-    build_collection(tiny_model, folder, index=index, fit=False)
+    build_collection(reference_model, folder, index=index, fit=False)
     gps_folder(folder, n=2, seed=7)  # two new photos
     os.rename(folder / "ref_0_00.jpg", folder / "renamed.jpg")  # same content, new name: hashed, not embedded
     write_gps_photo(folder / "ref_0_01.jpg", *PLACES[1], size=(96, 72), seed=999)  # new content under an old name
-    report = build_collection(tiny_model, folder, index=index, fit=False)
+    report = build_collection(reference_model, folder, index=index, fit=False)
     assert (report.embedded, report.reused, report.hashed) == (3, 5, 4)
     assert len(report.collection) == 8
     assert str(folder / "renamed.jpg") in report.collection.paths
 
 
-def test_tables_give_positions_csv_and_parquet_with_exif_as_fallback_and_relative_paths(tiny_model, tmp_path):
+def test_tables_give_positions_csv_and_parquet_with_exif_as_fallback_and_relative_paths(reference_model, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -80,7 +80,7 @@ def test_tables_give_positions_csv_and_parquet_with_exif_as_fallback_and_relativ
         writer.writerow(["Photo", "Latitude", "Longitude"])
         writer.writerows([["photos/p0.jpg", 10.5, 20.25], [str(folder / "p1.jpg"), -5, 100],
                           ["photos/p2.jpg", "", ""], ["photos/gps.jpg", "", ""]])
-    report = build_collection(tiny_model, table, index=tmp_path / "a.safetensors", fit=False)
+    report = build_collection(reference_model, table, index=tmp_path / "a.safetensors", fit=False)
     assert report.collection.paths == (str(folder / "p0.jpg"), str(folder / "p1.jpg"), str(gps))
     np.testing.assert_allclose(report.collection.latlon, [(10.5, 20.25), (-5, 100), PLACES[3]], atol=1e-6)
     assert report.without_position == [str(folder / "p2.jpg")]
@@ -89,12 +89,12 @@ def test_tables_give_positions_csv_and_parquet_with_exif_as_fallback_and_relativ
     parquet = tmp_path / "refs.parquet"
     pq.write_table(pa.table({"path": ["photos/p0.jpg", "photos/p1.jpg"], "lat": [10.5, -5.0],
                              "lon": [20.25, 100.0]}), parquet)
-    again = build_collection(tiny_model, parquet, index=tmp_path / "a.safetensors", fit=False)
+    again = build_collection(reference_model, parquet, index=tmp_path / "a.safetensors", fit=False)
     assert (again.embedded, again.reused) == (0, 2)  # the same content, another source: from the index
     np.testing.assert_array_equal(again.collection.embeddings, report.collection.embeddings[:2])
 
 
-def test_a_list_of_path_lat_lon_as_a_layer_front_hands_it_in(tiny_model, tmp_path):
+def test_a_list_of_path_lat_lon_as_a_layer_front_hands_it_in(reference_model, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     paths = []
@@ -102,16 +102,16 @@ def test_a_list_of_path_lat_lon_as_a_layer_front_hands_it_in(tiny_model, tmp_pat
         noisy_rgb(96, 72, seed=10 + i).save(folder / f"p{i}.jpg")
         paths.append(folder / f"p{i}.jpg")
     items = [(paths[0], 1.0, 2.0), (str(paths[1]), None, None), (str(paths[2]), float("nan"), 3.0)]
-    report = build_collection(tiny_model, items, fit=False)
+    report = build_collection(reference_model, items, fit=False)
     assert report.collection.paths == (str(paths[0]),)
     assert report.without_position == [str(paths[1]), str(paths[2])]
     assert report.index.parent.name == "references"  # default: under the embedding cache
     assert report.index.name.startswith("photos-")
     with pytest.raises(CollectionError, match=r"#2 is 42: give \(path, lat, lon\)"):
-        build_collection(tiny_model, [items[0], 42], fit=False)
+        build_collection(reference_model, [items[0], 42], fit=False)
 
 
-def test_bad_files_are_named_duplicates_listed_and_the_rest_goes_on(tiny_model, tmp_path):
+def test_bad_files_are_named_duplicates_listed_and_the_rest_goes_on(reference_model, tmp_path):
     folder = tmp_path / "refs"
     gps_folder(folder, n=3)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
@@ -121,7 +121,7 @@ def test_bad_files_are_named_duplicates_listed_and_the_rest_goes_on(tiny_model, 
     table = tmp_path / "t.csv"
     table.write_text(f"path,lat,lon\n{folder / 'gone.jpg'},1,2\n{folder / 'broken.jpg'},3,4\n"
                      f"{folder / 'ref_0_01.jpg'},5,6\n")
-    report = build_collection(tiny_model, folder, index=tmp_path / "i.safetensors", fit=False)
+    report = build_collection(reference_model, folder, index=tmp_path / "i.safetensors", fit=False)
     assert len(report.collection) == 3
     failed = dict(report.failed)
     assert "is not an image" in failed[str(folder / "broken.jpg")]
@@ -131,37 +131,37 @@ def test_bad_files_are_named_duplicates_listed_and_the_rest_goes_on(tiny_model, 
     text = report.text()
     assert "broken.jpg" in text and "zz_copy.jpg has the same content as" in text
 
-    from_table = build_collection(tiny_model, table, index=tmp_path / "t.safetensors", fit=False)
+    from_table = build_collection(reference_model, table, index=tmp_path / "t.safetensors", fit=False)
     failed = dict(from_table.failed)
     assert "gone.jpg' cannot be read (No such file or directory)" in failed[str(folder / "gone.jpg")]
     assert "is not an image" in failed[str(folder / "broken.jpg")]  # found when decoding for the backbone
     assert from_table.collection.paths == (str(folder / "ref_0_01.jpg"),)
 
 
-def test_nothing_usable_and_bad_tables_are_clear_errors(tiny_model, tmp_path):
+def test_nothing_usable_and_bad_tables_are_clear_errors(reference_model, tmp_path):
     folder = tmp_path / "none"
     folder.mkdir()
     noisy_rgb(96, 72).save(folder / "a.jpg")
     with pytest.raises(CollectionError, match="1 have no position"):
-        build_collection(tiny_model, folder, index=tmp_path / "i.safetensors")
+        build_collection(reference_model, folder, index=tmp_path / "i.safetensors")
     bad = tmp_path / "bad.csv"
     bad.write_text("name,lat,lon\na.jpg,1,2\n")
     with pytest.raises(CollectionError, match="has no photo path column .* it has name, lat, lon"):
-        build_collection(tiny_model, bad)
+        build_collection(reference_model, bad)
     half = tmp_path / "half.csv"
     half.write_text("path,lat\na.jpg,1\n")
     with pytest.raises(CollectionError, match="only one of the coordinate columns"):
-        build_collection(tiny_model, half)
+        build_collection(reference_model, half)
 
 
-def test_the_index_belongs_to_its_model_and_a_damaged_one_is_rebuilt(tiny_model, tmp_path):
+def test_the_index_belongs_to_its_model_and_a_damaged_one_is_rebuilt(reference_model, tmp_path):
     from model_utils import GeoCLIP
     from tools.samples.clip_factory import build_clip
 
     folder = tmp_path / "refs"
     gps_folder(folder, n=3)
     index = tmp_path / "i.safetensors"
-    first = build_collection(tiny_model, folder, index=index, fit=False)
+    first = build_collection(reference_model, folder, index=index, fit=False)
     other = GeoCLIP.from_pretrained(clip_model=str(build_clip(tmp_path / "clip1", seed=1, tokenizer=False)),
                                     device="cpu")
     report = build_collection(other, folder, index=index, fit=False)
@@ -170,8 +170,23 @@ def test_the_index_belongs_to_its_model_and_a_damaged_one_is_rebuilt(tiny_model,
     assert read_index(index, first.collection.model)[0] is None
 
     index.write_bytes(index.read_bytes()[:200])  # cut short
-    again = build_collection(tiny_model, folder, index=index, fit=False)
+    again = build_collection(reference_model, folder, index=index, fit=False)
     assert again.embedded == 3 and "cannot be read as a reference index" in again.note
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
     with pytest.raises(CollectionError, match="no index at"):
         load_collection(tmp_path / "missing.safetensors")
+
+
+def test_progress_runs_from_checking_to_embedding_and_cancel_stops_between_batches(reference_model, tmp_path):
+    from model_utils.errors import Canceled
+
+    gps_folder(tmp_path / "refs", n=5)
+    seen: list[tuple[float, str]] = []
+    build_collection(reference_model, tmp_path / "refs", index=tmp_path / "i.safetensors", fit=False, batch_size=2,
+                     progress=lambda f, msg: seen.append((f, msg)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] == pytest.approx(1.0)
+    assert seen[0][1].startswith("Checked") and seen[-1][1] == "5/5 photos done: 5 embedded"
+    with pytest.raises(Canceled):
+        build_collection(reference_model, tmp_path / "refs", index=tmp_path / "j.safetensors", fit=False,
+                         is_canceled=lambda: True)
