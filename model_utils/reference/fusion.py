@@ -5,7 +5,8 @@ For a query photo with matches (best first, similarities s_1 >= s_2 ...) the fus
     p = (1 - w) * GeoCLIP's probabilities over its gallery  +  w * sum_j q_j * [the position of match j]
 
 with q = softmax(s / temperature) over the top-m matches and w = sigmoid(slope * (s_1 - threshold)): the
-probability that the best matches show the query's own place (fitted by leave-one-out, see ``fit``). A query
+probability that the best matches show the query's own place (fitted by leave-one-out, see ``fit``), scaled
+by MAX_WEIGHT so that GeoCLIP always keeps a little. A query
 unlike every reference has a small s_1, so w is about 0 and the answer is GeoCLIP's. Matches at the same
 position pool their mass.
 
@@ -23,6 +24,9 @@ import numpy as np
 from ..model.predictor import Prediction
 
 DEFAULT_M = 10
+# GeoCLIP always keeps at least this share: its own distribution stays recoverable from the fused one, and a
+# wrong match can never leave the rest of the world with no probability at all.
+MAX_WEIGHT = 0.999
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,10 @@ class FusionParams:
     m: int = DEFAULT_M
 
     def weight(self, best_similarity) -> np.ndarray:
-        """The share of the probability given to the references, from the best match's similarity."""
+        """The share of the probability given to the references, from the best match's similarity (at most
+        MAX_WEIGHT)."""
         z = self.slope * (np.asarray(best_similarity, dtype=np.float64) - self.threshold)
-        return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+        return MAX_WEIGHT * 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
 
     def match_weights(self, similarities: np.ndarray) -> np.ndarray:
         """Softmax of the similarities over the last axis; -inf (no match) gets 0."""
