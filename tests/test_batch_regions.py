@@ -52,7 +52,7 @@ def shards(tmp_path, levels) -> GeolocateShards:
     """The actor's state without loading GeoCLIP (its __init__ does only that besides these attributes)."""
     worker = GeolocateShards.__new__(GeolocateShards)
     worker.__dict__.update(out=tmp_path, model=FakeModel(), top_k=3, batch_size=2, pid=0, levels=tuple(levels),
-                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM)
+                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM, references=None)
     return worker
 
 

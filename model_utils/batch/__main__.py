@@ -1,4 +1,4 @@
-"""``python -m model_utils.batch geolocate|embed``: GeoCLIP over an archive, locally or on a Ray cluster.
+"""``python -m model_utils.batch geolocate|embed|embed-photos``: GeoCLIP over an archive, locally or on a Ray cluster.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
     python -m model_utils.batch geolocate --photos 'pics/**/*.jpg' --out geo --address head:6379 \
         --workers 8 --gpus-per-worker 1
     python -m model_utils.batch embed --points sites.csv --out sites_emb
+    python -m model_utils.batch embed-photos --photos /data/field_2024 --out refs
+    python -m model_utils.batch geolocate --photos /data/new --out geo --references refs/reference_index.safetensors
 """
 
 from __future__ import annotations
@@ -48,7 +50,19 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--credible-levels", default="",
                      help="e.g. 0.5,0.9: each photo's credible regions at these levels (its raster on the --cell "
                           "world grid with the --bandwidth-km kernel), in regions-*.parquet; default: none")
+    geo.add_argument("--references", default=None,
+                     help="a reference collection's index (embed-photos' reference_index.safetensors, or one built "
+                          "with model_utils.reference): each photo's answer fused with its most similar references")
     _common(geo)
+    ref = sub.add_parser("embed-photos", help="a reference collection of geotagged photos, embedded once")
+    ref.add_argument("--photos", required=True,
+                     help="a folder or glob of photos with EXIF GPS, a .parquet manifest with a 'path' column, or a "
+                          ".csv / .parquet table of path, lat, lon")
+    ref.add_argument("--reuse", default=None, help="an earlier index: photos whose content it holds are not embedded")
+    ref.add_argument("--batch-size", type=int, default=8, help="photos per backbone forward pass")
+    ref.add_argument("--clip-model", default=None, help="CLIP backbone: repo id or folder (default: ViT-L/14)")
+    ref.add_argument("--precision", default="auto", choices=CPU_PRECISIONS, help="backbone precision")
+    _common(ref)
     emb = sub.add_parser("embed", help="GeoCLIP GPS embeddings of a table of points")
     emb.add_argument("--points", required=True, help="CSV (with a header) or Parquet with lat and lon columns")
     _common(emb)
@@ -71,6 +85,7 @@ def _levels(text: str) -> tuple[float, ...]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .job import JobOptions, embed, geolocate
+    from .reference_job import embed_photos
 
     opts = JobOptions(out=args.out, address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                       cpus_per_worker=args.cpus_per_worker, shard_size=args.shard_size, resume=args.resume,
@@ -79,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "geolocate":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
             geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km,
-                      credible_levels=_levels(args.credible_levels))
+                      credible_levels=_levels(args.credible_levels), references=args.references)
+        elif args.command == "embed-photos":
+            opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
+            embed_photos(args.photos, opts, reuse=args.reuse)
         else:
             embed(args.points, opts)
     except (GeoClipError, ValueError, FileNotFoundError) as exc:

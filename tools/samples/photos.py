@@ -30,6 +30,13 @@ def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: i
     rng = np.random.default_rng(seed)
     arr = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
     img = Image.fromarray(arr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, exif=gps_exif(lat, lon), quality=90)
+    return path
+
+
+def gps_exif(lat: float, lon: float) -> Image.Exif:
+    """EXIF holding a GPS position as cameras write it: degrees, minutes, seconds and N/S/E/W."""
     exif = Image.Exif()
 
     def dms(value: float):
@@ -40,9 +47,7 @@ def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: i
         return (d, m, round(s, 4))
 
     exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, exif=exif, quality=90)
-    return path
+    return exif
 
 
 def rgb_at(photo, x: int, y: int) -> tuple[int, int, int]:
