@@ -196,3 +196,31 @@ def loaded_plugin(qgis_iface, qgis_processing, qgis_new_project):  # noqa: ARG00
     plugin.unload()
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+@pytest.fixture(scope="session")
+def scene_photos(tmp_path_factory) -> list:
+    """The synthetic reference collection (tools/samples/scenes.py): 12 scenes on five continents, each as 5
+    reference variants with EXIF GPS and 2 held-out query variants."""
+    from tools.samples.scenes import write_scenes
+
+    return write_scenes(tmp_path_factory.mktemp("scenes"), n_scenes=12, n_refs=5, n_queries=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def reference_model(tiny_clip):
+    """A GeoCLIP on the tiny CLIP for the reference photo tests, which load its vision tower (``tiny_model`` is
+    kept without one: a text test checks that text never loads it)."""
+    from model_utils import GeoCLIP
+
+    return GeoCLIP.from_pretrained(clip_model=str(tiny_clip), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def scene_collection(reference_model, scene_photos, tmp_path_factory):
+    """The scenes' reference variants built (and fitted) into an index once per session: the BuildReport."""
+    from model_utils.reference import build_collection
+
+    folder = scene_photos[0].path.parent
+    return build_collection(reference_model, folder,
+                            index=tmp_path_factory.mktemp("scene-index") / "refs.safetensors")

@@ -297,6 +297,39 @@ def test_embedding_a_point_table_gives_one_row_per_input_row(cluster, ray_env, r
     assert "56 points done, 1 skipped" in log
 
 
+def test_embed_photos_then_geolocate_with_the_collection_on_the_cluster(cluster, ray_env, tiny_clip, reference_model,
+                                                                      scene_photos, scene_collection, tmp_path):
+    """A reference collection embedded on the cluster is the local build's; geolocate --references fuses as
+    ReferenceGeolocator does (its top-1 within 25 km for the scenes' held-out variants) and writes the matches."""
+    import pyarrow.parquet as pq
+
+    from model_utils.reference import ReferenceGeolocator, load_collection
+
+    refs = tmp_path / "refs"
+    code, log = run_job(ray_env, "embed-photos", "--photos", str(scene_photos[0].path.parent), "--out", str(refs),
+                        "--address", cluster.address, "--clip-model", str(tiny_clip), "--precision", "fp32",
+                        "--shard-size", "20", "--workers", "2", "--cpus-per-worker", "2")
+    assert code == 0, log
+    assert "60 photos done, 0 skipped" in log and "Leave-one-out on 60 reference photos" in log
+    joined, local = load_collection(refs / "reference_index.safetensors"), scene_collection.collection
+    assert joined.paths == local.paths and joined.fit["params"] == local.fit["params"]
+    np.testing.assert_allclose(joined.embeddings, local.embeddings, atol=1e-6)
+
+    queries = [p for p in scene_photos if p.query]
+    out = tmp_path / "geo"
+    code, log = run_job(ray_env, *geolocate_args(cluster, str(queries[0].path.parent), out, tiny_clip,
+                                                 "--references", str(refs / "reference_index.safetensors")))
+    assert code == 0, log
+    fused = ReferenceGeolocator(reference_model, joined).predict([str(q.path) for q in queries], top_k=TOP_K)
+    expected = {p.source: p for p in fused}
+    top1 = {r["photo"]: r for r in read_rows(out)[1] if r["rank"] == 1}
+    assert sorted(top1) == sorted(expected)
+    for photo, pred in expected.items():
+        assert (top1[photo]["lat"], top1[photo]["lon"]) == pytest.approx((pred.lat[0], pred.lon[0]))
+    matches = pq.read_table(sorted(out.glob("matches-*.parquet"))).to_pylist()
+    assert len(matches) == 10 * len(queries)
+
+
 # ------------------------------------------------------------------ the Processing algorithm
 def _ray_processes(marker: str) -> list:
     import psutil

@@ -52,7 +52,8 @@ def shards(tmp_path, levels, land=None) -> GeolocateShards:
     """The actor's state without loading GeoCLIP (its __init__ does only that besides these attributes)."""
     worker = GeolocateShards.__new__(GeolocateShards)
     worker.__dict__.update(out=tmp_path, model=FakeModel(), top_k=3, batch_size=2, pid=0, levels=tuple(levels),
-                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM, land=land)
+                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM, references=None,
+                           land=land)
     return worker
 
 

@@ -1,4 +1,4 @@
-"""Benchmark section ``core``: the model core (issue 3) and photo geolocation (issue 4) on this CPU.
+"""Benchmark section ``core``: the model core and photo geolocation on this CPU.
 
 Both GeoCLIPs use the SAME random CLIP with the exact ViT-L/14 shape (the real one cannot be
 downloaded here), built once into ``bench/.clip-vit-l-14/`` and loaded from that folder by each.
@@ -282,7 +282,7 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
     official = pkg = None  # free the full CLIPModel before the folder run
     gc.collect()
 
-    # -- issue 4: photos per second for a folder ------------------------------------------------
+    # -- photos per second for a folder ------------------------------------------------
     paths = [str(p) for p in folder_photos]
     log(f"core: folder of {len(paths)} photos, batch {BATCH_SIZE}, with and without decode overlap")
     t_batch_prep, _ = _timed(lambda: [_pixels(model.processor, Path(p)) for p in paths[:BATCH_SIZE]])
@@ -314,7 +314,7 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
                note=f"{sq['wall_s']:.1f} s, CPU time {sq['cpu_s']:.1f} s, load {sq['load_average']}; "
                     f"decode + preprocess of one batch of {BATCH_SIZE} alone: {t_batch_prep:.2f} s; one run each")
 
-    # -- issue 4: the probability raster from real gallery probabilities ------------------------
+    # -- the probability raster from real gallery probabilities ------------------------
     log("core: 0.1 degree world probability raster")
     lat, lon = model.gallery.latlon[:, 0], model.gallery.latlon[:, 1]
     spec = GridSpec.world(RASTER_CELL_DEG)

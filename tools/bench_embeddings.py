@@ -1,4 +1,4 @@
-"""Benchmark section ``embeddings``: speed and memory of ``geoclip:gpsembeddings`` (issue 5) on this CPU.
+"""Benchmark section ``embeddings``: speed and memory of ``geoclip:gpsembeddings`` on this CPU.
 
 1. Speed: 50,000 random points in a GeoPackage exported by the algorithm itself to GeoPackage in
    both layouts (one binary float32 field; 512 number fields), .npz and Parquet, against the bare

@@ -135,7 +135,7 @@ def _earlier(flags: list[str], native: bool) -> dict | None:
 
 
 def _report_earlier(out: dict, earlier: dict) -> None:
-    flags = earlier.get("cpu_flags") or ["avx512_bf16", "avx512_vnni (from issue 15; the full list was not recorded)"]
+    flags = earlier.get("cpu_flags") or ["avx512_bf16", "avx512_vnni (the full list of that machine was not recorded)"]
     rows = {r["name"]: r["value"] for r in earlier.get("metrics") or []}
 
     def get(name: str) -> float:

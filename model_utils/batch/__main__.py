@@ -1,4 +1,4 @@
-"""``python -m model_utils.batch geolocate|embed``: GeoCLIP over an archive, locally or on a Ray cluster.
+"""``python -m model_utils.batch geolocate|embed|embed-photos``: GeoCLIP over an archive, locally or on a Ray cluster.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
     python -m model_utils.batch geolocate --photos 'pics/**/*.jpg' --out geo --address head:6379 \
         --workers 8 --gpus-per-worker 1
     python -m model_utils.batch embed --points sites.csv --out sites_emb
+    python -m model_utils.batch embed-photos --photos /data/field_2024 --out refs
+    python -m model_utils.batch geolocate --photos /data/new --out geo --references refs/reference_index.safetensors
 """
 
 from __future__ import annotations
@@ -51,7 +53,19 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--over-sea", action="store_true",
                      help="spread each photo's probability over sea too (photos taken at sea); default: the density "
                           "raster and the credible regions keep it on land cells (GSHHG shoreline, lakes as water)")
+    geo.add_argument("--references", default=None,
+                     help="a reference collection's index (embed-photos' reference_index.safetensors, or one built "
+                          "with model_utils.reference): each photo's answer fused with its most similar references")
     _common(geo)
+    ref = sub.add_parser("embed-photos", help="a reference collection of geotagged photos, embedded once")
+    ref.add_argument("--photos", required=True,
+                     help="a folder or glob of photos with EXIF GPS, a .parquet manifest with a 'path' column, or a "
+                          ".csv / .parquet table of path, lat, lon")
+    ref.add_argument("--reuse", default=None, help="an earlier index: photos whose content it holds are not embedded")
+    ref.add_argument("--batch-size", type=int, default=8, help="photos per backbone forward pass")
+    ref.add_argument("--clip-model", default=None, help="CLIP backbone: repo id or folder (default: ViT-L/14)")
+    ref.add_argument("--precision", default="auto", choices=CPU_PRECISIONS, help="backbone precision")
+    _common(ref)
     emb = sub.add_parser("embed", help="GeoCLIP GPS embeddings of a table of points")
     emb.add_argument("--points", required=True, help="CSV (with a header) or Parquet with lat and lon columns")
     _common(emb)
@@ -74,6 +88,7 @@ def _levels(text: str) -> tuple[float, ...]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .job import JobOptions, embed, geolocate
+    from .reference_job import embed_photos
 
     opts = JobOptions(out=args.out, address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                       cpus_per_worker=args.cpus_per_worker, shard_size=args.shard_size, resume=args.resume,
@@ -82,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "geolocate":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
             geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km,
-                      credible_levels=_levels(args.credible_levels), on_land=not args.over_sea)
+                      credible_levels=_levels(args.credible_levels), references=args.references,
+                      on_land=not args.over_sea)
+        elif args.command == "embed-photos":
+            opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
+            embed_photos(args.photos, opts, reuse=args.reuse)
         else:
             embed(args.points, opts)
     except (GeoClipError, ValueError, FileNotFoundError) as exc:

@@ -64,10 +64,16 @@ class GeolocateShards:
 
     def __init__(self, out: str, model_args: dict, gallery_ref: list, top_k: int, batch_size: int,
                  threads: int = 0, levels: tuple = (), cell_deg: float = DEFAULT_CELL_DEG,
-                 bandwidth_km: float = WORLD_BANDWIDTH_KM, land_ref: list = ()) -> None:
+                 bandwidth_km: float = WORLD_BANDWIDTH_KM, references: dict | None = None,
+                 land_ref: list = ()) -> None:
         self.out = Path(out)
         self.model = _load_model(model_args, gallery_ref, threads)
         self.model.load_backbone()
+        self.references = None  # with a reference collection: fused predictions, their matches beside the shard
+        if references:
+            from .reference_matches import shard_geolocator
+
+            self.references = shard_geolocator(self.model, references)
         self.top_k, self.batch_size = int(top_k), int(batch_size)
         self.pid = os.getpid()
         self.levels, self.bandwidth_km = tuple(levels), float(bandwidth_km)
@@ -79,22 +85,17 @@ class GeolocateShards:
         self.land = _shared(land_ref[0]) if land_ref else None  # the driver's land mask (None: land and sea)
 
     def __call__(self, batch: dict) -> dict:
-        done, failed, reasons = [], [], []
-        for shard, paths in zip(batch["shard"], batch["items"]):
-            _delay()
-            ok, bad, why = self.run_shard(int(shard), [str(p) for p in paths])
-            done.append(ok)
-            failed.append(bad)
-            reasons.append(why)
-        return {"shard": np.asarray(batch["shard"]), "done": np.asarray(done), "failed": np.asarray(failed),
-                "reasons": np.asarray(reasons, dtype=object), "pid": np.full(len(done), self.pid)}
+        return run_shards(batch, self.run_shard, self.pid)
 
     def run_shard(self, shard: int, paths: list[str]) -> tuple[int, int, str]:
-        density = np.zeros(len(self.model.gallery), dtype=np.float64)
+        from .reference_matches import add_density, write_matches
+
+        n_refs = len(self.references.collection) if self.references else 0
+        density = np.zeros(len(self.model.gallery) + n_refs, dtype=np.float64)  # the gallery, then the references
         preds, reasons, regions = [], Counter(), []
-        for pred in self.model.iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size):
+        for pred in (self.references or self.model).iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size):
             if pred.ok:
-                density += pred.gallery_probs
+                add_density(density, pred, len(self.model.gallery))
                 if self.levels:  # while the photo's whole distribution is still here
                     regions += self._regions(pred)
                 pred.gallery_probs = np.empty(0, dtype=np.float32)  # keep only the top-k
@@ -105,6 +106,8 @@ class GeolocateShards:
             np.save(fh, density)
         if self.levels:
             write_regions(regions, regions_path(self.out, shard))
+        if self.references:
+            write_matches(preds, self.out, shard)
         write_table(prediction_rows(preds), prediction_schema(), shard_path(self.out, shard))  # last: marks done
         failed = sum(reasons.values())
         return len(paths) - failed, failed, "; ".join(f"{n} x {why}" for why, n in reasons.most_common())
@@ -112,9 +115,29 @@ class GeolocateShards:
     def _regions(self, pred) -> list[dict]:
         from ..maps.regions import prediction_regions
 
-        found = prediction_regions(pred, self.model.gallery.latlon, self.region_grid, self.levels,
-                                   bandwidth_km=self.bandwidth_km, land=self.land)
+        support = pred.support_latlon if self.references else self.model.gallery.latlon
+        found = prediction_regions(pred, support, self.region_grid, self.levels, bandwidth_km=self.bandwidth_km,
+                                   land=self.land)
         return region_rows(pred.source, found)
+
+
+def run_shards(batch: dict, run_shard, pid: int) -> dict:
+    """An actor's call: each shard row of ``batch`` through ``run_shard(shard, items)`` -> (done, failed,
+    reasons); back to the driver go these counts only."""
+    done, failed, reasons = [], [], []
+    for shard, items in zip(batch["shard"], batch["items"]):
+        _delay()
+        ok, bad, why = run_shard(int(shard), [str(p) for p in items])
+        done.append(ok)
+        failed.append(bad)
+        reasons.append(why)
+    return {"shard": np.asarray(batch["shard"]), "done": np.asarray(done), "failed": np.asarray(failed),
+            "reasons": np.asarray(reasons, dtype=object), "pid": np.full(len(done), pid)}
+
+
+def reason_text(reasons: list[str]) -> str:
+    """Alike reasons counted together, the commonest first: '3 x no position; 1 x ...'."""
+    return "; ".join(f"{n} x {why}" for why, n in Counter(reasons).most_common())
 
 
 def _reason(error: str | None, source: str) -> str:

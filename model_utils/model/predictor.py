@@ -67,20 +67,31 @@ def _prepare(items: Sequence, start: int, processor, max_pixels: int):
     return pixels, good, bad
 
 
-def iter_predictions(
+@dataclass
+class EmbeddedBatch:
+    """One batch after the backbone: the photos that decoded (input index, name, EXIF GPS) with their unit-length
+    GeoCLIP embeddings (one row each, or None when none decoded), and the ones that failed (index, name, message)."""
+
+    good: list[tuple[int, str, tuple[float, float] | None]]
+    feats: torch.Tensor | None
+    bad: list[tuple[int, str, str]]
+
+
+def iter_batches(
     items: Sequence,
     embed_pixels: Callable[[torch.Tensor], torch.Tensor],
     processor,
-    gallery_latlon: np.ndarray,
-    gallery_emb: torch.Tensor,
-    logit_scale: float,
-    top_k: int = 5,
     batch_size: int = 8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
     is_canceled: IsCanceled | None = None,
-) -> Iterator[Prediction]:
-    """Yield one Prediction per item, in input order, batch by batch."""
+    verb: str = "geolocated",
+) -> Iterator[EmbeddedBatch]:
+    """Decode (one batch ahead, in a worker thread) and embed ``items``; one EmbeddedBatch per batch.
+
+    The one image pipeline: predictions and reference collections both embed photos through it. Progress is
+    reported once the caller has taken a batch (``verb`` says what was done to the photos that decoded).
+    """
     n = len(items)
     starts = list(range(0, n, batch_size))
     failed = 0
@@ -94,25 +105,48 @@ def iter_predictions(
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
                 pending = pool.submit(_prepare, items[nxt:nxt + batch_size], nxt, processor, max_pixels)
-            results: dict[int, Prediction] = {
-                index: Prediction(source=name, error=msg) for index, name, msg in bad
-            }
-            if pixels is not None:
-                ranked = rank(embed_pixels(pixels), [name for _, name, _ in good], gallery_latlon, gallery_emb,
-                              logit_scale, top_k, gps=[gps for _, _, gps in good])
-                results.update(zip([index for index, _, _ in good], ranked))
-            for index in sorted(results):
-                yield results[index]
+            yield EmbeddedBatch(good, embed_pixels(pixels) if pixels is not None else None, bad)
             failed += len(bad)
             if progress is not None:
                 done = min(start + batch_size, n)
-                progress(done / n, progress_message(done, n, failed, "photo"))
+                progress(done / n, progress_message(done, n, failed, "photo", verb))
 
 
-def progress_message(done: int, total: int, failed: int, noun: str) -> str:
+def iter_predictions(
+    items: Sequence,
+    embed_pixels: Callable[[torch.Tensor], torch.Tensor],
+    processor,
+    gallery_latlon: np.ndarray,
+    gallery_emb: torch.Tensor,
+    logit_scale: float,
+    top_k: int = 5,
+    batch_size: int = 8,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+    is_canceled: IsCanceled | None = None,
+    post: Callable[[list[Prediction], torch.Tensor], list] | None = None,
+) -> Iterator[Prediction]:
+    """Yield one Prediction per item, in input order, batch by batch.
+
+    ``post(predictions, embeddings)`` may turn a batch's predictions into others (e.g. fused with a reference
+    collection) while their embeddings are at hand.
+    """
+    for batch in iter_batches(items, embed_pixels, processor, batch_size, max_pixels, progress, is_canceled):
+        results: dict[int, Prediction] = {index: Prediction(source=name, error=msg) for index, name, msg in batch.bad}
+        if batch.feats is not None:
+            ranked = rank(batch.feats, [name for _, name, _ in batch.good], gallery_latlon, gallery_emb,
+                          logit_scale, top_k, gps=[gps for _, _, gps in batch.good])
+            if post is not None:
+                ranked = post(ranked, batch.feats)
+            results.update(zip([index for index, _, _ in batch.good], ranked))
+        for index in sorted(results):
+            yield results[index]
+
+
+def progress_message(done: int, total: int, failed: int, noun: str, verb: str = "geolocated") -> str:
     """'12/40 photos done: 11 geolocated, 1 skipped': counts that never call a failure a success."""
     plural = "queries" if noun == "query" else f"{noun}s"
-    text = f"{done}/{total} {plural} done: {done - failed} geolocated"
+    text = f"{done}/{total} {plural} done: {done - failed} {verb}"
     return text + (f", {failed} skipped" if failed else "")
 
 

@@ -26,7 +26,8 @@ def write_photos(folder: Path, n: int = 4, seed: int = 0, size=(320, 240)) -> li
 
 
 def gps_exif(lat: float, lon: float, orientation: int | None = None) -> Image.Exif:
-    """EXIF with GPS (degrees/minutes/seconds rationals and N/S/E/W refs) and, if given, an orientation."""
+    """EXIF holding a GPS position as cameras write it (degrees, minutes, seconds and N/S/E/W) and, if given, an
+    orientation."""
     exif = Image.Exif()
 
     def dms(value: float):
