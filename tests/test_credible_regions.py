@@ -113,11 +113,12 @@ def test_a_prediction_gives_its_regions_from_the_raster_the_plugin_draws():
     probs = np.exp(-0.5 * (np.hypot(gallery[:, 0] - 2, gallery[:, 1] + 3) / 2.0) ** 2)
     probs /= probs.sum()
     spec = GridSpec(-15.0, -15.0, 15.0, 15.0, cell_size=0.5)
-    got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0)
-    grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0)
-    for a, b in zip(got, credible_regions(grid.values, spec)):
-        assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
-    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat)
+    for land in (True, False):  # on land by default, as the plugin draws; over sea too for photos taken at sea
+        got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0, land=land)
+        grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0, land=land)
+        for a, b in zip(got, credible_regions(grid.values, spec)):
+            assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
+    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat), in the Gulf of Guinea
     with pytest.raises(ValueError, match="gallery_probs dropped"):
         prediction_regions(SimpleNamespace(gallery_probs=np.empty(0)), gallery, spec)
 

@@ -41,11 +41,15 @@ def _load_model(model_args: dict, gallery_ref: list, threads: int):
         torch.set_num_threads(threads)
     model = GeoCLIP.from_pretrained(**model_args)
     if gallery_ref:
-        import ray
-
-        shared = gallery_ref[0]
-        model.use_gallery_embeddings(ray.get(shared) if isinstance(shared, ray.ObjectRef) else shared)
+        model.use_gallery_embeddings(_shared(gallery_ref[0]))
     return model
+
+
+def _shared(value):
+    """A value the driver put in Ray's object store (or, in tests without Ray, the value itself)."""
+    import ray
+
+    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
 
 
 def _delay() -> None:
@@ -60,7 +64,8 @@ class GeolocateShards:
 
     def __init__(self, out: str, model_args: dict, gallery_ref: list, top_k: int, batch_size: int,
                  threads: int = 0, levels: tuple = (), cell_deg: float = DEFAULT_CELL_DEG,
-                 bandwidth_km: float = WORLD_BANDWIDTH_KM, references: dict | None = None) -> None:
+                 bandwidth_km: float = WORLD_BANDWIDTH_KM, references: dict | None = None,
+                 land_ref: list = ()) -> None:
         self.out = Path(out)
         self.model = _load_model(model_args, gallery_ref, threads)
         self.model.load_backbone()
@@ -77,6 +82,7 @@ class GeolocateShards:
             from ..maps.grid import GridSpec
 
             self.region_grid = GridSpec.world(cell_size=float(cell_deg))
+        self.land = _shared(land_ref[0]) if land_ref else None  # the driver's land mask (None: land and sea)
 
     def __call__(self, batch: dict) -> dict:
         return run_shards(batch, self.run_shard, self.pid)
@@ -110,7 +116,8 @@ class GeolocateShards:
         from ..maps.regions import prediction_regions
 
         support = pred.support_latlon if self.references else self.model.gallery.latlon
-        found = prediction_regions(pred, support, self.region_grid, self.levels, bandwidth_km=self.bandwidth_km)
+        found = prediction_regions(pred, support, self.region_grid, self.levels, bandwidth_km=self.bandwidth_km,
+                                   land=self.land)
         return region_rows(pred.source, found)
 
 

@@ -93,16 +93,19 @@ def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float]
 
 
 def prediction_regions(pred: Any, gallery_latlon: np.ndarray, spec: GridSpec,
-                       levels: Sequence[float] = DEFAULT_LEVELS, bandwidth_km: float = 50.0) -> list[CredibleRegion]:
+                       levels: Sequence[float] = DEFAULT_LEVELS, bandwidth_km: float = 50.0,
+                       land: Any = True) -> list[CredibleRegion]:
     """A prediction's regions (``GeoCLIP.predict``'s ``Prediction``: its ``gallery_probs`` over
-    ``gallery_latlon``), from the same smoothed raster the plugin draws; for scripts and batch jobs."""
+    ``gallery_latlon``), from the same smoothed raster the plugin draws; for scripts and batch jobs.
+    ``land``: as ``probability_grid`` (True: on land cells, the plugin's default; False for photos taken at sea)."""
     from .heatmap import probability_grid
 
     probs = np.asarray(getattr(pred, "gallery_probs", pred))
     if probs.shape != (len(gallery_latlon),):
         raise ValueError(f"the prediction has {probs.size} gallery probabilities but the gallery has "
                          f"{len(gallery_latlon)} points (was gallery_probs dropped?)")
-    grid = probability_grid(gallery_latlon[:, 0], gallery_latlon[:, 1], probs, spec, bandwidth_km=bandwidth_km)
+    grid = probability_grid(gallery_latlon[:, 0], gallery_latlon[:, 1], probs, spec, bandwidth_km=bandwidth_km,
+                            land=land)
     return credible_regions(grid.values, spec, levels)
 
 

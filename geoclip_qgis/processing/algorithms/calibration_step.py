@@ -27,14 +27,14 @@ def truth_inside(mask, spec, gps) -> bool | None:
 
 
 def calibrate(job, rows: list[tuple[str, np.ndarray, tuple[float, float]]], gallery: np.ndarray, work,
-              feedback) -> None:
+              feedback, land=None) -> None:
     """Fit on two thirds of the geotagged photos (every third one, by name, is held out), report coverage of
-    the held-out third at the run's temperature and at the fitted one, and save calibration.json."""
+    the held-out third at the run's temperature and at the fitted one (rasters as the run's: ``land`` is its
+    land mask or None), and save calibration.json."""
     from model_utils.evaluation.calibration import fit_temperature, tempered
     from model_utils.maps.grid import GridSpec
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells
-
 
     if len(rows) < FIT_MIN_PHOTOS:
         feedback.reportError(f"Fitting a temperature needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS; this run "
@@ -55,7 +55,7 @@ def calibrate(job, rows: list[tuple[str, np.ndarray, tuple[float, float]]], gall
         inside = {level: 0 for level in levels}
         for _, probs, gps in held_out:
             grid = probability_grid(gallery[:, 0], gallery[:, 1], tempered(probs, temperature), spec,
-                                    bandwidth_km=bandwidth)
+                                    bandwidth_km=bandwidth, land=land if spec is job.spec else None)
             for region in region_cells(grid.values, spec, levels):
                 inside[region.level] += bool(truth_inside(region.mask, spec, gps))
         return {f"{level:g}": inside[level] / len(held_out) for level in levels}

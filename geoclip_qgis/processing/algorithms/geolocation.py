@@ -1,6 +1,7 @@
-"""What photo and text geolocation share: their output parameters, a frozen job read on the main thread,
-and the run itself (predictions -> points layer, one probability raster each, truth lines, accuracy
-report, loaded as one styled layer group). The two algorithms differ only in an :class:`InputKind`.
+"""What photo and text geolocation share: a frozen job read on the main thread, and the run itself
+(predictions -> points layer, one probability raster each, truth lines, accuracy report, loaded as one
+styled layer group). The two algorithms differ only in an :class:`InputKind`; their parameters are in
+``geolocation_params``.
 """
 
 from __future__ import annotations
@@ -9,30 +10,14 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qgis.core import (
-    QgsProcessingException,
-    QgsProcessingOutputFolder,
-    QgsProcessingOutputHtml,
-    QgsProcessingOutputMultipleLayers,
-    QgsProcessingOutputNumber,
-    QgsProcessingOutputString,
-    QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
-)
+from qgis.core import QgsProcessingException
 
 from model_utils.constants import WORLD_BANDWIDTH_KM
 
-from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
-from ...i18n import tr
 from ...layers import load_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
@@ -47,16 +32,12 @@ from ..io.prediction_outputs import (
     write_points,
     write_truth_lines,
 )
+from ..io.run_space import full_disk_error, refuse_without_space
 from ..regional_gallery import regional_gallery
-from .calibration_step import FIT_MIN_PHOTOS, calibrate, truth_inside
+from .calibration_step import calibrate, truth_inside
+from .geolocation_params import FIT_MAX_PHOTOS, add_parameters, parse_levels
 
-# parameter names (the dock builds its parameter dicts with these)
-FIT_MAX_PHOTOS = 400  # each keeps its 100K gallery probabilities (0.4 MB) until the fit
-
-
-
-GALLERY_LABELS = {d.GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
-                  d.GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
+__all__ = ["GeolocationJob", "InputKind", "add_parameters", "prepare", "run"]
 
 
 @dataclass(frozen=True)
@@ -95,79 +76,15 @@ class GeolocationJob:
     temperature: float  # on the logits: 1 = the model as trained
     fit: bool  # fit a temperature on the photos with EXIF GPS
     model_choices: tuple[tuple[str, Any], ...]  # for shared_model(**dict(...))
-
-
-def add_parameters(alg: GeoClipAlgorithm, kind: InputKind) -> None:
-    """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
-    noun, inputs = kind.noun, kind.plural.capitalize()
-    alg.addParameter(QgsProcessingParameterNumber(
-        d.TOP_K, tr("Top-k predictions per {noun}").format(noun=noun), NUMBER_INTEGER, defaultValue=d.DEFAULT_TOP_K,
-        minValue=1, maxValue=d.MAX_TOP_K))
-    alg.addParameter(QgsProcessingParameterNumber(
-        d.CELL_SIZE, tr("Raster cell size (degrees)"), NUMBER_DOUBLE, defaultValue=d.DEFAULT_CELL_DEG, minValue=0.001,
-        maxValue=10.0))
-    bandwidth = QgsProcessingParameterNumber(
-        d.BANDWIDTH_KM, tr("Kernel bandwidth (km, std. dev. on the sphere; empty: 50 km, or the regional gallery's "
-                      "spacing)"), NUMBER_DOUBLE, optional=True, minValue=0.0, maxValue=5000.0)
-    bandwidth.setHelp("How far each gallery point's probability is spread. Empty: 50 km over GeoCLIP's worldwide "
-                      "gallery, the grid spacing over a regional gallery; 0: no spreading (each point's cell).")
-    alg.addParameter(bandwidth)
-    alg.addParameter(QgsProcessingParameterExtent(
-        d.EXTENT, tr("Raster extent (empty: the whole world; any CRS)"), optional=True))
-    gallery = QgsProcessingParameterEnum(d.GALLERY, tr("GPS gallery"),
-                                         options=[GALLERY_LABELS[m] for m in d.GalleryMode],
-                                         defaultValue=int(d.GalleryMode.WORLD))
-    gallery.setHelp("Regional: rank against a grid of points over the raster extent (zoom the map to a city "
-                    "and use the canvas extent); answers and rasters get the grid's resolution.")
-    alg.addParameter(gallery)
-    alg.addParameter(QgsProcessingParameterNumber(
-        d.GALLERY_SPACING, tr("Regional gallery spacing (degrees; 0 = the raster cell size)"),
-        NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0, maxValue=10.0))
-    alg.addParameter(QgsProcessingParameterBoolean(
-        d.DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
-    alg.addParameter(QgsProcessingParameterBoolean(
-        d.WRITE_RASTERS, tr("Write a probability raster per {noun}").format(noun=noun), defaultValue=True))
-    regions = QgsProcessingParameterString(
-        d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"), defaultValue=d.DEFAULT_CREDIBLE_LEVELS,
-        optional=True)
-    regions.setHelp(f"Per {noun}, the smallest area holding that share of its raster's probability, as polygons "
-                    "(layer credible_regions: level, area in km², parts, the probability it holds). Levels between "
-                    "0 and 1, separated by commas; needs the rasters.")
-    alg.addParameter(regions)
-    temperature = QgsProcessingParameterNumber(
-        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
-        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
-    temperature.setHelp("Above 1 spreads each answer's probability (the model was over-confident on your photos), "
-                        "below 1 sharpens it. The top-k order never changes. 'Fit a temperature' finds the value.")
-    alg.addParameter(temperature)
-    fit = QgsProcessingParameterBoolean(
-        d.FIT_TEMPERATURE, tr("Fit a temperature on the photos with EXIF GPS (report coverage before and after)"),
-        defaultValue=False)
-    fit.setHelp(f"Needs at least {FIT_MIN_PHOTOS} photos with EXIF GPS: two thirds fit the temperature (maximum "
-                "likelihood of their true positions), the other third shows how many true positions fall inside "
-                "the credible regions before and after. Saved as calibration.json in the run folder.")
-    alg.addParameter(fit)
-    batch = QgsProcessingParameterNumber(
-        d.BATCH_SIZE, tr("{inputs} per batch").format(inputs=inputs), NUMBER_INTEGER,
-        defaultValue=kind.default_batch, minValue=1, maxValue=256)
-    batch.setFlags(batch.flags() | FLAG_ADVANCED)
-    alg.addParameter(batch)
-    alg.add_model_parameters(image_side=True)
-    alg.addParameter(QgsProcessingParameterFolderDestination(
-        d.OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
-    alg.addOutput(QgsProcessingOutputFolder(d.RUN_FOLDER, tr("Run folder")))
-    alg.addOutput(QgsProcessingOutputVectorLayer(d.POINTS, tr("Top-k predictions"), SOURCE_VECTOR_POINT))
-    alg.addOutput(QgsProcessingOutputMultipleLayers(d.RASTERS, tr("Probability rasters")))
-    alg.addOutput(QgsProcessingOutputHtml(d.REPORT_HTML, tr("Accuracy report (HTML)")))
-    inputs = kind.plural.capitalize()
-    alg.addOutput(QgsProcessingOutputNumber(kind.count_output, tr("{inputs} geolocated").format(inputs=inputs)))
-    alg.addOutput(QgsProcessingOutputNumber(d.N_FAILED, tr("{inputs} that failed").format(inputs=inputs)))
-    alg.addOutput(QgsProcessingOutputString(d.ERRORS, tr("Per-{noun} errors").format(noun=noun)))
+    on_land: bool = True  # each gallery point's kernel renormalised over land cells
+    skipped: tuple[str, ...] = ()  # the folder scan's lines about what it left out, by reason
+    n_skipped: int = 0  # files of the folder that are not photos
 
 
 def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters, context,
-            feedback) -> GeolocationJob:
-    """The frozen job for ``items``; bad parameters are refused here, before any work."""
+            feedback, scan=None) -> GeolocationJob:
+    """The frozen job for ``items`` (and the folder ``scan`` they came from, if any); bad parameters, and an
+    output disk without room for the run, are refused here, before any work."""
     write_rasters = alg.parameterAsBool(parameters, d.WRITE_RASTERS, context)
     given = parameters.get(d.BANDWIDTH_KM) not in (None, "")
     bandwidth = alg.parameterAsDouble(parameters, d.BANDWIDTH_KM, context) if given else None
@@ -180,10 +97,9 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         regional, bandwidth = regional_gallery(alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE),
                                                alg.parameterAsDouble(parameters, d.GALLERY_SPACING, context),
                                                bandwidth, feedback)
-    levels = _levels(alg.parameterAsString(parameters, d.CREDIBLE_LEVELS, context)) if write_rasters else ()
+    levels = parse_levels(alg.parameterAsString(parameters, d.CREDIBLE_LEVELS, context)) if write_rasters else ()
     out_root = ensure_writable_folder(alg.parameterAsString(parameters, d.OUTPUT_FOLDER, context))
-    feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root}")
-    return GeolocationJob(
+    job = GeolocationJob(
         items=tuple(items), top_k=alg.parameterAsInt(parameters, d.TOP_K, context),
         spec=alg.grid_spec(parameters, context, d.EXTENT, d.CELL_SIZE) if write_rasters else None,
         bandwidth_km=WORLD_BANDWIDTH_KM if bandwidth is None else bandwidth,
@@ -192,54 +108,58 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         levels=levels,
         temperature=alg.parameterAsDouble(parameters, d.TEMPERATURE, context) or 1.0,
         fit=alg.parameterAsBool(parameters, d.FIT_TEMPERATURE, context),
-        model_choices=tuple(sorted(alg.model_choices(parameters, context).items())))
-
-
-def _levels(text: str) -> tuple[float, ...]:
-    """'0.5, 0.9' (or '50%, 90%') -> (0.5, 0.9); a bad level is refused before any work."""
-    from model_utils.maps.regions import check_levels
-
-    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
-    if not parts:
-        return ()
-    try:
-        values = [float(part[:-1]) / 100 if part.endswith("%") else float(part) for part in parts]
-        return check_levels(values)
-    except ValueError as exc:
-        raise QgsProcessingException(f"Credible region levels '{text}': {exc}. Write them like 0.5, 0.9 "
-                                     "(or 50%, 90%), or leave the field empty for none.") from exc
+        model_choices=tuple(sorted(alg.model_choices(parameters, context).items())),
+        on_land=alg.parameterAsBool(parameters, d.ON_LAND, context),
+        skipped=tuple(scan.skipped_lines()) if scan is not None else (),
+        n_skipped=scan.n_skipped if scan is not None else 0)
+    needed = refuse_without_space(job)
+    feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root} (about {needed})")
+    return job
 
 
 def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, feedback) -> dict:
     """Geolocate the job's items into a new run folder (kept only when the run succeeds) and ask Processing
-    to load the results."""
+    to load the results. A disk that fills up on the way is named as such, with what was kept: nothing."""
     model = alg.load_model(dict(job.model_choices), feedback)
     from model_utils.errors import Canceled, GeoClipError
 
     run_name = new_run_name(job.out_root)
     work = job.out_root / f".{run_name}.part"
-    work.mkdir(parents=True)
     try:
+        work.mkdir(parents=True)
         result = _geolocate(kind, job, model, work, feedback)
         final = job.out_root / run_name
         os.replace(work, final)
     except Canceled as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise QgsProcessingException("Canceled: no outputs were kept.") from exc
-    except GeoClipError as exc:
+    except (GeoClipError, QgsProcessingException, OSError) as exc:
+        full = full_disk_error(job, exc)  # asked before the run's files are removed
         shutil.rmtree(work, ignore_errors=True)
-        raise QgsProcessingException(str(exc)) from exc
+        if full is not None:
+            raise full from exc
+        if isinstance(exc, GeoClipError):
+            raise QgsProcessingException(str(exc)) from exc
+        raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _outputs(kind, result, final, context, feedback)
 
 
-def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback) -> dict:
-    from model_utils.evaluation.calibration import tempered
-    from model_utils.maps.heatmap import probability_grid
-    from model_utils.maps.regions import region_cells
+@dataclass
+class _Written:
+    """What a run has written so far (the accumulator of :func:`_geolocate`)."""
 
+    rasters: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    truth_rows: list = field(default_factory=list)
+    region_rows: list = field(default_factory=list)
+    fit_rows: list = field(default_factory=list)
+    used_names: set = field(default_factory=set)
+
+
+def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback) -> dict:
     # four stages of one bar: the CLIP tower (a first run downloads ~1.7 GB), the gallery's embeddings (encoded
     # once, then cached), the inputs, then the layers and report
     steps = stages(feedback, 4)
@@ -252,68 +172,93 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     steps.setCurrentStep(2)
     predict_progress, _ = progress_callbacks(steps)
     gallery = (job.regional or model.gallery).latlon
+    land = _land_mask(job, feedback)
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
-    raster_dir = work / "rasters"
-    raster_dir.mkdir()
-    rasters, errors, truth_rows, region_rows, fit_rows, n_ok = [], [], [], [], [], 0
-    used_names: set[str] = set()
+    (work / "rasters").mkdir()
+    done = _Written()
     try:
         for pred in kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
                                      job.regional):
             if pred.error:
-                errors.append(pred.error)
+                done.errors.append(pred.error)
                 feedback.reportError(pred.error, False)
                 continue
-            n_ok += 1
-            if job.fit and pred.gps is not None and len(fit_rows) < FIT_MAX_PHOTOS:
-                fit_rows.append((pred.source, pred.gallery_probs, pred.gps))
-            if job.temperature != 1.0:  # the same guesses, their probabilities spread or sharpened
-                probs = tempered(pred.gallery_probs, job.temperature)
-                pred = dataclasses.replace(pred, gallery_probs=probs, prob=probs[pred.indices])
-            err_km = None if pred.gps is None else float(pred.errors_km[0])
-            # every geolocated input is a report row: those without GPS are counted as left out
-            truth_rows.append(dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
-                                   true_lat=None if pred.gps is None else pred.gps[0],
-                                   true_lon=None if pred.gps is None else pred.gps[1],
-                                   error_km=err_km, prob=float(pred.prob[0])))
+            pred = _one(kind, job, pred, gallery, land, work, done, feedback)
             write_points(writer, fields, pred, kind.label(pred.source))
-            if job.spec is not None:
-                grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, job.spec,
-                                        bandwidth_km=job.bandwidth_km, density=job.density)
-                stem = unique_stem(kind.stem(pred.source), used_names)
-                raster = write_geotiff(
-                    grid.values, job.spec.geotransform, raster_dir / f"{stem}.tif",
-                    description="probability per km2" if job.density else "probability mass per cell",
-                    metadata={kind.noun: pred.source, "mass_in_extent": f"{grid.mass:.6f}",
-                              "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
-                              "top1_lon": f"{pred.lon[0]:.6f}"})
-                rasters.append((raster.name, kind.label(pred.source), grid.mass))
-            regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
-                if job.spec is not None and job.levels and grid.mass > 0 else []
-            region_rows += [(pred.source, kind.label(pred.source), region, grid.mass) for region in regions]
-            truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, truth_inside(r.mask, job.spec, pred.gps))
-                                              for r in regions)
-            widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
-            feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
-                              f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else "")
-                              + widest)
     finally:
         del writer  # closes the GeoPackage
+    n_ok = len(done.truth_rows)
     if n_ok == 0:
         raise QgsProcessingException(  # each reason was reported once above, as it happened
             f"None of the {kind.count(len(job.items))} could be geolocated (the reasons are listed above).")
-    feedback.pushInfo(f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else ""))
+    feedback.pushInfo(_summary(n_ok, done.errors, job.skipped))
     steps.setCurrentStep(3)
-    truth = write_truth_lines(points_path, truth_rows, kind.label)
-    has_regions = write_credible_regions(points_path, region_rows, kind.source_fields, feedback)
+    truth = write_truth_lines(points_path, done.truth_rows, kind.label)
+    has_regions = write_credible_regions(points_path, done.region_rows, kind.source_fields, feedback)
     if job.fit:
-        calibrate(job, fit_rows, gallery, work, feedback)
+        calibrate(job, done.fit_rows, gallery, work, feedback, land=land)
     report = None
-    if any(row["true_lat"] is not None for row in truth_rows):
-        report = accuracy_report(truth_rows, work / "report", feedback)
-    return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
-                regions=has_regions,
-                first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
+    if any(row["true_lat"] is not None for row in done.truth_rows):
+        report = accuracy_report(done.truth_rows, work / "report", feedback, skipped=job.skipped)
+    return dict(points=points_path.name, rasters=done.rasters, errors=done.errors, n_ok=n_ok, report=report,
+                truth=truth, regions=has_regions, skipped=job.skipped, n_skipped=job.n_skipped,
+                first=kind.label(done.truth_rows[0]["photo"]) if done.truth_rows else "")
+
+
+def _summary(n_ok: int, errors: list, skipped: tuple[str, ...]) -> str:
+    """The run's closing line: what was geolocated, what failed, and what the folder held besides photos."""
+    text = f"{n_ok} geolocated" + (f", {len(errors)} skipped (see above)" if errors else "")
+    return text + ("; not geolocated from the folder: " + "; ".join(skipped) if skipped else "")
+
+
+def _land_mask(job: GeolocationJob, feedback):
+    """The land mask the rasters keep their mass on (loaded once per run, in the task), or None: switched
+    off, no rasters, or the mask's package missing (said once)."""
+    from model_utils.maps.land import land_mask_or_none
+
+    if job.spec is None:
+        return None
+    return land_mask_or_none(job.on_land, job.spec.cell_size, lambda text: feedback.reportError(text, False))
+
+
+def _one(kind: InputKind, job: GeolocationJob, pred, gallery, land, work: Path, done: _Written, feedback):
+    """One geolocated input: its report row, its raster and credible regions, its log line; returns the
+    prediction at the run's temperature."""
+    from model_utils.evaluation.calibration import tempered
+    from model_utils.maps.heatmap import probability_grid
+    from model_utils.maps.regions import region_cells
+
+    if job.fit and pred.gps is not None and len(done.fit_rows) < FIT_MAX_PHOTOS:
+        done.fit_rows.append((pred.source, pred.gallery_probs, pred.gps))
+    if job.temperature != 1.0:  # the same guesses, their probabilities spread or sharpened
+        probs = tempered(pred.gallery_probs, job.temperature)
+        pred = dataclasses.replace(pred, gallery_probs=probs, prob=probs[pred.indices])
+    err_km = None if pred.gps is None else float(pred.errors_km[0])
+    # every geolocated input is a report row: those without GPS are counted as left out
+    row = dict(photo=pred.source, pred_lat=float(pred.lat[0]), pred_lon=float(pred.lon[0]),
+               true_lat=None if pred.gps is None else pred.gps[0], true_lon=None if pred.gps is None else pred.gps[1],
+               error_km=err_km, prob=float(pred.prob[0]), regions=())
+    done.truth_rows.append(row)
+    regions = []
+    if job.spec is not None:
+        grid = probability_grid(gallery[:, 0], gallery[:, 1], pred.gallery_probs, job.spec,
+                                bandwidth_km=job.bandwidth_km, density=job.density, land=land)
+        stem = unique_stem(kind.stem(pred.source), done.used_names)
+        raster = write_geotiff(
+            grid.values, job.spec.geotransform, work / "rasters" / f"{stem}.tif",
+            description="probability per km2" if job.density else "probability mass per cell",
+            metadata={kind.noun: pred.source, "mass_in_extent": f"{grid.mass:.6f}",
+                      "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
+                      "top1_lon": f"{pred.lon[0]:.6f}", "on_land": land.source if land is not None else "no"})
+        done.rasters.append((raster.name, kind.label(pred.source), grid.mass))
+        if job.levels and grid.mass > 0:
+            regions = region_cells(grid.values, job.spec, job.levels, density=job.density)
+        done.region_rows += [(pred.source, kind.label(pred.source), region, grid.mass) for region in regions]
+    row["regions"] = tuple((r.level, r.area_km2, truth_inside(r.mask, job.spec, pred.gps)) for r in regions)
+    widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
+    feedback.pushInfo(f"{kind.label(pred.source)}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} "
+                      f"(p={pred.prob[0]:.4f})" + (f", error {err_km:.1f} km" if err_km is not None else "") + widest)
+    return pred
 
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
@@ -337,5 +282,6 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
     return {
         d.RUN_FOLDER: str(final), d.POINTS: points, d.RASTERS: rasters, d.REPORT_HTML: report,
         kind.count_output: result["n_ok"], d.N_FAILED: len(result["errors"]), d.ERRORS: "\n".join(result["errors"]),
+        d.N_SKIPPED: result["n_skipped"], d.SKIPPED: "\n".join(result["skipped"]),
         d.OUTPUT_FOLDER: str(final.parent),
     }

@@ -68,6 +68,9 @@ class GeolocateRayCluster(GeoClipAlgorithm):
             "On a cluster, the photos, the output folder and a local CLIP backbone folder must be visible to "
             "the cluster's nodes under the same paths (shared storage). Cancel stops the job on the cluster; "
             "finished shards are kept, and a run with 'Resume' on the same folder finishes the job.\n\n"
+            "HEIC / HEIF photos are decoded on the nodes like JPEGs (they need pillow-heif); files of the folder that "
+            "are not photos are counted by reason in the log and summary.json. The density raster keeps each photo's "
+            "probability on land cells unless 'Density on land only' is unticked (photos taken at sea).\n\n"
             "Needs Ray in QGIS's Python: pip install 'ray[data,default]'.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
@@ -91,6 +94,8 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         self.addParameter(gpus)
         self.addParameter(QgsProcessingParameterBoolean(
             d.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            d.ON_LAND, tr("Density on land only (untick for photos taken at sea)"), defaultValue=True))
         advanced = [
             QgsProcessingParameterNumber(d.CPUS_PER_WORKER, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
                                          minValue=0.1, maxValue=256.0),
@@ -144,6 +149,7 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         weights = settings.resolve(settings.WEIGHTS, self.parameterAsString(parameters, d.WEIGHTS, context))
         args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])
         args += ["--resume"] if resume else []
+        args += [] if self.parameterAsBoolean(parameters, d.ON_LAND, context) else ["--over-sea"]
         address = self.parameterAsString(parameters, d.ADDRESS, context).strip()
         python = ""
         if not address:

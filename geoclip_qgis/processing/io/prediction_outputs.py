@@ -158,11 +158,12 @@ def write_points(writer, fields: QgsFields, pred, label: str) -> None:
             raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
 
 
-def accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
-    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
+def accuracy_report(rows: list[dict], folder: Path, feedback, skipped: tuple[str, ...] = ()) -> str:
+    """Write report/accuracy.{csv,html} (+ per_photo.csv; the ``skipped`` lines of the folder scan listed too)
+    and return the HTML file name."""
     from model_utils.evaluation.accuracy_report import write_accuracy_report
 
-    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
+    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy", skipped=skipped)
     with_truth = sum(row.get("true_lat") is not None for row in rows)
     feedback.pushInfo(f"Accuracy report written: {with_truth} photo(s) with EXIF GPS, "
                       f"{len(rows) - with_truth} without (left out of the figures)")
