@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from model_utils.analysis import prediction_regions
 from model_utils.batch.__main__ import _levels
 from model_utils.batch.plan import regions_path, shard_path
-from model_utils.batch.workers import GeolocateShards
+from model_utils.batch.workers import GeolocateShards, analysis_options
 from model_utils.maps.grid import GridSpec
-from model_utils.maps.regions import prediction_regions
 from model_utils.model.predictor import Prediction
 
 CELL_DEG, BANDWIDTH_KM = 1.0, 100.0
@@ -52,8 +52,7 @@ def shards(tmp_path, levels, land=None) -> GeolocateShards:
     """The actor's state without loading GeoCLIP (its __init__ does only that besides these attributes)."""
     worker = GeolocateShards.__new__(GeolocateShards)
     worker.__dict__.update(out=tmp_path, model=FakeModel(), top_k=3, batch_size=2, pid=0, levels=tuple(levels),
-                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM, references=None,
-                           land=land)
+                           options=analysis_options(tuple(levels), CELL_DEG, BANDWIDTH_KM, 1.0, land), references=None)
     return worker
 
 

@@ -105,8 +105,8 @@ def test_a_prediction_gives_its_regions_from_the_raster_the_plugin_draws():
 
     from shapely.geometry import Point
 
+    from model_utils.analysis import prediction_regions
     from model_utils.maps.heatmap import probability_grid
-    from model_utils.maps.regions import prediction_regions
 
     lat, lon = np.meshgrid(np.arange(-10.0, 10.01, 1.0), np.arange(-10.0, 10.01, 1.0), indexing="ij")
     gallery = np.column_stack([lat.ravel(), lon.ravel()])
@@ -349,7 +349,7 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():
-    from geoclip_qgis.processing.algorithms.calibration_step import truth_inside as _holds
+    from model_utils.analysis import truth_inside as _holds
 
     spec = GridSpec(0.0, 0.0, 4.0, 2.0, cell_size=1.0)  # 2 rows x 4 columns, north row first
     mask = np.zeros(spec.shape, dtype=bool)

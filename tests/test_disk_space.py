@@ -37,10 +37,10 @@ def test_a_disk_that_fills_mid_run_is_named_full_and_nothing_is_kept(geoclip_pro
                                                                      monkeypatch):
     """The estimate passed, then another program filled the disk: GDAL's 'TIFFAppendToStrip: Write error'
     becomes the full disk's name, and the run's folder is gone."""
-    from geoclip_qgis.processing.algorithms import geolocation
+    from geoclip_qgis.processing.geolocation import job as geolocation_job
 
     photos = [str(p) for p in write_photos(tmp_path / "in", n=4, size=(64, 48))]
-    monkeypatch.setattr(geolocation, "refuse_without_space", lambda _job: "(not checked)")
+    monkeypatch.setattr(geolocation_job, "refuse_without_space", lambda _job: "(not checked)")
     with small_disk(tmp_path / "disk", "4m") as disk:
         filler = fill(disk, leave=1_500_000)  # room for one 0.25 degree raster, not for four
         with pytest.raises(QgsProcessingException) as caught:

@@ -108,17 +108,20 @@ def _connect(opts: JobOptions):
 
 def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = DEFAULT_CELL_DEG,
               bandwidth_km: float = WORLD_BANDWIDTH_KM, credible_levels: tuple = (),
-              references: str | None = None, on_land: bool = True) -> Summary:
+              references: str | None = None, on_land: bool = True, temperature: float = 1.0) -> Summary:
     """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``;
     with ``credible_levels``, each photo's credible regions in regions-*.parquet beside its shard; with
     ``references`` (a reference index), fused predictions and each photo's matches in matches-*.parquet.
     ``on_land``: the density raster and the regions keep each point's mass on land cells (off: photos taken at
-    sea)."""
+    sea). ``temperature`` divides the logits first: the kept probabilities, the density and the regions follow it.
+    Each photo's answer is ``model_utils.analysis.analyse``'s, as in QGIS."""
     from ..maps.land import land_mask_or_none
     from ..model.device import pick_precision
     from ..model.geoclip import GeoCLIP
     from .workers import GeolocateShards
 
+    if not temperature > 0:
+        raise ValueError(f"--temperature must be above 0 (1: as trained), got {temperature:g}")
     start = time.monotonic()
     paths, not_photos = photo_source(photos)
     for line in not_photos:
@@ -127,6 +130,8 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
     model = GeoCLIP.from_pretrained(**_model_args(opts, "cpu"))
     options = {"top_k": int(top_k), "clip_model": model.clip_model, "weights": model._fingerprint,
                "precision": opts.precision}
+    if temperature != 1.0:  # only then: plans of jobs at the trained temperature stay as they were (resume)
+        options.update(temperature=float(temperature))
     if credible_levels:  # only then: plans of jobs without regions stay as they were (resume)
         options.update(credible_levels=list(credible_levels), cell_deg=float(cell_deg),
                        bandwidth_km=float(bandwidth_km), on_land=bool(on_land))
@@ -150,6 +155,7 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
                        "gallery_ref": [gallery_ref], "top_k": top_k, "batch_size": opts.batch_size,
                        "threads": max(1, int(opts.cpus_per_worker)), "levels": tuple(credible_levels),
                        "cell_deg": cell_deg, "bandwidth_km": bandwidth_km, "references": refs_args,
+                       "temperature": float(temperature),
                        # the driver's mask, through the object store: the nodes need neither QGIS nor the package
                        "land_ref": [ray.put(land)] if credible_levels and land is not None else []}
         _run_pool(ray, rows, GeolocateShards, worker_args, opts, summary, plan)

@@ -23,10 +23,10 @@ from qgis.core import (
 from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
 from ...i18n import tr
 from .. import definitions as d
+from .. import geolocation
 from ..base import GeoClipAlgorithm
+from ..geolocation import InputKind
 from ..io.geometry import layer_folder, photo_path
-from . import geolocation
-from .geolocation import InputKind
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
 

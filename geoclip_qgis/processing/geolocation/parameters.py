@@ -20,12 +20,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from model_utils.constants import FIT_MIN_PHOTOS
+
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from .. import definitions as d
-from .calibration_step import FIT_MIN_PHOTOS
-
-FIT_MAX_PHOTOS = 400  # each keeps its 100K gallery probabilities (0.4 MB) until the fit
 
 GALLERY_LABELS = {d.GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
                   d.GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
@@ -110,14 +109,10 @@ def add_parameters(alg, kind) -> None:
 
 def parse_levels(text: str) -> tuple[float, ...]:
     """'0.5, 0.9' (or '50%, 90%') -> (0.5, 0.9); a bad level is refused before any work."""
-    from model_utils.maps.regions import check_levels
+    from model_utils.maps.regions import parse_levels as levels_of
 
-    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
-    if not parts:
-        return ()
     try:
-        values = [float(part[:-1]) / 100 if part.endswith("%") else float(part) for part in parts]
-        return check_levels(values)
+        return levels_of(text)
     except ValueError as exc:
         raise QgsProcessingException(f"Credible region levels '{text}': {exc}. Write them like 0.5, 0.9 "
                                      "(or 50%, 90%), or leave the field empty for none.") from exc
