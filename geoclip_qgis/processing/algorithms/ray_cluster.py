@@ -31,7 +31,7 @@ from ...i18n import tr
 from ...layers import load_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm
-from ..geolocation.parameters import parse_levels
+from ..geolocation.parameters import levels_parameter, parse_levels, temperature_parameter
 from ..io.ray_outputs import ray_results
 
 POLL_SECONDS = 1.0
@@ -236,18 +236,13 @@ class GeolocateRayCluster(GeoClipAlgorithm):
 def add_answer_parameters(alg: GeoClipAlgorithm) -> None:
     """Credible levels and temperature, as the local geolocation run takes them (the job's workers run the same
     per-photo analysis)."""
-    levels = QgsProcessingParameterString(d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"),
-                                          defaultValue=d.DEFAULT_CREDIBLE_LEVELS, optional=True)
-    levels.setHelp("Per photo, the smallest area holding that share of its probability (on the world grid of the "
-                   "density raster's cells), loaded as outlines like a local run's. Levels between 0 and 1 (or 50%, "
-                   "90%), separated by commas; empty: none.")
-    alg.addParameter(levels)
-    temperature = QgsProcessingParameterNumber(
-        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
-        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
-    temperature.setHelp("Spreads (above 1) or sharpens (below 1) each photo's probabilities before they are kept, "
-                        "summed into the density and made into regions; 'Geolocate photos' can fit it.")
-    alg.addParameter(temperature)
+    alg.addParameter(levels_parameter(
+        "Per photo, the smallest area holding that share of its probability (on the world grid of the density "
+        "raster's cells), loaded as outlines like a local run's. Levels between 0 and 1 (or 50%, 90%), separated by "
+        "commas; empty: none."))
+    alg.addParameter(temperature_parameter(
+        "Spreads (above 1) or sharpens (below 1) each photo's probabilities before they are kept, summed into the "
+        "density and made into regions; 'Geolocate photos' can fit it."))
 
 
 def answer_arguments(alg: GeoClipAlgorithm, parameters, context) -> list[str]:

@@ -30,6 +30,23 @@ GALLERY_LABELS = {d.GalleryMode.WORLD: "GeoCLIP's 100K worldwide gallery",
                   d.GalleryMode.REGIONAL: "Regional: a dense grid over the raster extent (city-scale zoom)"}
 
 
+def levels_parameter(help_text: str) -> QgsProcessingParameterString:
+    """The credible levels, as every algorithm that draws regions takes them (local runs and the Ray job)."""
+    levels = QgsProcessingParameterString(d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"),
+                                          defaultValue=d.DEFAULT_CREDIBLE_LEVELS, optional=True)
+    levels.setHelp(help_text)
+    return levels
+
+
+def temperature_parameter(help_text: str) -> QgsProcessingParameterNumber:
+    """The temperature on the logits, as every algorithm that answers with probabilities takes it."""
+    temperature = QgsProcessingParameterNumber(
+        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
+        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
+    temperature.setHelp(help_text)
+    return temperature
+
+
 def add_parameters(alg, kind) -> None:
     """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
     noun, inputs = kind.noun, kind.plural.capitalize()
@@ -67,19 +84,13 @@ def add_parameters(alg, kind) -> None:
         d.DENSITY, tr("Write probability density per km² instead of mass per cell"), defaultValue=False))
     alg.addParameter(QgsProcessingParameterBoolean(
         d.WRITE_RASTERS, tr("Write a probability raster per {noun}").format(noun=noun), defaultValue=True))
-    regions = QgsProcessingParameterString(
-        d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"), defaultValue=d.DEFAULT_CREDIBLE_LEVELS,
-        optional=True)
-    regions.setHelp(f"Per {noun}, the smallest area holding that share of its raster's probability, as polygons "
-                    "(layer credible_regions: level, area in km², parts, the probability it holds). Levels between "
-                    "0 and 1, separated by commas; needs the rasters.")
-    alg.addParameter(regions)
-    temperature = QgsProcessingParameterNumber(
-        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
-        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
-    temperature.setHelp("Above 1 spreads each answer's probability (the model was over-confident on your photos), "
-                        "below 1 sharpens it. The top-k order never changes. 'Fit a temperature' finds the value.")
-    alg.addParameter(temperature)
+    alg.addParameter(levels_parameter(
+        f"Per {noun}, the smallest area holding that share of its raster's probability, as polygons (layer "
+        "credible_regions: level, area in km², parts, the probability it holds). Levels between 0 and 1, separated "
+        "by commas; needs the rasters."))
+    alg.addParameter(temperature_parameter(
+        "Above 1 spreads each answer's probability (the model was over-confident on your photos), below 1 sharpens "
+        "it. The top-k order never changes. 'Fit a temperature' finds the value."))
     fit = QgsProcessingParameterBoolean(
         d.FIT_TEMPERATURE, tr("Fit a temperature on the photos with EXIF GPS (report coverage before and after)"),
         defaultValue=False)
