@@ -27,9 +27,12 @@ from .geoparquet import (
 )
 from .plan import density_path, regions_path, shard_path
 
-# Rehearsing failures: seconds each shard waits before it starts, so a test (or an operator trying
-# the cluster's fault handling) can kill a worker, node or driver while the job is surely running.
-REHEARSAL_DELAY_ENV = "GEOCLIP_BATCH_SHARD_DELAY_S"
+# Rehearsing failures (the tests, or an operator trying a cluster's fault handling): this variable names
+# a file holding a shard number N; while the file exists, shards N and up wait before they start. A
+# worker, node or driver killed then surely dies mid-job, without guessing how long a job takes (a fixed
+# delay only made that likely); deleting the file lets the job go on.
+REHEARSAL_HOLD_ENV = "GEOCLIP_BATCH_HOLD_FILE"
+HOLD_POLL_S = 0.05
 
 
 def _load_model(model_args: dict, gallery_ref: list, threads: int):
@@ -52,10 +55,17 @@ def _shared(value):
     return ray.get(value) if isinstance(value, ray.ObjectRef) else value
 
 
-def _delay() -> None:
-    seconds = float(os.environ.get(REHEARSAL_DELAY_ENV, "0") or 0)
-    if seconds > 0:
-        time.sleep(seconds)
+def _hold(shard: int) -> None:
+    """Wait while the rehearsal hold file (if one is set) holds ``shard``."""
+    path = os.environ.get(REHEARSAL_HOLD_ENV)
+    while path:
+        try:
+            first_held = int(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # deleted (released), or no number in it: nothing is held
+            return
+        if shard < first_held:
+            return
+        time.sleep(HOLD_POLL_S)
 
 
 class GeolocateShards:
@@ -128,7 +138,7 @@ def run_shards(batch: dict, run_shard, pid: int) -> dict:
     reasons); back to the driver go these counts only."""
     done, failed, reasons = [], [], []
     for shard, items in zip(batch["shard"], batch["items"]):
-        _delay()
+        _hold(int(shard))
         ok, bad, why = run_shard(int(shard), [str(p) for p in items])
         done.append(ok)
         failed.append(bad)
@@ -159,7 +169,7 @@ class EmbedShards:
     def __call__(self, batch: dict) -> dict:
         done, failed = [], []
         for shard, ids, lat, lon in zip(batch["shard"], batch["items"], batch["lat"], batch["lon"]):
-            _delay()
+            _hold(int(shard))
             ok, bad = self.run_shard(int(shard), np.asarray(ids), np.asarray(lat, float), np.asarray(lon, float))
             done.append(ok)
             failed.append(bad)
