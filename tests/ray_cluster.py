@@ -108,12 +108,20 @@ class RayTestCluster:
         self.node_ports.remove(node_port)
 
     def stop(self) -> None:
+        """Every process of the cluster killed at once, as kill_node does to one node: a graceful SIGTERM only
+        made some of them linger for the whole grace period, and nothing of this cluster outlives its test."""
         procs = self.processes()
+        procs += [child for proc in procs for child in _children(proc)]
         for proc in procs:
             try:
-                proc.terminate()
+                proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=5)
-        for proc in alive:
-            proc.kill()
+        psutil.wait_procs(procs, timeout=10)
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
