@@ -96,7 +96,15 @@ class RayTestCluster:
     def actors_on(self, node_port: int | None = None, name: str = "MapWorker") -> list[psutil.Process]:
         """Worker processes (Ray retitles them ``ray::<actor>``) spawned by that node's raylet, or any node's."""
         raylets = self.raylets() if node_port is None else [self.raylet_of(node_port)]
-        return [c for r in raylets for c in r.children(recursive=True) if name in " ".join(c.cmdline())]
+        return [c for r in raylets for c in _children(r) if name in " ".join(_cmdline(c))]
+
+    def wait_for_no_actors(self, timeout: float = 60.0) -> None:
+        """Until no batch worker runs on any node (Ray ends those of a dead driver)."""
+        deadline = time.monotonic() + timeout
+        while self.actors_on():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch workers still running {timeout} s after their driver died")
+            time.sleep(0.2)
 
     def kill_node(self, node_port: int) -> None:
         """A whole worker node lost: its raylet and every process under it, killed at once."""
@@ -124,4 +132,12 @@ def _children(proc: psutil.Process) -> list[psutil.Process]:
     try:
         return proc.children(recursive=True)
     except psutil.NoSuchProcess:
+        return []
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    """A process's command line; none for one that has just ended (gone, or a zombie until reaped)."""
+    try:
+        return proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return []

@@ -2,7 +2,7 @@
 valid GeoParquet, the archive density raster, and faults (a worker, a node, the driver lost).
 
 Drivers run as ``python -m model_utils.batch`` subprocesses, as a user runs them. In the fault tests a
-hold file (GEOCLIP_BATCH_HOLD_FILE) keeps every shard after the first few from starting until the test
+hold file (GEOCLIP_BATCH_HOLD_FILE) stops new shards from starting once a few are written, until the test
 deletes it, so every kill lands while the job runs, however fast or slow the machine.
 """
 
@@ -96,10 +96,11 @@ def reference(tiny_clip, photos):
     return model, {p.source: p for p in preds}, density
 
 
-def hold_from(tmp_path: Path, first_held: int) -> Path:
-    """A rehearsal hold file: shards ``first_held`` and up wait until it is deleted."""
+def hold_after(tmp_path: Path, n: int) -> Path:
+    """A rehearsal hold file: once ``n`` shards are written, no other starts until the file is deleted
+    (the 2 workers may each have started one before that: at most n + 1 shards)."""
     path = tmp_path / "hold"
-    path.write_text(str(first_held), encoding="utf-8")
+    path.write_text(str(n), encoding="utf-8")
     return path
 
 
@@ -160,8 +161,9 @@ def wait_for_shards(out: Path, n: int, proc, timeout: float = 180) -> None:
     while len(list(out.glob("part-*.parquet"))) < n:
         if proc.poll() is not None:
             raise AssertionError(f"the job ended before {n} shards were written:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {n} shards after {timeout} s")
+        if time.monotonic() > deadline:  # the job goes, or it would hold the cluster's CPUs for the next tests
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise TimeoutError(f"fewer than {n} shards after {timeout} s; the job said:\n{proc.communicate()[0]}")
         time.sleep(0.2)
 
 
@@ -255,7 +257,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(cluster, r
     import psutil
 
     out = tmp_path / "run"
-    hold = hold_from(tmp_path, 2)
+    hold = hold_after(tmp_path, 2)
     proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), hold=hold,
                    wait=False)
     wait_for_shards(out, 2, proc)
@@ -274,10 +276,11 @@ def test_a_driver_killed_mid_job_is_finished_by_resume_with_the_same_output(clus
                                                                             reference, tmp_path):
     out = tmp_path / "run"
     args = geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip)
-    proc = run_job(ray_env, *args, hold=hold_from(tmp_path, 3), wait=False)  # the hold stays: the rest never runs
+    proc = run_job(ray_env, *args, hold=hold_after(tmp_path, 3), wait=False)  # the hold stays: the rest never runs
     wait_for_shards(out, 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    cluster.wait_for_no_actors()  # Ray ends the dead driver's workers: none can still finish a shard
     done_before = len(list(out.glob("part-*.parquet")))
     assert 3 <= done_before < N_SHARDS
     code, log = run_job(ray_env, *args)
@@ -294,7 +297,7 @@ def test_a_worker_node_lost_mid_job_loses_nothing_and_duplicates_nothing(cluster
                                                                           reference, tmp_path):
     out = tmp_path / "run"
     node = cluster.node_ports[0]
-    hold = hold_from(tmp_path, 2)
+    hold = hold_after(tmp_path, 2)
     proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), hold=hold,
                    wait=False)
     wait_for_shards(out, 2, proc)
@@ -425,8 +428,8 @@ def test_cancel_stops_the_job_on_the_cluster_and_resume_finishes_it(geoclip_prov
     params = {"ADDRESS": cluster.dashboard, "TOKEN": ray_env["RAY_AUTH_TOKEN"], "PHOTOS": str(Path(photos[0]).parent),
               "OUTPUT": str(out), "CLIP_MODEL": str(tiny_clip), "PRECISION": 1, "SHARD_SIZE": SHARD, "TOP_K": TOP_K,
               "WORKERS": 2, "CPUS_PER_WORKER": 2}
-    # forwarded to the job, like every GEOCLIP_* variable: shard 0 runs, the others wait for the cancel
-    monkeypatch.setenv("GEOCLIP_BATCH_HOLD_FILE", str(hold_from(tmp_path, 1)))
+    # forwarded to the job, like every GEOCLIP_* variable: once a shard is written, the others wait for the cancel
+    monkeypatch.setenv("GEOCLIP_BATCH_HOLD_FILE", str(hold_after(tmp_path, 1)))
     feedback = LogFeedback()
     canceler = cancel_once_written(feedback, out, 1)
     with pytest.raises(QgsProcessingException, match=r"Canceled: Ray job .* was stopped on the cluster \(STOPPED\)"):
