@@ -29,6 +29,7 @@ class RayTestCluster:
     gcs_port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
+    boot_error: BaseException | None = None
 
     @property
     def address(self) -> str:
@@ -49,6 +50,18 @@ class RayTestCluster:
                   f"--temp-dir={self.temp_dir}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                   f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
                   "--disable-usage-stats", *node_port_options())
+
+    def boot(self, head_cpus: int, node_cpus: int) -> None:
+        """The head, then one worker node; meant for a thread: an error is kept for raise_boot_error."""
+        try:
+            self.start_head(cpus=head_cpus)
+            self.add_node(cpus=node_cpus)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            self.boot_error = exc
+
+    def raise_boot_error(self) -> None:
+        if self.boot_error is not None:
+            raise self.boot_error
 
     def add_node(self, cpus: int) -> int:
         """A worker node on this machine; returns its node manager port (its handle for kill_node)."""

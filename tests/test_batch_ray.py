@@ -41,20 +41,29 @@ def ray_env(geoclip_cache_dir) -> dict:
                 # a driver hands out shards once its whole pool is up, not as soon as one actor is: which
                 # worker does which shard no longer depends on which one imported torch first
                 RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S="120",
+                # the head's GCS checks each node every second and calls it dead after 3 failed checks (Ray's
+                # defaults, 3 s x 5, left a killed node's shards waiting ~15 s for their restarted worker);
+                # a check still has Ray's 10 s to answer, so a busy machine does not lose a live node
+                RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",
                 # as in an activated environment: a job's entrypoint 'python' is this interpreter
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture(scope="module")
-def cluster(ray_env):
+def cluster(ray_env, request):
     """A head (4 logical CPUs, the dashboard) and one worker node (2 CPUs): with 2-CPU workers, the head
-    keeps room for one worker and for a restarted one when the other node is lost."""
+    keeps room for one worker and for a restarted one when the other node is lost. It boots in a thread
+    while the module's reference answers are computed: each mostly waits on, or is, the other's core."""
     c = RayTestCluster(Path(tempfile.mkdtemp(prefix="gcr", dir="/tmp")), ray_env)
+    booting = threading.Thread(target=c.boot, kwargs={"head_cpus": 4, "node_cpus": 2}, name="ray-boot", daemon=True)
     try:
-        c.start_head(cpus=4)
-        c.add_node(cpus=2)
+        booting.start()
+        request.getfixturevalue("reference")
+        booting.join()
+        c.raise_boot_error()
         yield c
     finally:
+        booting.join()
         c.stop()
         shutil.rmtree(c.temp_dir, ignore_errors=True)
 
