@@ -29,6 +29,7 @@ class RayTestCluster:
     gcs_port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
+    boot_error: BaseException | None = None
 
     @property
     def address(self) -> str:
@@ -49,6 +50,18 @@ class RayTestCluster:
                   f"--temp-dir={self.temp_dir}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                   f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
                   "--disable-usage-stats", *node_port_options())
+
+    def boot(self, head_cpus: int, node_cpus: int) -> None:
+        """The head, then one worker node; meant for a thread: an error is kept for raise_boot_error."""
+        try:
+            self.start_head(cpus=head_cpus)
+            self.add_node(cpus=node_cpus)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            self.boot_error = exc
+
+    def raise_boot_error(self) -> None:
+        if self.boot_error is not None:
+            raise self.boot_error
 
     def add_node(self, cpus: int) -> int:
         """A worker node on this machine; returns its node manager port (its handle for kill_node)."""
@@ -96,7 +109,15 @@ class RayTestCluster:
     def actors_on(self, node_port: int | None = None, name: str = "MapWorker") -> list[psutil.Process]:
         """Worker processes (Ray retitles them ``ray::<actor>``) spawned by that node's raylet, or any node's."""
         raylets = self.raylets() if node_port is None else [self.raylet_of(node_port)]
-        return [c for r in raylets for c in r.children(recursive=True) if name in " ".join(c.cmdline())]
+        return [c for r in raylets for c in _children(r) if name in " ".join(_cmdline(c))]
+
+    def wait_for_no_actors(self, timeout: float = 60.0) -> None:
+        """Until no batch worker runs on any node (Ray ends those of a dead driver)."""
+        deadline = time.monotonic() + timeout
+        while self.actors_on():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch workers still running {timeout} s after their driver died")
+            time.sleep(0.2)
 
     def kill_node(self, node_port: int) -> None:
         """A whole worker node lost: its raylet and every process under it, killed at once."""
@@ -108,12 +129,28 @@ class RayTestCluster:
         self.node_ports.remove(node_port)
 
     def stop(self) -> None:
+        """Every process of the cluster killed at once, as kill_node does to one node: a graceful SIGTERM only
+        made some of them linger for the whole grace period, and nothing of this cluster outlives its test."""
         procs = self.processes()
+        procs += [child for proc in procs for child in _children(proc)]
         for proc in procs:
             try:
-                proc.terminate()
+                proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=5)
-        for proc in alive:
-            proc.kill()
+        psutil.wait_procs(procs, timeout=10)
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    """A process's command line; none for one that has just ended (gone, or a zombie until reaped)."""
+    try:
+        return proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return []

@@ -1,8 +1,9 @@
 """The Ray batch job on a real two-node Ray cluster on 127.0.0.1: same answers as GeoCLIP.predict,
 valid GeoParquet, the archive density raster, and faults (a worker, a node, the driver lost).
 
-Drivers run as ``python -m model_utils.batch`` subprocesses, as a user runs them. Shards wait
-GEOCLIP_BATCH_SHARD_DELAY_S seconds in the fault tests, so every kill lands while the job runs.
+Drivers run as ``python -m model_utils.batch`` subprocesses, as a user runs them. In the fault tests a
+hold file (GEOCLIP_BATCH_HOLD_FILE) stops new shards from starting once a few are written, until the test
+deletes it, so every kill lands while the job runs, however fast or slow the machine.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,8 +26,9 @@ import pytest
 from tests.ray_cluster import RayTestCluster
 
 TOP_K = 5
-N_PHOTOS = 200
-SHARD = 10
+N_PHOTOS = 40  # 38 decodable (four with GPS, one HEIC, one HEIF), one broken and one empty file
+SHARD = 5
+N_SHARDS = -(-N_PHOTOS // SHARD)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,20 +38,32 @@ def ray_env(geoclip_cache_dir) -> dict:
     return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PROJ_DATA="/usr/share/proj",
                 GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
                 RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO),
+                # a driver hands out shards once its whole pool is up, not as soon as one actor is: which
+                # worker does which shard no longer depends on which one imported torch first
+                RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S="120",
+                # the head's GCS checks each node every second and calls it dead after 3 failed checks (Ray's
+                # defaults, 3 s x 5, left a killed node's shards waiting ~15 s for their restarted worker);
+                # a check still has Ray's 10 s to answer, so a busy machine does not lose a live node
+                RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",
                 # as in an activated environment: a job's entrypoint 'python' is this interpreter
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture(scope="module")
-def cluster(ray_env):
+def cluster(ray_env, request):
     """A head (4 logical CPUs, the dashboard) and one worker node (2 CPUs): with 2-CPU workers, the head
-    keeps room for one worker and for a restarted one when the other node is lost."""
+    keeps room for one worker and for a restarted one when the other node is lost. It boots in a thread
+    while the module's reference answers are computed: each mostly waits on, or is, the other's core."""
     c = RayTestCluster(Path(tempfile.mkdtemp(prefix="gcr", dir="/tmp")), ray_env)
+    booting = threading.Thread(target=c.boot, kwargs={"head_cpus": 4, "node_cpus": 2}, name="ray-boot", daemon=True)
     try:
-        c.start_head(cpus=4)
-        c.add_node(cpus=2)
+        booting.start()
+        request.getfixturevalue("reference")
+        booting.join()
+        c.raise_boot_error()
         yield c
     finally:
+        booting.join()
         c.stop()
         shutil.rmtree(c.temp_dir, ignore_errors=True)
 
@@ -90,9 +105,17 @@ def reference(tiny_clip, photos):
     return model, {p.source: p for p in preds}, density
 
 
-def run_job(env: dict, *args: str, delay: float = 0.0, wait: bool = True, timeout: float = 240):
+def hold_after(tmp_path: Path, n: int) -> Path:
+    """A rehearsal hold file: once ``n`` shards are written, no other starts until the file is deleted
+    (the 2 workers may each have started one before that: at most n + 1 shards)."""
+    path = tmp_path / "hold"
+    path.write_text(str(n), encoding="utf-8")
+    return path
+
+
+def run_job(env: dict, *args: str, hold: Path | None = None, wait: bool = True, timeout: float = 240):
     cmd = [sys.executable, "-m", "model_utils.batch", *args]
-    job_env = dict(env, GEOCLIP_BATCH_SHARD_DELAY_S=str(delay))
+    job_env = dict(env, GEOCLIP_BATCH_HOLD_FILE=str(hold)) if hold else env
     proc = subprocess.Popen(cmd, env=job_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     if not wait:
@@ -118,7 +141,7 @@ def assert_same_as_predict(out: Path, reference, photos) -> None:
     """Every photo exactly once (top-k rows, or one error row), with predict's locations and probabilities."""
     _, preds, _ = reference
     files, rows = read_rows(out)
-    assert len(files) == -(-N_PHOTOS // SHARD)
+    assert len(files) == N_SHARDS
     assert not list(out.glob(".*")), "temporary files left behind"
     by_photo: dict[str, list] = {}
     for row in rows:
@@ -147,9 +170,29 @@ def wait_for_shards(out: Path, n: int, proc, timeout: float = 180) -> None:
     while len(list(out.glob("part-*.parquet"))) < n:
         if proc.poll() is not None:
             raise AssertionError(f"the job ended before {n} shards were written:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {n} shards after {timeout} s")
+        if time.monotonic() > deadline:  # the job goes, or it would hold the cluster's CPUs for the next tests
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise TimeoutError(f"fewer than {n} shards after {timeout} s; the job said:\n{proc.communicate()[0]}")
         time.sleep(0.2)
+
+
+def cancel_once_written(feedback, out: Path, n: int) -> threading.Thread:
+    """Cancel ``feedback`` from a thread of its own once ``n`` shards are written (the run's thread polls
+    isCanceled), leaving beside them what a writer killed mid-shard leaves: the held workers never start one."""
+    from model_utils.batch.plan import shard_path
+    from model_utils.safe_files import temp_sibling
+
+    def watch() -> None:
+        deadline = time.monotonic() + 180
+        while len(list(out.glob("part-*.parquet"))) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if out.is_dir():
+            temp_sibling(shard_path(out, N_SHARDS - 1)).touch()
+        feedback.cancel()
+
+    thread = threading.Thread(target=watch, name="test-cancel", daemon=True)
+    thread.start()
+    return thread
 
 
 # ------------------------------------------------------------------ answers and outputs
@@ -163,9 +206,9 @@ def test_cluster_job_gives_predicts_answers_as_geoparquet_with_a_density_raster(
     assert_same_as_predict(out, reference, photos)
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done"], summary["failed"], summary["total"]) == (N_PHOTOS - 2, 2, N_PHOTOS)
-    assert summary["worker_processes"] == 2  # 20 shards, 2 workers: each loaded the model once, not per shard
-    assert "198 photos done, 2 skipped" in log and "photos/s" in log
-    assert "geoclip-batch: progress 200/200" in log
+    assert summary["worker_processes"] == 2  # N_SHARDS shards, 2 workers: each loaded the model once, not per shard
+    assert f"{N_PHOTOS - 2} photos done, 2 skipped" in log and "photos/s" in log
+    assert f"geoclip-batch: progress {N_PHOTOS}/{N_PHOTOS}" in log
     not_photos = "1 .mp4 file skipped: videos are not photos (clip.mp4)"
     assert summary["not_photos"] == [not_photos] and f"not photos: {not_photos}" in log
     rows = read_rows(out)[1]
@@ -223,14 +266,16 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(cluster, r
     import psutil
 
     out = tmp_path / "run"
-    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=0.5,
+    hold = hold_after(tmp_path, 2)
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), hold=hold,
                    wait=False)
     wait_for_shards(out, 2, proc)
     workers = cluster.actors_on()
     assert workers, "no Ray Data worker process found"
     workers[0].kill()
     psutil.wait_procs(workers[:1], timeout=10)
-    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD), "the kill came after the job's end"
+    assert len(list(out.glob("part-*.parquet"))) < N_SHARDS, "the kill came after the job's end"
+    hold.unlink()
     log, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, log
     assert_same_as_predict(out, reference, photos)
@@ -240,17 +285,18 @@ def test_a_driver_killed_mid_job_is_finished_by_resume_with_the_same_output(clus
                                                                             reference, tmp_path):
     out = tmp_path / "run"
     args = geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip)
-    proc = run_job(ray_env, *args, delay=0.5, wait=False)
+    proc = run_job(ray_env, *args, hold=hold_after(tmp_path, 3), wait=False)  # the hold stays: the rest never runs
     wait_for_shards(out, 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    cluster.wait_for_no_actors()  # Ray ends the dead driver's workers: none can still finish a shard
     done_before = len(list(out.glob("part-*.parquet")))
-    assert 3 <= done_before < -(-N_PHOTOS // SHARD)
+    assert 3 <= done_before < N_SHARDS
     code, log = run_job(ray_env, *args)
     assert code == 2 and "--resume" in log  # a second run without --resume never writes over the first
     code, log = run_job(ray_env, *args, "--resume")
     assert code == 0, log
-    assert f"{done_before} of {-(-N_PHOTOS // SHARD)} shards already done" in log
+    assert f"{done_before} of {N_SHARDS} shards already done" in log
     assert_same_as_predict(out, reference, photos)
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done"], summary["failed"]) == (N_PHOTOS - 2, 2)
@@ -260,12 +306,14 @@ def test_a_worker_node_lost_mid_job_loses_nothing_and_duplicates_nothing(cluster
                                                                           reference, tmp_path):
     out = tmp_path / "run"
     node = cluster.node_ports[0]
-    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), delay=0.5,
+    hold = hold_after(tmp_path, 2)
+    proc = run_job(ray_env, *geolocate_args(cluster, str(Path(photos[0]).parent), out, tiny_clip), hold=hold,
                    wait=False)
     wait_for_shards(out, 2, proc)
     assert cluster.actors_on(node), "no worker of this job runs on the second node"
     cluster.kill_node(node)
-    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD), "the kill came after the job's end"
+    assert len(list(out.glob("part-*.parquet"))) < N_SHARDS, "the kill came after the job's end"
+    hold.unlink()
     try:
         log, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, log
@@ -357,7 +405,7 @@ def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geocl
     out = tmp_path / "archive_run"
     result = processing.runAndLoadResults("geoclip:geolocateraycluster", {
         "PHOTOS": str(Path(photos[0]).parent), "OUTPUT": str(out), "CLIP_MODEL": str(tiny_clip), "PRECISION": 1,
-        "SHARD_SIZE": 50, "TOP_K": 3}, feedback=feedback, context=context)
+        "SHARD_SIZE": 10, "TOP_K": 3}, feedback=feedback, context=context)
     log = "\n".join(feedback.lines)
     assert Path(result["DENSITY"]) == out / "density.tif"
     layers = {layer.name(): layer for layer in QgsProject.instance().mapLayers().values()}
@@ -389,18 +437,21 @@ def test_cancel_stops_the_job_on_the_cluster_and_resume_finishes_it(geoclip_prov
     params = {"ADDRESS": cluster.dashboard, "TOKEN": ray_env["RAY_AUTH_TOKEN"], "PHOTOS": str(Path(photos[0]).parent),
               "OUTPUT": str(out), "CLIP_MODEL": str(tiny_clip), "PRECISION": 1, "SHARD_SIZE": SHARD, "TOP_K": TOP_K,
               "WORKERS": 2, "CPUS_PER_WORKER": 2}
-    monkeypatch.setenv("GEOCLIP_BATCH_SHARD_DELAY_S", "1.0")  # forwarded to the job, like every GEOCLIP_* variable
-    feedback = LogFeedback(cancel_after_progress=True)  # cancels once the first shard is reported done
+    # forwarded to the job, like every GEOCLIP_* variable: once a shard is written, the others wait for the cancel
+    monkeypatch.setenv("GEOCLIP_BATCH_HOLD_FILE", str(hold_after(tmp_path, 1)))
+    feedback = LogFeedback()
+    canceler = cancel_once_written(feedback, out, 1)
     with pytest.raises(QgsProcessingException, match=r"Canceled: Ray job .* was stopped on the cluster \(STOPPED\)"):
         processing.run("geoclip:geolocateraycluster", params, feedback=feedback)
+    canceler.join(timeout=10)
     client = JobSubmissionClient(cluster.dashboard, headers={"Authorization": f"Bearer {ray_env['RAY_AUTH_TOKEN']}"})
     mine = [j for j in client.list_jobs() if f"--out {out}" in j.entrypoint]
     assert [str(j.status).rsplit(".", 1)[-1] for j in mine] == ["STOPPED"]
-    assert len(list(out.glob("part-*.parquet"))) < -(-N_PHOTOS // SHARD)
+    assert len(list(out.glob("part-*.parquet"))) < N_SHARDS
     assert not list(out.glob(".*")), "a half-written shard was left behind"
     with pytest.raises(QgsProcessingException, match="Resume"):  # the folder holds the stopped job: never overwritten
         processing.run("geoclip:geolocateraycluster", params)
-    monkeypatch.delenv("GEOCLIP_BATCH_SHARD_DELAY_S")
+    monkeypatch.delenv("GEOCLIP_BATCH_HOLD_FILE")
     processing.run("geoclip:geolocateraycluster", {**params, "RESUME": True})
     assert_same_as_predict(out, reference, photos)
 

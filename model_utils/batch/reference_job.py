@@ -124,7 +124,7 @@ class EmbedPhotoShards:
     def __call__(self, batch: dict) -> dict:
         from .workers import run_shards
 
-        return run_shards(batch, self.run_shard, self.pid)
+        return run_shards(batch, self.run_shard, self.pid, self.out)
 
     def run_shard(self, shard: int, items: list[str]) -> tuple[int, int, str]:
         from ..reference.build import BuildReport, embed_candidates

@@ -27,9 +27,13 @@ from .geoparquet import (
 )
 from .plan import density_path, regions_path, shard_path
 
-# Rehearsing failures: seconds each shard waits before it starts, so a test (or an operator trying
-# the cluster's fault handling) can kill a worker, node or driver while the job is surely running.
-REHEARSAL_DELAY_ENV = "GEOCLIP_BATCH_SHARD_DELAY_S"
+# Rehearsing failures (the tests, or an operator trying a cluster's fault handling): this variable names
+# a file holding a number N; while the file exists, no shard starts once the output folder holds N finished
+# shards. A worker, node or driver killed then surely dies mid-job, without guessing how long a job takes (a
+# fixed delay only made that likely); deleting the file lets the job go on. A count, not shard numbers:
+# Ray Data may queue a low shard behind a high one on the same worker, and nothing could ever pass then.
+REHEARSAL_HOLD_ENV = "GEOCLIP_BATCH_HOLD_FILE"
+HOLD_POLL_S = 0.05
 
 
 def _load_model(model_args: dict, gallery_ref: list, threads: int):
@@ -52,10 +56,17 @@ def _shared(value):
     return ray.get(value) if isinstance(value, ray.ObjectRef) else value
 
 
-def _delay() -> None:
-    seconds = float(os.environ.get(REHEARSAL_DELAY_ENV, "0") or 0)
-    if seconds > 0:
-        time.sleep(seconds)
+def _hold(out: Path) -> None:
+    """Wait while the rehearsal hold file (if one is set) holds new shards of the job writing to ``out``."""
+    path = os.environ.get(REHEARSAL_HOLD_ENV)
+    while path:
+        try:
+            limit = int(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # deleted (released), or no number in it: nothing is held
+            return
+        if len(list(out.glob("part-*.parquet"))) < limit:
+            return
+        time.sleep(HOLD_POLL_S)
 
 
 class GeolocateShards:
@@ -81,7 +92,7 @@ class GeolocateShards:
                                         _shared(land_ref[0]) if land_ref else None)
 
     def __call__(self, batch: dict) -> dict:
-        return run_shards(batch, self.run_shard, self.pid)
+        return run_shards(batch, self.run_shard, self.pid, self.out)
 
     def run_shard(self, shard: int, paths: list[str]) -> tuple[int, int, str]:
         from ..analysis import analyse_all
@@ -123,12 +134,12 @@ def analysis_options(levels: tuple, cell_deg: float, bandwidth_km: float, temper
                            levels=tuple(levels), land=land)
 
 
-def run_shards(batch: dict, run_shard, pid: int) -> dict:
+def run_shards(batch: dict, run_shard, pid: int, out: Path) -> dict:
     """An actor's call: each shard row of ``batch`` through ``run_shard(shard, items)`` -> (done, failed,
-    reasons); back to the driver go these counts only."""
+    reasons); back to the driver go these counts only. ``out``: the job's folder, whose shards the hold counts."""
     done, failed, reasons = [], [], []
     for shard, items in zip(batch["shard"], batch["items"]):
-        _delay()
+        _hold(out)
         ok, bad, why = run_shard(int(shard), [str(p) for p in items])
         done.append(ok)
         failed.append(bad)
@@ -159,7 +170,7 @@ class EmbedShards:
     def __call__(self, batch: dict) -> dict:
         done, failed = [], []
         for shard, ids, lat, lon in zip(batch["shard"], batch["items"], batch["lat"], batch["lon"]):
-            _delay()
+            _hold(self.out)
             ok, bad = self.run_shard(int(shard), np.asarray(ids), np.asarray(lat, float), np.asarray(lon, float))
             done.append(ok)
             failed.append(bad)
