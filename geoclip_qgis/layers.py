@@ -37,6 +37,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from .basemap import ensure_basemap
 from .compat import ACTION_OPEN_URL, RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
@@ -248,8 +249,7 @@ def run_group(project: QgsProject, name: str, run_id: str = ""):
     """
     root = project.layerTreeRoot()
     run_id = run_id or name
-    group = next((g for g in root.children() if isinstance(g, QgsLayerTreeGroup)
-                  and g.customProperty(RUN_ID_PROPERTY) == run_id), None)
+    group = run_group_of(project, run_id)
     if group is None:  # names may repeat ("Photos 12:05 (3)" twice in a minute); the run id does not
         group = root.insertGroup(0, name)
         group.setCustomProperty(RUN_ID_PROPERTY, run_id)
@@ -260,6 +260,23 @@ def run_group(project: QgsProject, name: str, run_id: str = ""):
             other.setExpanded(False)
             other.setItemVisibilityChecked(False)
     return group
+
+
+def run_group_of(project: QgsProject, run_id) -> QgsLayerTreeGroup | None:
+    """The top-level group of the run ``run_id`` (its folder), or None."""
+    return next((g for g in project.layerTreeRoot().children() if isinstance(g, QgsLayerTreeGroup)
+                 and g.customProperty(RUN_ID_PROPERTY) == str(run_id)), None)
+
+
+def in_run_group(project: QgsProject, layer) -> bool:
+    """Whether ``layer`` sits in one of GeoCLIP's groups (any run, any algorithm)."""
+    node = project.layerTreeRoot().findLayer(layer.id())
+    parent = node.parent() if node is not None else None
+    while parent is not None:
+        if isinstance(parent, QgsLayerTreeGroup) and parent.customProperty(RUN_ID_PROPERTY):
+            return True
+        parent = parent.parent()
+    return False
 
 
 def move_into_group(project: QgsProject, layer, group_name: str, run_id: str = "") -> None:
@@ -316,6 +333,9 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
         project = context.project() or QgsProject.instance()
         move_into_group(project, layer, self.group_name, self.run_id)
         refresh_legend(layer)
+        # this run's other layers may be in the project but not yet in its group
+        pending = {source.split("|")[0] for source in context.layersToLoadOnCompletion()}
+        ensure_basemap(project, lambda other: other.source().split("|")[0] in pending or in_run_group(project, other))
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,

@@ -50,15 +50,18 @@ class GeoClipDock(QgsDockWidget):
         self.tabs = QTabWidget()
         from .embeddings_tab import EmbeddingsTab
         from .geolocate_tab import GeolocateTab
+        from .results_browser import ResultsBrowser
         from .setup_tab import SetupTab
         from .text_tab import TextTab
 
         self.geolocate_tab = GeolocateTab(iface)
         self.text_tab = TextTab(iface)
+        self.results_tab = ResultsBrowser(iface)
         self.embeddings_tab = EmbeddingsTab(iface)
         self.setup_tab = SetupTab()
-        for tab, title in ((self.geolocate_tab, "Geolocate photos"), (self.text_tab, "Text query"),
-                           (self.embeddings_tab, "GPS embeddings"), (self.setup_tab, "Setup")):
+        for tab, title in ((self.geolocate_tab, tr("Geolocate photos")), (self.text_tab, tr("Text query")),
+                           (self.results_tab, tr("Results")), (self.embeddings_tab, tr("GPS embeddings")),
+                           (self.setup_tab, tr("Setup"))):
             self.tabs.addTab(scrolling(tab), title)
         for tab in self.task_tabs():
             tab.controls.model_parameters = self.setup_tab.model_parameters
@@ -102,4 +105,5 @@ class GeoClipDock(QgsDockWidget):
         """Before the plugin unloads: stop every running task and detach it from the widgets about to go."""
         for tab in self.task_tabs():
             tab.controls.shutdown()
+        self.results_tab.shutdown()
         self.setup_tab.installer.shutdown()

@@ -33,9 +33,10 @@ from model_utils.constants import WORLD_BANDWIDTH_KM
 
 from ...compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT
 from ...i18n import tr
-from ...layers import load_on_completion
+from ...run_layers import RunOutputs, load_run_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
+from ..io import run_layout
 from ..io.outputs import ensure_writable_folder, write_geotiff
 from ..io.prediction_outputs import (
     accuracy_report,
@@ -45,6 +46,7 @@ from ..io.prediction_outputs import (
     unique_stem,
     write_credible_regions,
     write_points,
+    write_raster_index,
     write_truth_lines,
 )
 from ..regional_gallery import regional_gallery
@@ -287,7 +289,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                     metadata={kind.noun: pred.source, "mass_in_extent": f"{grid.mass:.6f}",
                               "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
                               "top1_lon": f"{pred.lon[0]:.6f}"})
-                rasters.append((raster.name, kind.label(pred.source), grid.mass))
+                rasters.append((raster.name, kind.label(pred.source), pred.source))
             regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
                 if job.spec is not None and job.levels and grid.mass > 0 else []
             region_rows += [(pred.source, kind.label(pred.source), region, grid.mass) for region in regions]
@@ -306,6 +308,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     steps.setCurrentStep(3)
     truth = write_truth_lines(points_path, truth_rows, kind.label)
     has_regions = write_credible_regions(points_path, region_rows, kind.source_fields, feedback)
+    write_raster_index(points_path, rasters, kind.source_fields[0])
     if job.fit:
         calibrate(job, fit_rows, gallery, work, feedback)
     report = None
@@ -318,18 +321,12 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
     points = str(final / result["points"])
-    rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
-    group = f"GeoCLIP {kind.group_title(result)}"
-    for (_name, label, _mass), path in zip(result["rasters"], rasters):
-        load_on_completion(context, path, kind.stem(label), group, "probability", raster=True, run_id=str(final))
-    if result["regions"]:  # above the rasters, below the lines and points
-        load_on_completion(context, f"{points}|layername=credible_regions", "Credible regions", group, "regions",
-                           run_id=str(final))
-    if result["truth"]:
-        load_on_completion(context, f"{points}|layername=truth", "Error to EXIF position", group, "truth",
-                           run_id=str(final))
-    load_on_completion(context, f"{points}|layername=predictions", "Top-k predictions", group, "points",
-                       run_id=str(final))
+    rasters = [str(final / run_layout.RASTERS_FOLDER / name) for name, _, _ in result["rasters"]]
+    # what the run wrote; which of it becomes layers is decided where results load (run_layers)
+    load_run_on_completion(context, RunOutputs(
+        folder=final, group=f"GeoCLIP {kind.group_title(result)}", points=points,
+        rasters=[(kind.stem(label), path) for (_, label, _), path in zip(result["rasters"], rasters)],
+        regions=result["regions"], truth=result["truth"]))
     report = str(final / "report" / result["report"]) if result["report"] else ""
     if report:
         feedback.pushInfo(f"Accuracy report: {report}")
