@@ -183,6 +183,12 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
     points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)][0]
     assert [r.name() for r in rasters] == ["Pyramids of Giza"]  # the first query's; the other one stays on disk
     assert len(tab.controls.results["RASTERS"]) == 2
+    browser = loaded_plugin.dock.results_tab  # the queries listed; selecting one shows its raster in that layer
+    wait_for(lambda: browser.index is not None)
+    assert browser.index.source_field == "query" and browser.proxy.rowCount() == 2
+    browser.table.setCurrentIndex(browser.proxy.index(1, 0))
+    assert browser.current_row().source == "Eiffel Tower at night" and rasters[0].name() == "Eiffel Tower at night"
+    assert rasters[0].source().endswith("Eiffel_Tower_at_night.tif")
     # the points' size expression groups by query when there is no photo field
     categories = points.renderer().categories()  # one colour per query, named in the legend
     assert sorted(c.label() for c in categories) == ["Eiffel Tower at night", "Pyramids of Giza"]

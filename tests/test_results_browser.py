@@ -85,6 +85,47 @@ def assert_shows(browser, row, canvas) -> None:
     assert canvas.extent().contains(region), (canvas.extent().toString(), region.toString())
 
 
+def assert_index_matches_the_layers(folder: str, tmp_path) -> None:
+    """The browser's index (read with SQLite) says what the run's layers hold; a run folder without the rasters
+    table (written before it) or without a spatial index reads the same."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from osgeo import gdal
+
+    index = read_run(folder)
+    points = QgsVectorLayer(f"{folder}/predictions.gpkg|layername=predictions", "p", "ogr")
+    tops = {f["photo"]: f for f in points.getFeatures() if f["rank"] == 1}
+    assert [row.source for row in index.rows] == sorted(tops) and index.level == pytest.approx(0.9)
+    for row in index.rows:
+        assert (row.lat, row.lon, row.prob) == pytest.approx((tops[row.source]["lat"], tops[row.source]["lon"],
+                                                              tops[row.source]["prob"]))
+        assert gdal.Open(row.raster).GetMetadataItem("photo") == row.source
+    regions = QgsVectorLayer(f"{folder}/predictions.gpkg|layername=credible_regions", "r", "ogr")
+    for feature in regions.getFeatures():
+        if abs(feature["level"] - 0.9) < 1e-9:
+            row = next(r for r in index.rows if r.source == feature["photo"])
+            box = feature.geometry().boundingBox()
+            assert row.bbox == pytest.approx((box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()), abs=1e-3)
+            assert row.area_km2 == pytest.approx(feature["area_km2"])
+    del points, regions
+    older = tmp_path / "older_run"
+    shutil.copytree(folder, older)
+    gpkg = gdal.OpenEx(str(older / "predictions.gpkg"), gdal.OF_VECTOR | gdal.OF_UPDATE)
+    gpkg.ExecuteSQL("DROP TABLE rasters")
+    gpkg.ExecuteSQL("SELECT DisableSpatialIndex('credible_regions', 'geom')")
+    gpkg = None
+    again = read_run(older)
+    with closing(sqlite3.connect(older / "predictions.gpkg")) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "rasters" not in tables and "rtree_credible_regions_geom" not in tables
+    assert [(r.source, r.bbox is not None, r.raster.replace(str(older), folder)) for r in again.rows] == [
+        (r.source, True, r.raster) for r in index.rows]
+    for before, after in zip(index.rows, again.rows):  # the header's envelope, where the index had the R-tree's
+        assert after.bbox == pytest.approx(before.bbox, abs=1e-3)
+
+
 def test_a_run_is_a_handful_of_layers_browsed_photo_by_photo(plugin, photos, tmp_path, monkeypatch):
     results, browser = run_from_dock(plugin, photos, tmp_path / "out")
     root = QgsProject.instance().layerTreeRoot()
@@ -159,6 +200,7 @@ def test_a_run_folder_from_qgis_process_opens_as_a_handful_of_layers(plugin, pho
     # what any loader (toolbox, batch, model) would add: a handful, whatever the number of photos
     assert len(context.layersToLoadOnCompletion()) == 4
     assert QgsProject.instance().mapLayers() == {}  # nothing loaded: as qgis_process leaves it
+    assert_index_matches_the_layers(out[d.RUN_FOLDER], tmp_path)
     browser = plugin.dock.results_tab
     assert browser.open_folder(out[d.RUN_FOLDER])
     assert browser.proxy.rowCount() == N_PHOTOS

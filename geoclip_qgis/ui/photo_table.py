@@ -68,12 +68,17 @@ class PhotoTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else 5
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal or role not in (Qt.ItemDataRole.DisplayRole,
+                                                                   Qt.ItemDataRole.ToolTipRole):
             return None
         level = self.index_.level if self.index_ is not None and self.index_.level is not None else 0.9
         noun = tr("Photo") if self.index_ is None or self.index_.photos else tr("Query")
-        return (noun, tr("Top-1 lat, lon"), tr("Probability"),
-                tr("{level:.0%} region (km²)").format(level=level), tr("Error (km)"))[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (tr("The photo (or text query); double-click opens the photo"),
+                    tr("GeoCLIP's best guess: latitude, longitude"), tr("The best guess's probability"),
+                    tr("Area of the smallest region holding {level:.0%} of the probability").format(level=level),
+                    tr("Distance from the best guess to the EXIF position (photos with GPS only)"))[section]
+        return (noun, tr("Top-1"), tr("Prob."), tr("{level:.0%} km²").format(level=level), tr("Error km"))[section]
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.index_ is None:

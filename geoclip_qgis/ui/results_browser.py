@@ -19,6 +19,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMenu,
     QPushButton,
@@ -35,7 +36,7 @@ from ..layers import RUN_ID_PROPERTY
 from ..photo_view import show_all, show_photo
 from ..run_index import PhotoRow, RunFolderError, RunIndex, is_run_folder, read_run
 from ..run_layers import RunLayerError, open_run
-from .photo_table import THUMBNAIL, PhotoSortModel, PhotoTableModel
+from .photo_table import NAME, THUMBNAIL, PhotoSortModel, PhotoTableModel
 
 
 def web_map_url(template: str, lat: float, lon: float) -> str:
@@ -116,8 +117,11 @@ class ResultsBrowser(QWidget):
         table.horizontalHeader().setSortIndicator(column, order)  # -1: the run's own order
         table.setSortingEnabled(True)  # sorts by the indicator set just above
         table.horizontalHeader().sortIndicatorChanged.connect(self._sorted)
-        table.horizontalHeader().setStretchLastSection(True)
-        table.setMinimumHeight(240)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # the numbers' widths (drawn rows)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)  # the name takes the rest
+        header.setResizeContentsPrecision(0)  # sized on the rows in view, not on all 1,000
+        table.setMinimumHeight(180)
         table.selectionModel().currentRowChanged.connect(self._current_changed)
         table.doubleClicked.connect(self._double_clicked)
         table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -292,7 +292,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                 rasters.append((raster.name, kind.label(pred.source), pred.source))
             regions = region_cells(grid.values, job.spec, job.levels, density=job.density) \
                 if job.spec is not None and job.levels and grid.mass > 0 else []
-            region_rows += [(pred.source, kind.label(pred.source), region, grid.mass) for region in regions]
+            region_rows += [(pred.source, kind.label(pred.source), without_mask(r), grid.mass) for r in regions]
             truth_rows[-1]["regions"] = tuple((r.level, r.area_km2, truth_inside(r.mask, job.spec, pred.gps))
                                               for r in regions)
             widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
@@ -317,6 +317,12 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     return dict(points=points_path.name, rasters=rasters, errors=errors, n_ok=n_ok, report=report, truth=truth,
                 regions=has_regions,
                 first=kind.label(truth_rows[0]["photo"]) if truth_rows else "")
+
+
+def without_mask(region):
+    """A region as the writer needs it (its cells' boxes): its mask is a whole grid per level, and a run of 1,000
+    photos held 2 GB of them until the end."""
+    return dataclasses.replace(region, mask=None)
 
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
