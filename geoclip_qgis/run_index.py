@@ -82,21 +82,37 @@ def read_run(folder: str | Path) -> RunIndex:
         raise RunFolderError(f"{gpkg} could not be read ({exc}); is it a GeoPackage written by GeoCLIP?") from exc
 
 
+# The SQL is written out for both kinds of run (photos, queries): the table and column names are the run layout's
+# (processing/io/run_layout.py), and no query is built from strings.
+TOPS = "SELECT * FROM predictions WHERE rank = 1 ORDER BY fid"
+LEVELS = "SELECT DISTINCT level FROM credible_regions"
+RTREE = "rtree_credible_regions_geom"
+REGION_BOXES = {  # the spatial index holds each region's bounding box: no geometry is read
+    "photo": "SELECT r.photo, r.area_km2, t.minx, t.miny, t.maxx, t.maxy FROM credible_regions r "
+             "LEFT JOIN rtree_credible_regions_geom t ON t.id = r.fid WHERE abs(r.level - ?) < ?",
+    "query": "SELECT r.query, r.area_km2, t.minx, t.miny, t.maxx, t.maxy FROM credible_regions r "
+             "LEFT JOIN rtree_credible_regions_geom t ON t.id = r.fid WHERE abs(r.level - ?) < ?"}
+REGION_HEADERS = {  # without one: the envelope in each geometry's header (8 bytes, then 4 doubles)
+    "photo": "SELECT photo, area_km2, substr(geom, 1, 40) FROM credible_regions WHERE abs(level - ?) < ?",
+    "query": "SELECT query, area_km2, substr(geom, 1, 40) FROM credible_regions WHERE abs(level - ?) < ?"}
+RASTER_FILES = "SELECT * FROM rasters"
+
+
 def _read(db: sqlite3.Connection, folder: Path) -> RunIndex:
     layers = frozenset(name for (name,) in db.execute("SELECT table_name FROM gpkg_contents"))
     if layout.LAYER_PREDICTIONS not in layers:
         raise RunFolderError(f"{folder / layout.PREDICTIONS_FILE} has no '{layout.LAYER_PREDICTIONS}' layer")
-    columns = {row[1] for row in db.execute(f'PRAGMA table_info("{layout.LAYER_PREDICTIONS}")')}
-    source, name = ("photo", "photo_name") if "photo" in columns else ("query", "label")
-    tops = db.execute(f'SELECT "{source}", "{name}", lat, lon, prob, error_km FROM "{layout.LAYER_PREDICTIONS}" '
-                      "WHERE rank = 1 ORDER BY fid").fetchall()
+    db.row_factory = sqlite3.Row
+    tops = db.execute(TOPS).fetchall()
+    source, name = ("photo", "photo_name") if tops and "photo" in tops[0].keys() else ("query", "label")
+    db.row_factory = None
     level, regions = _regions(db, layers, source)
     rasters = _rasters(db, layers, source, folder)
     rows = tuple(
-        PhotoRow(source=src, name=label or src, lat=lat, lon=lon, prob=prob, error_km=error,
-                 area_km2=regions.get(src, (None, None))[0], bbox=regions.get(src, (None, None))[1],
-                 raster=rasters.get(src))
-        for src, label, lat, lon, prob, error in tops)
+        PhotoRow(source=top[source], name=top[name] or top[source], lat=top["lat"], lon=top["lon"], prob=top["prob"],
+                 error_km=top["error_km"], area_km2=regions.get(top[source], (None, None))[0],
+                 bbox=regions.get(top[source], (None, None))[1], raster=rasters.get(top[source]))
+        for top in tops)
     return RunIndex(folder=folder, source_field=source, rows=rows, level=level, layers=layers)
 
 
@@ -104,23 +120,15 @@ def _regions(db: sqlite3.Connection, layers: frozenset[str], source: str) -> tup
     """The level shown (90% when the run has it, else its widest) and per row that region's area and bbox."""
     if layout.LAYER_REGIONS not in layers:
         return None, {}
-    levels = [level for (level,) in db.execute(f'SELECT DISTINCT level FROM "{layout.LAYER_REGIONS}"')]
+    levels = [level for (level,) in db.execute(LEVELS)]
     if not levels:
         return None, {}
     level = next((lv for lv in levels if abs(lv - PREFERRED_LEVEL) < LEVEL_TOLERANCE), max(levels))
-    geom = db.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
-                      (layout.LAYER_REGIONS,)).fetchone()[0]
-    rtree = f"rtree_{layout.LAYER_REGIONS}_{geom}"
-    has_rtree = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (rtree,)).fetchone() is not None
-    if has_rtree:  # the spatial index holds each region's bounding box: no geometry is read
-        query = (f'SELECT r."{source}", r.area_km2, t.minx, t.miny, t.maxx, t.maxy FROM "{layout.LAYER_REGIONS}" r '
-                 f'LEFT JOIN "{rtree}" t ON t.id = r.fid WHERE abs(r.level - ?) < ?')
-        found = {src: (area, None if x0 is None else (x0, y0, x1, y1))
-                 for src, area, x0, y0, x1, y1 in db.execute(query, (level, LEVEL_TOLERANCE))}
-    else:  # a GeoPackage without one: the envelope in each geometry's header
-        query = f'SELECT "{source}", area_km2, "{geom}" FROM "{layout.LAYER_REGIONS}" WHERE abs(level - ?) < ?'
-        found = {src: (area, envelope(blob)) for src, area, blob in db.execute(query, (level, LEVEL_TOLERANCE))}
-    return level, found
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (RTREE,)).fetchone() is not None:
+        return level, {src: (area, None if x0 is None else (x0, y0, x1, y1))
+                       for src, area, x0, y0, x1, y1 in db.execute(REGION_BOXES[source], (level, LEVEL_TOLERANCE))}
+    return level, {src: (area, envelope(head))
+                   for src, area, head in db.execute(REGION_HEADERS[source], (level, LEVEL_TOLERANCE))}
 
 
 def envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
@@ -128,7 +136,7 @@ def envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     if not blob or len(blob) < 8 or blob[:2] != b"GP":
         return None
     flags = blob[3]
-    if (flags >> 1) & 0b111 == 0 or len(blob) < 40:
+    if (flags >> 1) & 0b111 == 0 or len(blob) < 40:  # no envelope (or not one of x and y)
         return None
     xmin, xmax, ymin, ymax = struct.unpack("<4d" if flags & 1 else ">4d", blob[8:40])
     return xmin, ymin, xmax, ymax
@@ -138,8 +146,10 @@ def _rasters(db: sqlite3.Connection, layers: frozenset[str], source: str, folder
     """Per row its raster file: the run's ``rasters`` table, or (a run written before it existed) the photo or
     query each GeoTIFF names in its metadata."""
     if layout.LAYER_RASTERS in layers:
-        return {src: str(folder / raster) for src, raster in
-                db.execute(f'SELECT "{source}", raster FROM "{layout.LAYER_RASTERS}"')}
+        db.row_factory = sqlite3.Row
+        found = {row[source]: str(folder / row["raster"]) for row in db.execute(RASTER_FILES)}
+        db.row_factory = None
+        return found
     from osgeo import gdal
 
     found = {}

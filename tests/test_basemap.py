@@ -56,3 +56,17 @@ def test_the_setup_choice_turns_it_off_or_picks_openstreetmap(qgis_new_project):
     assert osm.providerType() == "wms" and "type=xyz" in osm.source()
     assert "tile.openstreetmap.org" in osm.source() and basemap.is_basemap(osm)
     assert basemap.basemap_layer(basemap.NONE) is None
+
+
+def test_the_setup_tab_saves_the_map_choices(loaded_plugin):
+    box = loaded_plugin.dock.setup_tab.map_options
+    assert box.basemap.currentData() == basemap.WORLD and box.web_map.text() == settings.WEB_MAP_URL.default
+    box.basemap.setCurrentIndex(box.basemap.findData(basemap.OSM))
+    assert settings.BASEMAP.read() == basemap.OSM
+    box.web_map.setText("https://maps.example.org/@{lat},{lon},12z")
+    box.web_map.editingFinished.emit()
+    assert settings.WEB_MAP_URL.read() == "https://maps.example.org/@{lat},{lon},12z"
+    box.web_map.setText("https://maps.example.org/")  # no position in it: refused, said so, the last one kept
+    box.web_map.editingFinished.emit()
+    assert settings.WEB_MAP_URL.read() == "https://maps.example.org/@{lat},{lon},12z"
+    assert "{lat}" in box.web_map.toolTip()

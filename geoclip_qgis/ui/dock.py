@@ -66,6 +66,8 @@ class GeoClipDock(QgsDockWidget):
         for tab in self.task_tabs():
             tab.controls.model_parameters = self.setup_tab.model_parameters
             tab.controls.iface = iface
+        for tab in (self.geolocate_tab, self.text_tab):
+            tab.controls.finished.connect(lambda ok, _results, c=tab.controls: self.point_to_results(ok, c))
         self.setWidget(self.tabs)
         self.visibilityChanged.connect(self.fit_width_once)
 
@@ -92,6 +94,13 @@ class GeoClipDock(QgsDockWidget):
         width = min(self.form_width(), int(main.width() * self.WIDTH_SHARE))
         if self.width() < width:
             main.resizeDocks([self], [width], Qt.Orientation.Horizontal)
+
+    @guarded
+    def point_to_results(self, ok: bool, controls) -> None:
+        """After a geolocation run, where to review it photo by photo."""
+        if ok:
+            controls.append(tr("The Results tab lists every photo or query of the run: select one to see it alone "
+                               "on the map."))
 
     def index_of(self, tab: QWidget) -> int:
         """The tab index of ``tab`` (each tab sits inside a scroll area); -1 if it is not one."""

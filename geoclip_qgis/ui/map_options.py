@@ -27,8 +27,9 @@ class MapOptions(QGroupBox):
                                    "OpenStreetMap's tiles need internet access."))
         self.web_map = QLineEdit(settings.WEB_MAP_URL.read())
         self.web_map.setPlaceholderText(settings.WEB_MAP_URL.default)
-        self.web_map.setToolTip(tr("The web page a photo's position opens in (results browser, right-click): "
-                                   "{lat} and {lon} are replaced by its top-1 position. Empty: OpenStreetMap."))
+        self.web_map_tip = tr("The web page a photo's position opens in (results browser, right-click): {lat} and "
+                              "{lon} are replaced by its top-1 position. Empty: OpenStreetMap.")
+        self.web_map.setToolTip(self.web_map_tip)
         form.addRow(tr("Basemap"), self.basemap)
         form.addRow(tr("Web map"), self.web_map)
         self.basemap.currentIndexChanged.connect(self.save)
@@ -48,6 +49,7 @@ class MapOptions(QGroupBox):
                 example=settings.WEB_MAP_URL.default))
             return
         self.web_map.setStyleSheet("")
+        self.web_map.setToolTip(self.web_map_tip)
         if template:
             settings.WEB_MAP_URL.write(template)
         else:
