@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from tools.bench import add_metric, log
+from tools.bench_rss import json_child
 
 ROOT = Path(__file__).resolve().parents[1]
 N_LARGE, N_SMALL = 1000, 10
@@ -94,14 +94,8 @@ def _run_child(photos: Path, clip: Path) -> dict:
                GEOCLIP_CLIP_MODEL=str(clip), GEOCLIP_CACHE_DIR=str(inputs_dir() / "cache"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory(prefix="geoclip-bench-browser-") as work:
-        proc = subprocess.run([sys.executable, "-m", "tools.bench_browser", "--child", "--photos", str(photos),
-                               "--work", work], capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S,
-                              check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
-        raise RuntimeError(f"browser child failed (exit {proc.returncode}): {' / '.join(tail)}")
-    return json.loads(lines[-1])
+        return json_child([sys.executable, "-m", "tools.bench_browser", "--child", "--photos", str(photos),
+                           "--work", work], f"the {photos.name} run in a fresh QGIS", env, CHILD_TIMEOUT_S)
 
 
 # ---------------------------------------------------------------------------- the child: one run in a fresh QGIS
