@@ -1,5 +1,5 @@
-"""One photo (or query) of a run on the map: its raster, its regions and truth line only, its points selected,
-the map on its 90% region.
+"""One photo (or query) of a run on the map: its raster, its regions and truth line only, its points selected
+and labelled, the map on its 90% region.
 
 The run keeps one raster layer (see ``run_layers``); showing another photo points that layer at the photo's
 GeoTIFF and restyles it (its own range), so the layer tree never grows and nothing is added or removed. The
@@ -26,7 +26,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from .layers import refresh_legend, run_group, run_group_of, style_probability_raster
+from .layers import label_points, refresh_legend, run_group, run_group_of, style_probability_raster
 from .processing.io import run_layout as layout
 from .run_index import PhotoRow, RunIndex
 from .run_layers import open_run
@@ -82,6 +82,7 @@ def show_photo(project: QgsProject, canvas, index: RunIndex, row: PhotoRow) -> Q
     points = run_layer(group, index, layout.LAYER_PREDICTIONS)
     if points is not None:
         points.selectByExpression(where)
+        label_points(points, where)
     if canvas is not None:
         zoom_to(canvas, project, row, points)
     return raster
@@ -99,6 +100,7 @@ def show_all(project: QgsProject, index: RunIndex) -> None:
     points = run_layer(group, index, layout.LAYER_PREDICTIONS)
     if points is not None:
         points.removeSelection()
+        label_points(points)
 
 
 def _show_raster(project: QgsProject, group: QgsLayerTreeGroup, index: RunIndex,

@@ -152,6 +152,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
         QgsProject,
         QgsRasterLayer,
         QgsSettings,
+        QgsSymbolLayer,
     )
 
     from tools.samples.rendering import world_basemap
@@ -192,13 +193,13 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
     # the points' size expression groups by query when there is no photo field
     categories = points.renderer().categories()  # one colour per query, named in the legend
     assert sorted(c.label() for c in categories) == ["Eiffel Tower at night", "Pyramids of Giza"]
-    marker = categories[0].symbol().symbolLayer(0)
-    size = marker.dataDefinedProperties().property(marker.PropertySize).expressionString()
+    size = {category.value(): category.symbol().symbolLayer(0).dataDefinedProperties().property(
+        QgsSymbolLayer.Property.PropertySize).expressionString() for category in categories}  # one per query
     context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(points))
     sizes = {}
     for feature in points.getFeatures():
         context.setFeature(feature)
-        sizes[(feature["query"], feature["rank"])] = QgsExpression(size).evaluate(context)
+        sizes[(feature["query"], feature["rank"])] = QgsExpression(size[feature["label"]]).evaluate(context)
     assert sizes[("Pyramids of Giza", 1)] == pytest.approx(7.5)
     assert all(isinstance(v, float) and 2.5 <= v <= 7.5 for v in sizes.values())
     png = render_canvas([points, rasters[0], world_basemap()], "text_query_dock_run")

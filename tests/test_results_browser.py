@@ -10,6 +10,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsLayerTreeGroup,
+    QgsPalLayerSettings,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -20,6 +21,7 @@ from qgis.PyQt.QtGui import QGuiApplication
 from qgis.PyQt.QtTest import QTest
 
 from geoclip_qgis.basemap import is_basemap
+from geoclip_qgis.photo_view import photo_filter
 from geoclip_qgis.processing import definitions as d
 from geoclip_qgis.run_index import read_run
 from geoclip_qgis.ui import photo_table, results_browser
@@ -79,6 +81,9 @@ def assert_shows(browser, row, canvas) -> None:
     regions, points = layers["Credible regions"], layers["Top-k predictions"]
     assert {f["photo"] for f in regions.getFeatures()} == {row.source}
     assert {f["photo"] for f in points.selectedFeatures()} == {row.source} and points.selectedFeatureCount() == TOP_K
+    labels = points.labeling().settings()  # a copy, kept while a reference into it is read
+    assert labels.dataDefinedProperties().property(QgsPalLayerSettings.Property.Show).expressionString() == (
+        photo_filter(browser.index, row))  # its ranks labelled, no other photo's
     transform = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
                                        canvas.mapSettings().destinationCrs(), QgsProject.instance())
     region = transform.transformBoundingBox(QgsRectangle(*row.bbox))
@@ -143,7 +148,7 @@ def test_a_run_is_a_handful_of_layers_browsed_photo_by_photo(plugin, photos, tmp
     assert browser.proxy.rowCount() == N_PHOTOS and browser.runs.count() == 1
     names = [browser.proxy.index(i, photo_table.NAME).data() for i in range(N_PHOTOS)]
     assert names == ["paris.jpg", "photo_00.jpg", "photo_01.jpg", "photo_02.jpg", "sydney.jpg"]  # the run's order
-    assert "90% region" in browser.model.headerData(photo_table.AREA, Qt.Orientation.Horizontal)
+    assert browser.model.headerData(photo_table.AREA, Qt.Orientation.Horizontal) == "90% km²"
     # worst error first, photos without EXIF last
     browser.table.sortByColumn(photo_table.ERROR, Qt.SortOrder.DescendingOrder)
     errors = [browser.proxy.index(i, photo_table.ERROR).data(photo_table.SORT_ROLE) for i in range(N_PHOTOS)]

@@ -175,6 +175,14 @@ class DockSession:
         self.layers_drawn = len(settings.layers())
         return time.perf_counter() - start
 
+    def render_everything(self, size: tuple[int, int]) -> float:
+        """The browser's *Show all*, the map on the whole world, drawn; seconds."""
+        from qgis.core import QgsRectangle
+
+        self.dock.results_tab.show_everything()
+        self.iface.canvas.setExtent(QgsRectangle(-180, -90, 180, 90))
+        return self.render(size)
+
     def close(self) -> None:
         from qgis.core import QgsProject
 
