@@ -50,7 +50,7 @@ $(STAMP): requirements.txt requirements-dev.txt $(CONSTRAINTS) | system-deps
 	step "use Debian's pyproj (one libproj in the process with QGIS)"; \
 	  $(PY) -m pip uninstall -y -q pyproj >/dev/null 2>&1 || true; \
 	step "check imports"; \
-	  PROJ_DATA=/usr/share/proj $(PY) -c "import torch, transformers, numpy, pyproj, shapely, PIL, sklearn, qgis.core, osgeo.gdal, osgeo.gdal_array; assert pyproj.__file__.startswith('/usr/lib/python3/'), 'pyproj must come from Debian python3-pyproj, which shares the libproj of QGIS'" \
+	  PROJ_DATA=/usr/share/proj $(PY) -c "import torch, transformers, numpy, pyproj, shapely, PIL, pillow_heif, sklearn, qgis.core, osgeo.gdal, osgeo.gdal_array, importlib.metadata; importlib.metadata.version('basemap-data'); assert pyproj.__file__.startswith('/usr/lib/python3/'), 'pyproj must come from Debian python3-pyproj, which shares the libproj of QGIS'" \
 	  || fail "import check" "A package is installed but does not import; see the error above."; \
 	touch $(STAMP); echo "install complete: $(VENV)"
 

@@ -95,6 +95,7 @@ class ResultsSettings:
     regional: Setting[bool]
     levels: Setting[str]
     output: Setting[str]
+    on_land: Setting[bool]  # each gallery point's kernel on land cells (untick for photos taken at sea)
 
 
 def results_settings(tab: str) -> ResultsSettings:
@@ -105,4 +106,4 @@ def results_settings(tab: str) -> ResultsSettings:
         top_k=Setting(f"{tab}/top_k", d.DEFAULT_TOP_K), cell=Setting(f"{tab}/cell", d.DEFAULT_CELL_DEG),
         bandwidth=Setting(f"{tab}/bandwidth", 0.0), regional=Setting(f"{tab}/regional", False),
         levels=Setting(f"{tab}/levels", d.DEFAULT_CREDIBLE_LEVELS),
-        output=Setting(f"{tab}/output", str(Path.home() / "GeoCLIP")))
+        output=Setting(f"{tab}/output", str(Path.home() / "GeoCLIP")), on_land=Setting(f"{tab}/on_land", True))

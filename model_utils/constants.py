@@ -19,3 +19,8 @@ THRESHOLD_NAMES: tuple[str, ...] = ("street", "city", "region", "country", "cont
 # when none is given; the plugin's algorithms and the batch job's archive density raster share them.
 WORLD_BANDWIDTH_KM = 50.0
 DEFAULT_CELL_DEG = 0.25
+
+# Fitting a temperature on a run's geotagged photos: fewer say nothing reliable; each kept photo holds its 100K
+# gallery probabilities (0.4 MB) until the fit, so a run keeps at most this many.
+FIT_MIN_PHOTOS = 10
+FIT_MAX_PHOTOS = 400

@@ -58,14 +58,17 @@ def photos(tmp_path_factory) -> list[str]:
     from tools.samples.photos import noisy_rgb, write_gps_photo
 
     folder = tmp_path_factory.mktemp("archive")
-    for i in range(N_PHOTOS - 4):  # in sub-folders: a folder source is searched recursively
+    for i in range(N_PHOTOS - 6):  # in sub-folders: a folder source is searched recursively
         path = folder / f"day{i % 3}" / f"img_{i:03d}.jpg"
         path.parent.mkdir(exist_ok=True)
         noisy_rgb(96, 72, seed=i).save(path, quality=85)
     write_gps_photo(folder / "gps_paris.jpg", 48.8566, 2.3522, size=(96, 72))
     write_gps_photo(folder / "gps_sydney.jpg", -33.87, 151.21, size=(96, 72))
+    write_gps_photo(folder / "iphone_lisbon.HEIC", 38.7223, -9.1393, size=(96, 72), orientation=6)  # pillow-heif
+    write_gps_photo(folder / "pixel_cape_town.heif", -33.9249, 18.4241, size=(96, 72), seed=5)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     (folder / "empty.png").write_bytes(b"")
+    (folder / "day0" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # reported, never a row
     from model_utils.batch.sources import list_photos
 
     paths = list_photos(str(folder))
@@ -163,6 +166,12 @@ def test_cluster_job_gives_predicts_answers_as_geoparquet_with_a_density_raster(
     assert summary["worker_processes"] == 2  # 20 shards, 2 workers: each loaded the model once, not per shard
     assert "198 photos done, 2 skipped" in log and "photos/s" in log
     assert "geoclip-batch: progress 200/200" in log
+    not_photos = "1 .mp4 file skipped: videos are not photos (clip.mp4)"
+    assert summary["not_photos"] == [not_photos] and f"not photos: {not_photos}" in log
+    rows = read_rows(out)[1]
+    heic = {r["photo"].rsplit("/", 1)[-1]: (r["truth_lat"], r["truth_lon"]) for r in rows if r["rank"] == 1}
+    assert heic["iphone_lisbon.HEIC"] == pytest.approx((38.7223, -9.1393), abs=1e-4)  # decoded on the workers
+    assert heic["pixel_cape_town.heif"] == pytest.approx((-33.9249, 18.4241), abs=1e-4)
 
     import pyarrow.parquet as pq
 
@@ -190,8 +199,8 @@ def test_cluster_job_gives_predicts_answers_as_geoparquet_with_a_density_raster(
     from model_utils.maps.heatmap import probability_grid
 
     latlon = model.gallery.latlon
-    expected = probability_grid(latlon[:, 0], latlon[:, 1], density, GridSpec.world(0.25), 50.0).values
-    np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-7)
+    expected = probability_grid(latlon[:, 0], latlon[:, 1], density, GridSpec.world(0.25), 50.0, land=True).values
+    np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-7)  # on land by default
     ds = None
 
 
@@ -401,3 +410,18 @@ def test_without_ray_the_plugin_loads_and_the_other_algorithms_work(geoclip_prov
     result = processing.run("geoclip:placeslikehere", {"POINT": "2.35,48.85 [EPSG:4326]", "CELL_SIZE": 5.0,
                                                       "OUTPUT": str(tmp_path / "like.tif")})
     assert Path(result["OUTPUT"]).is_file()
+
+
+def test_the_land_switch_reaches_the_batch_job(geoclip_provider, tmp_path):
+    """Unticking 'Density on land only' runs the job with --over-sea; the CLI reads it as on_land=False."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    from model_utils.batch.__main__ import parser
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("geoclip:geolocateraycluster")
+    for on_land in (True, False):
+        job = alg.prepare({"PHOTOS": str(tmp_path), "OUTPUT": str(tmp_path / f"out_{on_land}"), "ON_LAND": on_land,
+                           "ADDRESS": "http://127.0.0.1:8265"}, QgsProcessingContext(), QgsProcessingFeedback())
+        assert ("--over-sea" in job.args) is not on_land
+        args = parser().parse_args(list(job.args))
+        assert args.over_sea is not on_land

@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from model_utils.analysis import prediction_regions
 from model_utils.batch.__main__ import _levels
 from model_utils.batch.plan import regions_path, shard_path
-from model_utils.batch.workers import GeolocateShards
+from model_utils.batch.workers import GeolocateShards, analysis_options
 from model_utils.maps.grid import GridSpec
-from model_utils.maps.regions import prediction_regions
 from model_utils.model.predictor import Prediction
 
 CELL_DEG, BANDWIDTH_KM = 1.0, 100.0
@@ -48,18 +48,23 @@ class FakeModel:
                              gallery_probs=probs)
 
 
-def shards(tmp_path, levels) -> GeolocateShards:
+def shards(tmp_path, levels, land=None) -> GeolocateShards:
     """The actor's state without loading GeoCLIP (its __init__ does only that besides these attributes)."""
     worker = GeolocateShards.__new__(GeolocateShards)
     worker.__dict__.update(out=tmp_path, model=FakeModel(), top_k=3, batch_size=2, pid=0, levels=tuple(levels),
-                           region_grid=GridSpec.world(cell_size=CELL_DEG), bandwidth_km=BANDWIDTH_KM, references=None)
+                           options=analysis_options(tuple(levels), CELL_DEG, BANDWIDTH_KM, 1.0, land), references=None)
     return worker
 
 
-def test_a_shard_writes_each_photos_regions_beside_its_predictions(tmp_path):
+@pytest.mark.parametrize("on_land", [False, True])
+def test_a_shard_writes_each_photos_regions_beside_its_predictions(tmp_path, on_land):
+    """The same regions as prediction_regions, with the land mask the driver shipped or over sea too."""
     import shapely
 
-    worker = shards(tmp_path, (0.5, 0.9))
+    from model_utils.maps.land import load_land_mask
+
+    land = load_land_mask(CELL_DEG) if on_land else None  # the gallery reaches the Gulf of Guinea
+    worker = shards(tmp_path, (0.5, 0.9), land)
     done, failed, _ = worker.run_shard(3, ["p0.jpg", "bad.jpg", "p2.jpg"])
     assert (done, failed) == (2, 1)
     table = pq.read_table(regions_path(tmp_path, 3))
@@ -71,7 +76,8 @@ def test_a_shard_writes_each_photos_regions_beside_its_predictions(tmp_path):
     for row in rows:
         expected = next(r for r in prediction_regions(answers[row["photo"]], fake.gallery.latlon,
                                                       GridSpec.world(cell_size=CELL_DEG), (0.5, 0.9),
-                                                      bandwidth_km=BANDWIDTH_KM) if r.level == row["level"])
+                                                      bandwidth_km=BANDWIDTH_KM, land=on_land)
+                        if r.level == row["level"])
         geometry = shapely.from_wkb(row["geometry"])
         assert geometry.equals(expected.geometry) and geometry.is_valid
         assert (row["area_km2"], row["enclosed"], row["n_parts"]) == (expected.area_km2, expected.enclosed,

@@ -59,7 +59,7 @@ def test_coverage_is_off_as_trained_and_at_the_level_after_the_fit():
     regions of the maps the user would see hold their photo's truth far less often than their level at
     T = 1 (over-confident), and at the fitted T as often as the level, to within what 250 photos allow
     (3 binomial standard errors: 0.095 at 50 %, 0.057 at 90 %)."""
-    from geoclip_qgis.processing.algorithms.calibration_step import truth_inside
+    from model_utils.analysis import truth_inside
     from model_utils.maps.grid import GridSpec
     from model_utils.maps.heatmap import probability_grid
     from model_utils.maps.regions import region_cells

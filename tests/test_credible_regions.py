@@ -105,19 +105,20 @@ def test_a_prediction_gives_its_regions_from_the_raster_the_plugin_draws():
 
     from shapely.geometry import Point
 
+    from model_utils.analysis import prediction_regions
     from model_utils.maps.heatmap import probability_grid
-    from model_utils.maps.regions import prediction_regions
 
     lat, lon = np.meshgrid(np.arange(-10.0, 10.01, 1.0), np.arange(-10.0, 10.01, 1.0), indexing="ij")
     gallery = np.column_stack([lat.ravel(), lon.ravel()])
     probs = np.exp(-0.5 * (np.hypot(gallery[:, 0] - 2, gallery[:, 1] + 3) / 2.0) ** 2)
     probs /= probs.sum()
     spec = GridSpec(-15.0, -15.0, 15.0, 15.0, cell_size=0.5)
-    got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0)
-    grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0)
-    for a, b in zip(got, credible_regions(grid.values, spec)):
-        assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
-    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat)
+    for land in (True, False):  # on land by default, as the plugin draws; over sea too for photos taken at sea
+        got = prediction_regions(SimpleNamespace(gallery_probs=probs), gallery, spec, bandwidth_km=80.0, land=land)
+        grid = probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=80.0, land=land)
+        for a, b in zip(got, credible_regions(grid.values, spec)):
+            assert a.geometry.equals(b.geometry) and a.enclosed == b.enclosed and a.area_km2 == b.area_km2
+    assert got[1].geometry.contains(Point(-3.0, 2.0))  # the peak (lon, lat), in the Gulf of Guinea
     with pytest.raises(ValueError, match="gallery_probs dropped"):
         prediction_regions(SimpleNamespace(gallery_probs=np.empty(0)), gallery, spec)
 
@@ -348,7 +349,7 @@ def test_the_accuracy_report_states_coverage_and_the_log_the_area(geoclip_provid
 
 
 def test_a_truth_is_inside_exactly_when_its_cell_is_in_the_region():
-    from geoclip_qgis.processing.algorithms.calibration_step import truth_inside as _holds
+    from model_utils.analysis import truth_inside as _holds
 
     spec = GridSpec(0.0, 0.0, 4.0, 2.0, cell_size=1.0)  # 2 rows x 4 columns, north row first
     mask = np.zeros(spec.shape, dtype=bool)

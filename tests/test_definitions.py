@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from geoclip_qgis import settings
-from geoclip_qgis.compat import FLAG_OPTIONAL
+from geoclip_qgis.compat import FLAG_OPTIONAL, NUMBER_DOUBLE
 from geoclip_qgis.processing import definitions as d
 
 # what kind of parameter a value of each Python type may fill (None: any optional parameter)
@@ -52,7 +52,7 @@ def test_every_key_a_tab_sends_is_a_parameter_of_its_algorithm_with_a_matching_t
             if kinds is not None:
                 assert isinstance(definition, kinds), f"{key}: a {type(value).__name__} for a {definition.type()}"
             if isinstance(value, float):
-                assert definition.dataType() == QgsProcessingParameterNumber.Type.Double, key
+                assert definition.dataType() == NUMBER_DOUBLE, key
             assert definition.checkValueIsAcceptable(value, context), f"{tab.ALGORITHM} refuses {key}={value!r}"
 
 

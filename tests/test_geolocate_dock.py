@@ -43,6 +43,7 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     photos = tmp_path / "photos"
     write_photos(photos, n=1)
     write_gps_photo(photos / "paris.jpg", 48.8584, 2.2945)
+    (photos / "clip.mp4").write_bytes(b"\x00")  # said in the log, by reason
     tab.folder.setFilePath(str(photos))
     tab.files.setFilePath(f'"{kauai_png()}"')
     tab.top_k.setValue(3)
@@ -53,6 +54,8 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     assert tab.controls.running
     wait_until_idle(tab.controls)
     assert tab.controls.results["N_PHOTOS"] == 3, tab.controls.log.toPlainText()
+    assert "1 .mp4 file skipped: videos are not photos (clip.mp4)" in tab.controls.log.toPlainText()
+    assert tab.results.on_land.isChecked() and tab.results.parameters()["ON_LAND"] is True  # on land by default
     groups = run_groups()
     assert len(groups) == 1
     layers = [node.layer() for node in groups[0].findLayers()]

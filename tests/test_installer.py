@@ -17,8 +17,8 @@ DIST, MODULE = "geoclip-dummy-pkg", "geoclip_dummy_pkg"
 
 
 def build_wheel(folder: Path, version: str = "0.1", dist: str = DIST, module: str = MODULE,
-                requires: tuple[str, ...] = ()) -> Path:
-    """A minimal pure-Python wheel (module, METADATA, WHEEL, RECORD with hashes)."""
+                requires: tuple[str, ...] = (), data: bytes = b"") -> Path:
+    """A minimal pure-Python wheel (module, METADATA, WHEEL, RECORD with hashes); ``data`` makes it that big."""
     folder.mkdir(parents=True, exist_ok=True)
     info = f"{module}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n" + "".join(
@@ -28,10 +28,13 @@ def build_wheel(folder: Path, version: str = "0.1", dist: str = DIST, module: st
         f"{info}/METADATA": metadata,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: geoclip-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if data:
+        files[f"{module}/data.bin"] = data
     record = []
     for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
+        raw = text if isinstance(text, bytes) else text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(raw)}")
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = "\n".join(record) + "\n"
     path = folder / f"{module}-{version}-py3-none-any.whl"

@@ -47,9 +47,9 @@ def test_top_matches_are_the_exact_nearest_in_chunks_with_exclusions(monkeypatch
 
 
 def test_fusion_sums_to_one_over_gallery_and_match_positions_and_feeds_the_raster_code():
+    from model_utils.analysis import prediction_regions
     from model_utils.maps.grid import GridSpec
     from model_utils.maps.heatmap import probability_grid
-    from model_utils.maps.regions import prediction_regions
 
     pred = geoclip_pred()
     ref_latlon = np.array([[10.0, 20.0], [10.0, 20.0], [-30.0, 150.0], [5.0, 5.0]])

@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "embeddings": ("tools.bench_embeddings", "bench_embeddings", "GPS embeddings"),
     "geonames": ("tools.bench_downstream", "bench_geonames", "Downstream classifier (GeoNames)"),
     "maps": ("tools.bench_maps", "bench_maps", "'Places like here': mass over land"),
+    "land": ("tools.bench_maps", "bench_land", "Probability on land: coastal cities, kernel cost, a coastal region"),
     "precision": ("tools.bench_precision", "bench_precision", "bf16 autocast against fp32 on the CPU"),
     "ray": ("tools.bench_ray", "bench_ray", "The Ray batch job against GeoCLIP.predict in one process"),
     "browser": ("tools.bench_browser", "bench_browser", "Reviewing a run: 1,000 photos through the dock, the results "

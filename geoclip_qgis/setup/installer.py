@@ -260,33 +260,50 @@ class Installation:
         return self._canceled.is_set()
 
     def run(self) -> bool:
-        """Install, then move the result in; False (with the reason logged) on failure or cancel."""
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir(parents=True)
+        """Install, then move the result in; False (with the reason logged) on failure or cancel. A disk too
+        small for the packages is refused up front, and one that fills up on the way is named as full."""
+        from model_utils.disk import is_disk_full
+
+        from .install_space import full_message, space_problem
+
+        problem = space_problem(self.target, self.packages)
+        if problem:
+            self.log(problem)
+            return False
         pins = self.staging.with_name(self.staging.name + ".pins.txt")
-        pins.write_text("".join(f"{pin}\n" for pin in platform_pins()), encoding="utf-8")
         try:
-            try:
-                python = python_executable()
-            except RuntimeError as exc:  # no interpreter that is QGIS's own
-                self.log(str(exc))
-                return False
-            if not self._has_pip(python):
-                return False
-            cuda_torch = self._sources(python)
-            if cuda_torch is None:
-                return False
-            commands = pip_commands(self.packages, self.staging, cuda_torch, python=python, constraints=pins)
-            for command in commands:
-                if self.canceled or not self._run_step(command):
-                    return False
-            for name in drop_platform_copies(self.staging):
-                self.log(f"Keeping QGIS's own {name} (pip's copy of the same version is not installed).")
-            self._merge()
-            return True
+            return self._install(pins)
+        except OSError as exc:
+            if not is_disk_full(exc, self.target):
+                raise
+            self.log(full_message(self.target))
+            return False
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
             pins.unlink(missing_ok=True)
+
+    def _install(self, pins: Path) -> bool:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        pins.write_text("".join(f"{pin}\n" for pin in platform_pins()), encoding="utf-8")
+        try:
+            python = python_executable()
+        except RuntimeError as exc:  # no interpreter that is QGIS's own
+            self.log(str(exc))
+            return False
+        if not self._has_pip(python):
+            return False
+        cuda_torch = self._sources(python)
+        if cuda_torch is None:
+            return False
+        commands = pip_commands(self.packages, self.staging, cuda_torch, python=python, constraints=pins)
+        for command in commands:
+            if self.canceled or not self._run_step(command):
+                return False
+        for name in drop_platform_copies(self.staging):
+            self.log(f"Keeping QGIS's own {name} (pip's copy of the same version is not installed).")
+        self._merge()
+        return True
 
     def _has_pip(self, python: str) -> bool:
         """``python -m pip --version`` before anything else: QGIS's Python often comes without pip (Debian's
@@ -361,7 +378,10 @@ class Installation:
             self.log("Canceled: nothing was installed.")
             return False
         if code != 0:
-            self.log(f"pip failed (exit {code}); nothing was installed. Last lines:\n" + "\n".join(tail))
+            from .install_space import full_message, pip_said_full
+
+            self.log(full_message(self.target) if pip_said_full(tail) else
+                     f"pip failed (exit {code}); nothing was installed. Last lines:\n" + "\n".join(tail))
             return False
         return True
 

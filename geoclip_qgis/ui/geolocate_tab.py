@@ -7,12 +7,33 @@ from qgis.PyQt.QtWidgets import QCheckBox, QWidget
 
 from .. import settings
 from ..compat import LAYER_FILTER_VECTOR
+from ..guard import guarded
 from ..i18n import tr
 from ..processing import definitions as d
 from .form_tab import FormTab
 from .results import ResultsOptions
 
 ALGORITHM = "geoclip:geolocatephotos"
+
+
+BASE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+
+
+def installed_suffixes() -> tuple[str, ...]:
+    """The photo suffixes model_utils can open here (HEIC only with pillow-heif, AVIF only with a Pillow that
+    reads it); the common ones when Pillow itself is missing (the Setup tab says so)."""
+    try:
+        from model_utils.photos.images import IMAGE_EXTENSIONS
+    except ImportError:
+        return BASE_SUFFIXES
+    return tuple(sorted(IMAGE_EXTENSIONS))
+
+
+def photo_file_filter(suffixes) -> str:
+    """A file dialog filter for these suffixes, in both cases (Linux file names are case-sensitive)."""
+    patterns = " ".join(f"*{s} *{s.upper()}" for s in suffixes)
+    photos, everything = tr("Photos"), tr("All files")  # outside the f-string: pylupdate5 extracts them here
+    return f"{photos} ({patterns});;{everything} (*)"
 
 
 class GeolocateTab(FormTab):
@@ -25,12 +46,14 @@ class GeolocateTab(FormTab):
         form = self.add_box(tr("Photos"))
         self.files = QgsFileWidget()
         self.files.setStorageMode(QgsFileWidget.StorageMode.GetMultipleFiles)
-        self.files.setFilter("Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.gif *.JPG *.JPEG *.PNG)")
+        self.files.setFilter(photo_file_filter(BASE_SUFFIXES))  # the installed formats on first show
+        self._formats_read = False
         self.files.setToolTip(tr("One or more photo files"))
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.folder.setFilePath(settings.GEOLOCATE_FOLDER.read())
-        self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, …)"))
+        self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, heic, …); files that are not photos "
+                                  "are counted by reason in the log"))
         self.recursive = QCheckBox(tr("Include subfolders"))
         self.recursive.setChecked(settings.GEOLOCATE_RECURSIVE.read())
         self.recursive.setToolTip(tr("Also geolocate photos in the folder's subfolders"))
@@ -53,6 +76,15 @@ class GeolocateTab(FormTab):
             setattr(self, name, getattr(self.results, name))  # the form's widgets, by name
         self.column.addWidget(self.results)
         self.add_controls(tr("Geolocate"))
+
+    @guarded
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """On first show, offer in the file dialog exactly the formats this QGIS's Python can open (read from
+        model_utils, which loads Pillow and pillow-heif: not while the plugin loads)."""
+        super().showEvent(event)
+        if not self._formats_read:
+            self._formats_read = True
+            self.files.setFilter(photo_file_filter(installed_suffixes()))
 
     def parameters(self) -> dict:
         """The toolbox parameters this form stands for."""

@@ -44,6 +44,11 @@ class ResultsOptions(QGroupBox):
         self.extent.clear()
         if iface is not None and iface.mapCanvas() is not None:
             self.extent.setMapCanvas(iface.mapCanvas())
+        self.on_land = QCheckBox(tr("Probability on land only (untick for photos taken at sea)"))
+        self.on_land.setChecked(saved.on_land.read())
+        self.on_land.setToolTip(tr("Each gallery point's probability is spread over land cells only (GSHHG "
+                                   "shoreline, lakes as water): coastal answers and their credible regions stay on "
+                                   "land. Untick for photos taken from ships or offshore."))
         self.density = QCheckBox(tr("Density per km² instead of mass per cell"))
         self.density.setToolTip(tr("Mass per cell sums to 1 over the world; density divides by cell area"))
         self.regional = QCheckBox(tr("Regional gallery: zoom to city scale inside the extent"))
@@ -64,6 +69,7 @@ class ResultsOptions(QGroupBox):
         form.addRow(tr("Cell size"), self.cell)
         form.addRow(tr("Bandwidth"), self.bandwidth)
         form.addRow(tr("Extent"), self.extent)
+        form.addRow("", self.on_land)
         form.addRow("", self.density)
         form.addRow("", self.regional)
         form.addRow(tr("Credible regions"), self.levels)
@@ -75,6 +81,7 @@ class ResultsOptions(QGroupBox):
             d.CELL_SIZE: self.cell.value(),
             d.BANDWIDTH_KM: self.bandwidth.value() or None,  # 0 is "auto"
             d.DENSITY: self.density.isChecked(),
+            d.ON_LAND: self.on_land.isChecked(),
             d.GALLERY: int(d.GalleryMode.REGIONAL if self.regional.isChecked() else d.GalleryMode.WORLD),
             d.CREDIBLE_LEVELS: self.levels.text().strip(),
             d.OUTPUT_FOLDER: self.output.filePath(),
@@ -93,5 +100,6 @@ class ResultsOptions(QGroupBox):
         self.saved.cell.write(self.cell.value())
         self.saved.bandwidth.write(self.bandwidth.value())
         self.saved.regional.write(self.regional.isChecked())
+        self.saved.on_land.write(self.on_land.isChecked())
         self.saved.levels.write(self.levels.text())
         self.saved.output.write(self.output.filePath())

@@ -50,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     geo.add_argument("--credible-levels", default="",
                      help="e.g. 0.5,0.9: each photo's credible regions at these levels (its raster on the --cell "
                           "world grid with the --bandwidth-km kernel), in regions-*.parquet; default: none")
+    geo.add_argument("--temperature", type=float, default=1.0,
+                     help="divides the logits before the probabilities are kept, drawn and made into regions (1: as "
+                          "trained; a value fitted on geotagged photos in QGIS, calibration.json)")
+    geo.add_argument("--over-sea", action="store_true",
+                     help="spread each photo's probability over sea too (photos taken at sea); default: the density "
+                          "raster and the credible regions keep it on land cells (GSHHG shoreline, lakes as water)")
     geo.add_argument("--references", default=None,
                      help="a reference collection's index (embed-photos' reference_index.safetensors, or one built "
                           "with model_utils.reference): each photo's answer fused with its most similar references")
@@ -70,14 +76,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _levels(text: str) -> tuple[float, ...]:
-    """'0.5,0.9' -> (0.5, 0.9); '' -> (); a bad level is a ValueError naming it."""
-    from ..maps.regions import check_levels
+    """'0.5,0.9' (or '50%,90%') -> (0.5, 0.9); '' -> (); a bad level is a ValueError naming it."""
+    from ..maps.regions import parse_levels
 
-    parts = [part for part in text.replace(";", ",").split(",") if part.strip()]
-    if not parts:
-        return ()
     try:
-        return check_levels([float(part) for part in parts])
+        return parse_levels(text)
     except ValueError as exc:
         raise ValueError(f"--credible-levels '{text}': {exc}") from exc
 
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "geolocate":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
             geolocate(args.photos, opts, top_k=args.top_k, cell_deg=args.cell, bandwidth_km=args.bandwidth_km,
-                      credible_levels=_levels(args.credible_levels), references=args.references)
+                      credible_levels=_levels(args.credible_levels), references=args.references,
+                      on_land=not args.over_sea, temperature=args.temperature)
         elif args.command == "embed-photos":
             opts.batch_size, opts.clip_model, opts.precision = args.batch_size, args.clip_model, args.precision
             embed_photos(args.photos, opts, reuse=args.reuse)

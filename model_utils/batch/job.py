@@ -19,7 +19,7 @@ import numpy as np
 from ..constants import DEFAULT_CELL_DEG, WORLD_BANDWIDTH_KM
 from ..safe_files import write_texts
 from .plan import Plan, density_path, prepare_output, remove_partial_files, shard_path
-from .sources import list_photos, read_points
+from .sources import photo_source, read_points
 
 PROGRESS_PREFIX = "geoclip-batch:"  # lines the QGIS algorithm reads for its progress bar
 DENSITY_FILE = "density.tif"
@@ -54,6 +54,7 @@ class Summary:
     reasons: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     worker_processes: int = 0  # distinct worker processes that did shards: the pool size, plus any restarts
+    not_photos: list = field(default_factory=list)  # what the photo folder held besides photos, by reason
 
     @property
     def rate(self) -> float:
@@ -64,6 +65,7 @@ class Summary:
         lines = [f"{self.kind}: {self.done} {noun} done, {self.failed} skipped, in {self.elapsed_s:.1f} s "
                  f"({self.rate:.2f} {noun}/s this run; {self.resumed_shards} of {self.shards} shards already done)"]
         lines += [f"  skipped: {n} x {why}" for why, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+        lines += [f"  not photos: {line}" for line in self.not_photos]
         lines += [f"  {name}: {path}" for name, path in self.outputs.items()]
         return "\n".join(lines)
 
@@ -106,22 +108,33 @@ def _connect(opts: JobOptions):
 
 def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = DEFAULT_CELL_DEG,
               bandwidth_km: float = WORLD_BANDWIDTH_KM, credible_levels: tuple = (),
-              references: str | None = None) -> Summary:
+              references: str | None = None, on_land: bool = True, temperature: float = 1.0) -> Summary:
     """Geolocate every photo of ``photos`` (folder, glob, manifest); GeoParquet shards + density.tif in ``out``;
     with ``credible_levels``, each photo's credible regions in regions-*.parquet beside its shard; with
-    ``references`` (a reference index), fused predictions and each photo's matches in matches-*.parquet."""
+    ``references`` (a reference index), fused predictions and each photo's matches in matches-*.parquet.
+    ``on_land``: the density raster and the regions keep each point's mass on land cells (off: photos taken at
+    sea). ``temperature`` divides the logits first: the kept probabilities, the density and the regions follow it.
+    Each photo's answer is ``model_utils.analysis.analyse``'s, as in QGIS."""
+    from ..maps.land import land_mask_or_none
     from ..model.device import pick_precision
     from ..model.geoclip import GeoCLIP
     from .workers import GeolocateShards
 
+    if not temperature > 0:
+        raise ValueError(f"--temperature must be above 0 (1: as trained), got {temperature:g}")
     start = time.monotonic()
-    paths = list_photos(photos)
+    paths, not_photos = photo_source(photos)
+    for line in not_photos:
+        say(f"not photos: {line}")
+    land = land_mask_or_none(on_land, cell_deg, say)
     model = GeoCLIP.from_pretrained(**_model_args(opts, "cpu"))
     options = {"top_k": int(top_k), "clip_model": model.clip_model, "weights": model._fingerprint,
                "precision": opts.precision}
+    if temperature != 1.0:  # only then: plans of jobs at the trained temperature stay as they were (resume)
+        options.update(temperature=float(temperature))
     if credible_levels:  # only then: plans of jobs without regions stay as they were (resume)
         options.update(credible_levels=list(credible_levels), cell_deg=float(cell_deg),
-                       bandwidth_km=float(bandwidth_km))
+                       bandwidth_km=float(bandwidth_km), on_land=bool(on_land))
     refs_args, refs_latlon = None, None
     if references:  # only then: plans of jobs without references stay as they were (resume)
         from .reference_matches import references_for_job
@@ -130,7 +143,8 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
         options.update(refs_options)
     plan = Plan.make("geolocate", paths, opts.shard_size, options)
     todo = prepare_output(Path(opts.out), plan, opts.resume)
-    summary = Summary("geolocate", total=len(paths), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo))
+    summary = Summary("geolocate", total=len(paths), shards=plan.n_shards, resumed_shards=plan.n_shards - len(todo),
+                      not_photos=list(not_photos))
     if todo:
         ray = _connect(opts)
         say(f"{PROGRESS_PREFIX} gallery: {len(model.gallery)} points, embedded once, shared through the object store")
@@ -140,10 +154,14 @@ def geolocate(photos: str, opts: JobOptions, top_k: int = 5, cell_deg: float = D
         worker_args = {"out": str(Path(opts.out).absolute()), "model_args": _model_args(opts, _device(opts)),
                        "gallery_ref": [gallery_ref], "top_k": top_k, "batch_size": opts.batch_size,
                        "threads": max(1, int(opts.cpus_per_worker)), "levels": tuple(credible_levels),
-                       "cell_deg": cell_deg, "bandwidth_km": bandwidth_km, "references": refs_args}
+                       "cell_deg": cell_deg, "bandwidth_km": bandwidth_km, "references": refs_args,
+                       "temperature": float(temperature),
+                       # the driver's mask, through the object store: the nodes need neither QGIS nor the package
+                       "land_ref": [ray.put(land)] if credible_levels and land is not None else []}
         _run_pool(ray, rows, GeolocateShards, worker_args, opts, summary, plan)
     _count_resumed(plan, opts, summary, todo)
-    summary.outputs["density"] = str(write_density(model, plan, Path(opts.out), cell_deg, bandwidth_km, refs_latlon))
+    summary.outputs["density"] = str(write_density(model, plan, Path(opts.out), cell_deg, bandwidth_km, refs_latlon,
+                                                   land))
     return _finish(summary, opts, start)
 
 
@@ -225,9 +243,10 @@ def _count_resumed(plan: Plan, opts: JobOptions, summary: Summary, todo: list[in
 
 
 def write_density(model, plan: Plan, out: Path, cell_deg: float, bandwidth_km: float,
-                  references_latlon: np.ndarray | None = None) -> Path:
+                  references_latlon: np.ndarray | None = None, land=None) -> Path:
     """The archive density raster: every photo's gallery probabilities summed (shard by shard), then
-    spread with the per-photo rasters' kernel. A cell holds the expected number of photos taken in it.
+    spread with the per-photo rasters' kernel (on ``land``'s land cells when given: the kernel is linear, so this
+    is the sum of the photos' land-aware rasters). A cell holds the expected number of photos taken in it.
     With references, the shards' vectors also hold the mass on each reference photo, after the gallery's."""
     from ..maps.geotiff import write_wgs84_geotiff
     from ..maps.grid import GridSpec
@@ -239,7 +258,7 @@ def write_density(model, plan: Plan, out: Path, cell_deg: float, bandwidth_km: f
     total = np.zeros(len(latlon), dtype=np.float64)
     for s in range(plan.n_shards):
         total += np.load(density_path(out, s))
-    grid = probability_grid(latlon[:, 0], latlon[:, 1], total, GridSpec.world(cell_deg), bandwidth_km)
+    grid = probability_grid(latlon[:, 0], latlon[:, 1], total, GridSpec.world(cell_deg), bandwidth_km, land=land)
     return write_wgs84_geotiff(grid.values, grid.spec.geotransform, out / DENSITY_FILE,
                                description="expected photos per cell (sum of every photo's probability)")
 

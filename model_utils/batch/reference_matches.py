@@ -47,10 +47,16 @@ def shard_geolocator(model, references: dict):
 
 
 def add_density(density: np.ndarray, pred, n_gallery: int) -> None:
-    """Add one photo's probability to the archive density: the gallery's part, then each matched reference's."""
-    density[:n_gallery] += pred.gallery_probs[:n_gallery]
-    for match in getattr(pred, "matches", ()):
-        density[n_gallery + match.row] += match.share
+    """Add one photo's probability to the archive density: the gallery's part, then each matched reference's
+    (its share of the references' mass, which a temperature may have changed from the match's own share)."""
+    probs = np.asarray(pred.gallery_probs, dtype=np.float64)
+    density[:n_gallery] += probs[:n_gallery]
+    matches = getattr(pred, "matches", ())
+    shares = sum(match.share for match in matches)
+    if shares > 0:
+        scale = float(probs[n_gallery:].sum()) / shares
+        for match in matches:
+            density[n_gallery + match.row] += match.share * scale
 
 
 def matches_path(out: Path, shard: int) -> Path:

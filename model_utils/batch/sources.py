@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GeoClipError
-from ..photos.folders import find_photos
+from ..photos.folders import FolderScan, scan_photos
+from ..photos.formats import skip_reason
 from ..photos.images import IMAGE_EXTENSIONS
 
 LAT_NAMES = ("lat", "latitude", "y")
@@ -26,17 +27,31 @@ class SourceError(GeoClipError):
 
 def list_photos(source: str, recursive: bool = True) -> list[str]:
     """Photo paths from a folder, a glob pattern or a Parquet manifest with a ``path`` column, sorted."""
+    return photo_source(source, recursive)[0]
+
+
+def photo_source(source: str, recursive: bool = True) -> tuple[list[str], list[str]]:
+    """(sorted photo paths, one line per kind of file a folder or pattern held besides photos, by reason)."""
     path = Path(source).expanduser()
     if path.suffix.lower() == ".parquet":
-        return sorted(_manifest_paths(path))
+        return sorted(_manifest_paths(path)), []
     if path.is_dir():
-        return [str(p) for p in find_photos(path, recursive=recursive)]
+        scan = scan_photos(path, recursive=recursive)
+        if not scan.photos:
+            raise SourceError(scan.no_photo_message())
+        return [str(p) for p in scan.photos], scan.skipped_lines()
     if glob.has_magic(source):
-        found = [p for p in glob.glob(os.path.expanduser(source), recursive=True)
-                 if Path(p).suffix.lower() in IMAGE_EXTENSIONS and not Path(p).is_dir()]
-        if not found:
-            raise SourceError(f"No photos match '{source}'. Check the pattern (e.g. '/data/**/*.jpg').")
-        return sorted(str(Path(p).absolute()) for p in found)
+        matches = [Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if not Path(p).is_dir()]
+        photos = sorted(str(p.absolute()) for p in matches if p.suffix.lower() in IMAGE_EXTENSIONS)
+        others: dict[tuple[str, str], list[Path]] = {}
+        for p in matches:
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                others.setdefault((p.suffix.lower(), skip_reason(p.suffix.lower())), []).append(p)
+        scan = FolderScan(Path(source), skipped={key: tuple(sorted(v)) for key, v in others.items()})
+        if not photos:
+            raise SourceError(f"No photos match '{source}'" + (f": {'; '.join(scan.skipped_lines())}" if others
+                              else "") + ". Check the pattern (e.g. '/data/**/*.jpg').")
+        return photos, scan.skipped_lines()
     raise SourceError(f"Photo source '{source}' is neither a folder, a glob pattern nor a .parquet manifest "
                       f"(it does not exist). Check the path.")
 

@@ -41,11 +41,15 @@ def _load_model(model_args: dict, gallery_ref: list, threads: int):
         torch.set_num_threads(threads)
     model = GeoCLIP.from_pretrained(**model_args)
     if gallery_ref:
-        import ray
-
-        shared = gallery_ref[0]
-        model.use_gallery_embeddings(ray.get(shared) if isinstance(shared, ray.ObjectRef) else shared)
+        model.use_gallery_embeddings(_shared(gallery_ref[0]))
     return model
+
+
+def _shared(value):
+    """A value the driver put in Ray's object store (or, in tests without Ray, the value itself)."""
+    import ray
+
+    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
 
 
 def _delay() -> None:
@@ -60,7 +64,8 @@ class GeolocateShards:
 
     def __init__(self, out: str, model_args: dict, gallery_ref: list, top_k: int, batch_size: int,
                  threads: int = 0, levels: tuple = (), cell_deg: float = DEFAULT_CELL_DEG,
-                 bandwidth_km: float = WORLD_BANDWIDTH_KM, references: dict | None = None) -> None:
+                 bandwidth_km: float = WORLD_BANDWIDTH_KM, references: dict | None = None,
+                 land_ref: list = (), temperature: float = 1.0) -> None:
         self.out = Path(out)
         self.model = _load_model(model_args, gallery_ref, threads)
         self.model.load_backbone()
@@ -71,27 +76,27 @@ class GeolocateShards:
             self.references = shard_geolocator(self.model, references)
         self.top_k, self.batch_size = int(top_k), int(batch_size)
         self.pid = os.getpid()
-        self.levels, self.bandwidth_km = tuple(levels), float(bandwidth_km)
-        self.region_grid = None
-        if self.levels:  # one world grid for every photo's regions
-            from ..maps.grid import GridSpec
-
-            self.region_grid = GridSpec.world(cell_size=float(cell_deg))
+        self.levels = tuple(levels)
+        self.options = analysis_options(levels, cell_deg, bandwidth_km, temperature,
+                                        _shared(land_ref[0]) if land_ref else None)
 
     def __call__(self, batch: dict) -> dict:
         return run_shards(batch, self.run_shard, self.pid)
 
     def run_shard(self, shard: int, paths: list[str]) -> tuple[int, int, str]:
+        from ..analysis import analyse_all
+        from ..maps.regions import region_polygon
         from .reference_matches import add_density, write_matches
 
         n_refs = len(self.references.collection) if self.references else 0
         density = np.zeros(len(self.model.gallery) + n_refs, dtype=np.float64)  # the gallery, then the references
         preds, reasons, regions = [], Counter(), []
-        for pred in (self.references or self.model).iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size):
-            if pred.ok:
+        predictions = (self.references or self.model).iter_predict(paths, top_k=self.top_k, batch_size=self.batch_size)
+        for analysis in analyse_all(predictions, self.model.gallery.latlon, self.options):  # as the QGIS run does
+            pred = analysis.prediction
+            if analysis.ok:
                 add_density(density, pred, len(self.model.gallery))
-                if self.levels:  # while the photo's whole distribution is still here
-                    regions += self._regions(pred)
+                regions += region_rows(pred.source, [region_polygon(cells) for cells in analysis.regions])
                 pred.gallery_probs = np.empty(0, dtype=np.float32)  # keep only the top-k
             else:
                 reasons[_reason(pred.error, pred.source)] += 1
@@ -106,12 +111,16 @@ class GeolocateShards:
         failed = sum(reasons.values())
         return len(paths) - failed, failed, "; ".join(f"{n} x {why}" for why, n in reasons.most_common())
 
-    def _regions(self, pred) -> list[dict]:
-        from ..maps.regions import prediction_regions
 
-        support = pred.support_latlon if self.references else self.model.gallery.latlon
-        found = prediction_regions(pred, support, self.region_grid, self.levels, bandwidth_km=self.bandwidth_km)
-        return region_rows(pred.source, found)
+def analysis_options(levels: tuple, cell_deg: float, bandwidth_km: float, temperature: float, land):
+    """A worker's per-photo analysis: the run's temperature, and with credible levels their raster on the world
+    grid of ``cell_deg`` (no raster otherwise: a worker writes none)."""
+    from ..analysis import AnalysisOptions
+    from ..maps.grid import GridSpec
+
+    spec = GridSpec.world(cell_size=float(cell_deg)) if levels else None
+    return AnalysisOptions(temperature=float(temperature), spec=spec, bandwidth_km=float(bandwidth_km),
+                           levels=tuple(levels), land=land)
 
 
 def run_shards(batch: dict, run_shard, pid: int) -> dict:

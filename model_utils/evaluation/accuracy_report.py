@@ -27,7 +27,7 @@ import csv
 import datetime as dt
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,12 @@ def photo_result(row: PhotoResult | Mapping[str, Any]) -> PhotoResult:
 
 
 def write_accuracy_report(rows: Iterable[PhotoResult | Mapping[str, Any]], folder: str | Path,
-                          title: str = "GeoCLIP geolocation accuracy", stem: str = "accuracy") -> ReportPaths:
+                          title: str = "GeoCLIP geolocation accuracy", stem: str = "accuracy",
+                          skipped: Sequence[str] = ()) -> ReportPaths:
     """Write the accuracy CSV, the per-photo CSV and the HTML report into ``folder`` (created if needed).
 
-    Photos without ground truth are listed but left out of every figure. Raises ValueError when
+    Photos without ground truth are listed but left out of every figure; ``skipped`` lines (files of the
+    input folder that are not photos, by reason) are listed under their own heading. Raises ValueError when
     no photo has ground truth (there is nothing to evaluate) or a coordinate is out of range.
     """
     results = [photo_result(r) for r in rows]
@@ -151,7 +153,7 @@ def write_accuracy_report(rows: Iterable[PhotoResult | Mapping[str, Any]], folde
     contents = {
         csv_path: _accuracy_csv(report, errors),
         per_photo_path: _per_photo_csv(results),
-        html_path: _html(report, results, errors, title, csv_path.name, per_photo_path.name),
+        html_path: _html(report, results, errors, title, csv_path.name, per_photo_path.name, skipped),
     }
     write_texts(contents)
     return ReportPaths(csv=csv_path, per_photo_csv=per_photo_path, html=html_path, accuracy=report)
@@ -220,7 +222,7 @@ def _fmt_km(km: float) -> str:
 
 
 def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray, title: str,
-          csv_name: str, per_photo_name: str) -> str:
+          csv_name: str, per_photo_name: str, skipped: Sequence[str] = ()) -> str:
     rows = report.as_rows()
     head = "".join(f'<th>{esc(r["name"].capitalize())}<br>{r["threshold_km"]:g} km</th>' for r in rows)
     ours = "".join(f'<td class="v">{r["percent"]:.2f}</td>' for r in rows)
@@ -255,6 +257,8 @@ def _html(report: AccuracyReport, results: list[PhotoResult], errors: np.ndarray
         coverage_html(coverage([r.regions for r in results])),
         "<h2>Per photo</h2>",
         _photo_table(results),
+        *(["<h2>Files not geolocated</h2>", "<ul>", *(f"<li>{esc(line)}</li>" for line in skipped), "</ul>"]
+          if skipped else []),
     ], extra_css=ACCURACY_CSS)
 
 

@@ -75,35 +75,31 @@ def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def parse_levels(text: str) -> tuple[float, ...]:
+    """Levels as people write them, '0.5, 0.9' or '50%, 90%' (commas or semicolons) -> (0.5, 0.9); '' -> ();
+    a bad level is a ValueError naming it."""
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return ()
+    return check_levels([float(part[:-1]) / 100 if part.endswith("%") else float(part) for part in parts])
+
+
 def credible_regions(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,
                      density: bool = False) -> list[CredibleRegion]:
     """The credible regions of a probability raster (``values`` (height, width) on ``spec``: mass per cell,
     or with ``density`` probability per km²), one per level, smallest level first, as shapely geometries."""
+    return [region_polygon(cells) for cells in region_cells(values, spec, levels, density)]
+
+
+def region_polygon(cells: RegionCells) -> CredibleRegion:
+    """A region's cells dissolved by shapely into one (multi)polygon, with a vertex every cell along its edges
+    (reprojected, parallels stay curves: see the module note)."""
     import shapely
     from shapely.geometry import box
 
-    regions = []
-    for cells in region_cells(values, spec, levels, density):
-        # vertices every cell along each edge: reprojected, parallels stay curves (see the module note)
-        geometry = shapely.segmentize(shapely.union_all([box(*b) for b in cells.boxes]), spec.cell_size)
-        regions.append(CredibleRegion(level=cells.level, geometry=geometry, enclosed=cells.enclosed,
-                                      area_km2=cells.area_km2, n_parts=len(getattr(geometry, "geoms", [geometry])),
-                                      n_cells=cells.n_cells))
-    return regions
-
-
-def prediction_regions(pred: Any, gallery_latlon: np.ndarray, spec: GridSpec,
-                       levels: Sequence[float] = DEFAULT_LEVELS, bandwidth_km: float = 50.0) -> list[CredibleRegion]:
-    """A prediction's regions (``GeoCLIP.predict``'s ``Prediction``: its ``gallery_probs`` over
-    ``gallery_latlon``), from the same smoothed raster the plugin draws; for scripts and batch jobs."""
-    from .heatmap import probability_grid
-
-    probs = np.asarray(getattr(pred, "gallery_probs", pred))
-    if probs.shape != (len(gallery_latlon),):
-        raise ValueError(f"the prediction has {probs.size} gallery probabilities but the gallery has "
-                         f"{len(gallery_latlon)} points (was gallery_probs dropped?)")
-    grid = probability_grid(gallery_latlon[:, 0], gallery_latlon[:, 1], probs, spec, bandwidth_km=bandwidth_km)
-    return credible_regions(grid.values, spec, levels)
+    geometry = shapely.segmentize(shapely.union_all([box(*b) for b in cells.boxes]), cells.cell_size)
+    return CredibleRegion(level=cells.level, geometry=geometry, enclosed=cells.enclosed, area_km2=cells.area_km2,
+                          n_parts=len(getattr(geometry, "geoms", [geometry])), n_cells=cells.n_cells)
 
 
 def region_cells(values: np.ndarray, spec: GridSpec, levels: Sequence[float] = DEFAULT_LEVELS,

@@ -69,15 +69,15 @@ def analogue_probs(model, latlon, exclude_km: float = 0.0, is_canceled: IsCancel
 
 def analogue_grid(model, latlon, spec: GridSpec, bandwidth_km: float = 50.0, exclude_km: float = 0.0,
                   density: bool = False, progress: Progress | None = None,
-                  is_canceled: IsCanceled | None = None):
+                  is_canceled: IsCanceled | None = None, land=True):
     """The analogue probabilities spread over ``spec`` with the photo rasters' geodesic kernel
-    (a ``ProbabilityGrid``: values, mass in the extent)."""
+    (a ``ProbabilityGrid``: values, mass in the extent); ``land`` as ``probability_grid`` (True: on land)."""
     from .heatmap import probability_grid
 
     probs = analogue_probs(model, latlon, exclude_km, is_canceled=is_canceled)
     gallery = model.gallery.latlon
     return probability_grid(gallery[:, 0], gallery[:, 1], probs, spec, bandwidth_km=bandwidth_km, density=density,
-                            progress=progress, is_canceled=is_canceled)
+                            progress=progress, is_canceled=is_canceled, land=land)
 
 
 def similarity_grid(model, latlon, spec: GridSpec, samples: int = 1, progress: Progress | None = None,

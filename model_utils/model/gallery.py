@@ -171,9 +171,19 @@ def gallery_embeddings(gallery: Gallery, encode: Callable[[np.ndarray], np.ndarr
             progress(done / len(gallery), f"Encoding GPS gallery '{gallery.name}': {done}/{len(gallery)}")
     try:
         write_cache(path, key, out)
-    except OSError as exc:  # costs speed next time, not this result: say so, once
-        if progress is not None:
-            progress(1.0, f"Could not save the gallery embeddings to {path.parent} ({exc.strerror or exc}): the "
-                          f"next run encodes the {len(gallery):,} points again. Choose a writable embedding "
-                          f"cache folder (Setup tab, or GEOCLIP_CACHE_DIR).")
+    except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own error for a full disk: costs speed
+        if progress is not None:  # next time, not this result: say so, once
+            progress(1.0, _unsaved_message(path.parent, exc, out.nbytes, len(gallery)))
     return out
+
+
+def _unsaved_message(folder: Path, exc: Exception, size: int, n_points: int) -> str:
+    """Why the cache was not saved (a full disk said as such) and what it costs: the next run encodes again."""
+    from ..disk import disk_full_message, is_disk_full, size_text
+
+    again = f"the next run encodes the {n_points:,} points again"
+    if is_disk_full(exc, folder, size):
+        return disk_full_message(folder, f"the gallery embeddings ({size_text(size)}) were not saved, and {again}")
+    reason = getattr(exc, "strerror", None) or exc
+    return (f"Could not save the gallery embeddings to {folder} ({reason}): {again}. Choose a writable embedding "
+            "cache folder (Setup tab, or GEOCLIP_CACHE_DIR).")

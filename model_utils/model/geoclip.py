@@ -26,7 +26,7 @@ from . import backbone
 from .device import Precision, pick_device, pick_precision, quantize_int8
 from .gallery import Gallery, default_cache_dir, gallery_embeddings
 from .location_encoder import LocationEncoder
-from .predictor import Prediction, as_list, iter_predictions, iter_text_predictions
+from .predictor import GallerySearch, ImageEncoder, Prediction, as_list, iter_predictions, iter_text_predictions
 from .weights import CLIP_DIM, MLP_SHAPES, WeightFiles, find_weights, load_logit_scale, load_state_dict, location_shapes
 
 log = logging.getLogger(__name__)
@@ -211,9 +211,19 @@ class GeoCLIP:
         self.load_backbone()
         gallery_emb = self.gallery_embeddings(is_canceled=is_canceled, gallery=gallery)
         latlon = (gallery or self.gallery).latlon
-        return iter_predictions(items, self.embed_pixels, self._processor, latlon, gallery_emb,
-                                float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
-                                max_pixels=max_pixels, progress=progress, is_canceled=is_canceled)
+        return iter_predictions(items, self.image_encoder(max_pixels), self.search(latlon, gallery_emb), top_k=top_k,
+                                batch_size=batch_size, progress=progress, is_canceled=is_canceled)
+
+    def image_encoder(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageEncoder:
+        """The loaded vision side, as the image pipeline takes it."""
+        self.load_backbone()
+        return ImageEncoder(self.embed_pixels, self._processor, max_pixels)
+
+    def search(self, latlon: np.ndarray | None = None, embeddings: torch.Tensor | None = None) -> GallerySearch:
+        """Ranking against ``latlon`` with their ``embeddings`` (default: the model's gallery)."""
+        if latlon is None:
+            latlon, embeddings = self.gallery.latlon, self.gallery_embeddings()
+        return GallerySearch(np.asarray(latlon), embeddings, float(self.logit_scale.exp()))
 
     def predict(self, images, top_k: int = 5, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,
                 progress: Progress | None = None, is_canceled: IsCanceled | None = None,
@@ -256,8 +266,8 @@ class GeoCLIP:
         items = [texts] if isinstance(texts, str) else [str(t) for t in texts]
         self.load_text_tower()
         gallery_emb = self.gallery_embeddings(is_canceled=is_canceled, gallery=gallery)
-        return iter_text_predictions(items, self.embed_texts, (gallery or self.gallery).latlon, gallery_emb,
-                                     float(self.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
+        search = self.search((gallery or self.gallery).latlon, gallery_emb)
+        return iter_text_predictions(items, self.embed_texts, search, top_k=top_k, batch_size=batch_size,
                                      progress=progress, is_canceled=is_canceled)
 
     def predict_text(self, texts: Iterable[str] | str, top_k: int = 5, batch_size: int = 32,

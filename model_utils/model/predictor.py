@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,43 @@ def _prepare(items: Sequence, start: int, processor, max_pixels: int):
     return pixels, good, bad
 
 
+@dataclass(frozen=True)
+class ImageEncoder:
+    """The image side of a model: CLIP's preprocessing (``processor``) and pixels -> unit-length GeoCLIP
+    embeddings (``embed_pixels``); photos above ``max_pixels`` are refused before decoding (decompression bombs)."""
+
+    embed_pixels: Callable[[torch.Tensor], torch.Tensor]
+    processor: Any
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class GallerySearch:
+    """What a query embedding is ranked against: the gallery's positions, their unit-length embeddings on the
+    model's device and GeoCLIP's logit scale."""
+
+    latlon: np.ndarray
+    embeddings: torch.Tensor
+    logit_scale: float
+
+    def rank(self, feats: torch.Tensor, sources: Sequence[str], top_k: int,
+             gps: Sequence | None = None) -> list[Prediction]:
+        """Unit-length query embeddings (B, 512) -> one Prediction each: softmax over the gallery, top-k
+        (``top_k`` clamped to 1..gallery size)."""
+        top_k = int(min(max(top_k, 1), len(self.latlon)))
+        with torch.inference_mode():
+            probs = (self.logit_scale * (feats @ self.embeddings.T)).float().softmax(dim=-1)
+            top = torch.topk(probs, top_k, dim=1)
+        probs_np, idx_np, val_np = probs.cpu().numpy(), top.indices.cpu().numpy(), top.values.cpu().numpy()
+        out = []
+        for row, source in enumerate(sources):
+            idx = idx_np[row]
+            out.append(Prediction(source=source, lat=self.latlon[idx, 0].astype(np.float64),
+                                  lon=self.latlon[idx, 1].astype(np.float64), prob=val_np[row], indices=idx,
+                                  gallery_probs=probs_np[row], gps=gps[row] if gps is not None else None))
+        return out
+
+
 @dataclass
 class EmbeddedBatch:
     """One batch after the backbone: the photos that decoded (input index, name, EXIF GPS) with their unit-length
@@ -79,10 +117,8 @@ class EmbeddedBatch:
 
 def iter_batches(
     items: Sequence,
-    embed_pixels: Callable[[torch.Tensor], torch.Tensor],
-    processor,
+    encoder: ImageEncoder,
     batch_size: int = 8,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
     is_canceled: IsCanceled | None = None,
     verb: str = "geolocated",
@@ -96,6 +132,7 @@ def iter_batches(
     starts = list(range(0, n, batch_size))
     failed = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoclip-decode") as pool:
+        processor, max_pixels = encoder.processor, encoder.max_pixels
         pending = pool.submit(_prepare, items[0:batch_size], 0, processor, max_pixels) if starts else None
         for i, start in enumerate(starts):
             if is_canceled is not None and is_canceled():
@@ -105,7 +142,7 @@ def iter_batches(
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
                 pending = pool.submit(_prepare, items[nxt:nxt + batch_size], nxt, processor, max_pixels)
-            yield EmbeddedBatch(good, embed_pixels(pixels) if pixels is not None else None, bad)
+            yield EmbeddedBatch(good, encoder.embed_pixels(pixels) if pixels is not None else None, bad)
             failed += len(bad)
             if progress is not None:
                 done = min(start + batch_size, n)
@@ -114,14 +151,10 @@ def iter_batches(
 
 def iter_predictions(
     items: Sequence,
-    embed_pixels: Callable[[torch.Tensor], torch.Tensor],
-    processor,
-    gallery_latlon: np.ndarray,
-    gallery_emb: torch.Tensor,
-    logit_scale: float,
+    encoder: ImageEncoder,
+    search: GallerySearch,
     top_k: int = 5,
     batch_size: int = 8,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
     is_canceled: IsCanceled | None = None,
     post: Callable[[list[Prediction], torch.Tensor], list] | None = None,
@@ -131,11 +164,11 @@ def iter_predictions(
     ``post(predictions, embeddings)`` may turn a batch's predictions into others (e.g. fused with a reference
     collection) while their embeddings are at hand.
     """
-    for batch in iter_batches(items, embed_pixels, processor, batch_size, max_pixels, progress, is_canceled):
+    for batch in iter_batches(items, encoder, batch_size, progress, is_canceled):
         results: dict[int, Prediction] = {index: Prediction(source=name, error=msg) for index, name, msg in batch.bad}
         if batch.feats is not None:
-            ranked = rank(batch.feats, [name for _, name, _ in batch.good], gallery_latlon, gallery_emb,
-                          logit_scale, top_k, gps=[gps for _, _, gps in batch.good])
+            ranked = search.rank(batch.feats, [name for _, name, _ in batch.good], top_k,
+                                 gps=[gps for _, _, gps in batch.good])
             if post is not None:
                 ranked = post(ranked, batch.feats)
             results.update(zip([index for index, _, _ in batch.good], ranked))
@@ -150,30 +183,10 @@ def progress_message(done: int, total: int, failed: int, noun: str, verb: str = 
     return text + (f", {failed} skipped" if failed else "")
 
 
-def rank(feats: torch.Tensor, sources: Sequence[str], gallery_latlon: np.ndarray, gallery_emb: torch.Tensor,
-         logit_scale: float, top_k: int, gps: Sequence | None = None) -> list[Prediction]:
-    """Unit-length query embeddings (B, 512) -> one Prediction each: softmax over the gallery, top-k
-    (``top_k`` clamped to 1..gallery size)."""
-    top_k = int(min(max(top_k, 1), len(gallery_latlon)))
-    with torch.inference_mode():
-        probs = (logit_scale * (feats @ gallery_emb.T)).float().softmax(dim=-1)
-        top = torch.topk(probs, top_k, dim=1)
-    probs_np, idx_np, val_np = probs.cpu().numpy(), top.indices.cpu().numpy(), top.values.cpu().numpy()
-    out = []
-    for row, source in enumerate(sources):
-        idx = idx_np[row]
-        out.append(Prediction(source=source, lat=gallery_latlon[idx, 0].astype(np.float64),
-                              lon=gallery_latlon[idx, 1].astype(np.float64), prob=val_np[row], indices=idx,
-                              gallery_probs=probs_np[row], gps=gps[row] if gps is not None else None))
-    return out
-
-
 def iter_text_predictions(
     texts: Sequence[str],
     embed_texts: Callable[[list[str]], torch.Tensor],
-    gallery_latlon: np.ndarray,
-    gallery_emb: torch.Tensor,
-    logit_scale: float,
+    search: GallerySearch,
     top_k: int = 5,
     batch_size: int = 32,
     progress: Progress | None = None,
@@ -187,8 +200,8 @@ def iter_text_predictions(
             raise Canceled("Canceled by the user between batches")
         chunk = [str(t) for t in texts[start:start + batch_size]]
         good = [i for i, text in enumerate(chunk) if text.strip()]
-        ranked = dict(zip(good, rank(embed_texts([chunk[i].strip() for i in good]), [chunk[i] for i in good],
-                                     gallery_latlon, gallery_emb, logit_scale, top_k))) if good else {}
+        ranked = dict(zip(good, search.rank(embed_texts([chunk[i].strip() for i in good]), [chunk[i] for i in good],
+                                            top_k))) if good else {}
         for i, text in enumerate(chunk):
             yield ranked.get(i) or Prediction(source=text, error=f"Query {start + i + 1} is empty: type a place, "
                                                                  "landmark or scene description.")

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import GeoClipError
 from .exif import gps_from_exif, safe_exif, taken_from_exif
+from .formats import register_optional_decoders
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ _OPTIONAL_FORMATS: dict[str, tuple[str, ...]] = {
 
 
 def _available_formats() -> dict[str, tuple[str, ...]]:
+    register_optional_decoders()  # pillow-heif's HEIC/HEIF opener, when installed
     Image.init()  # registers every bundled plugin, so Image.OPEN is complete
     formats = dict(_BASE_FORMATS)
     formats.update({fid: exts for fid, exts in _OPTIONAL_FORMATS.items() if fid in Image.OPEN})

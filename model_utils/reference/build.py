@@ -212,8 +212,8 @@ def _embed(model, rows: list[ReferenceRow], report: BuildReport, batch_size: int
     todo = [r for r in rows if r.embedding is None]
     if not todo:
         return
-    for batch in iter_batches([r.path for r in todo], model.embed_pixels, model.processor, batch_size, max_pixels,
-                              progress, is_canceled, verb="embedded"):
+    for batch in iter_batches([r.path for r in todo], model.image_encoder(max_pixels), batch_size, progress,
+                              is_canceled, verb="embedded"):
         report.failed += [(todo[index].path, message) for index, _, message in batch.bad]
         if batch.feats is not None:
             feats = batch.feats.float().cpu().numpy().reshape(-1, EMBED_DIM)

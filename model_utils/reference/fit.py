@@ -204,14 +204,11 @@ def geoclip_top1(model, embeddings: np.ndarray, chunk: int = QUERY_CHUNK) -> tup
     """GeoCLIP's own best guess (lat, lon) and its probability for each image embedding (no backbone run)."""
     import torch
 
-    from ..model.predictor import rank
-
-    gallery_emb = model.gallery_embeddings()
-    latlon, scale = model.gallery.latlon, float(model.logit_scale.exp())
+    search = model.search()
     guess, prob = np.zeros((len(embeddings), 2)), np.zeros(len(embeddings))
     for start in range(0, len(embeddings), chunk):
-        feats = torch.from_numpy(np.ascontiguousarray(embeddings[start:start + chunk])).to(gallery_emb.device)
-        for i, pred in enumerate(rank(feats, [""] * len(feats), latlon, gallery_emb, scale, 1), start):
+        feats = torch.from_numpy(np.ascontiguousarray(embeddings[start:start + chunk])).to(search.embeddings.device)
+        for i, pred in enumerate(search.rank(feats, [""] * len(feats), 1), start):
             guess[i], prob[i] = (pred.lat[0], pred.lon[0]), pred.prob[0]
     return guess, prob
 

@@ -94,9 +94,8 @@ class ReferenceGeolocator:
         model = self.model
         gallery_emb = model.gallery_embeddings(is_canceled=is_canceled)
         self._gallery_latlon, self._top_k = np.asarray(model.gallery.latlon), int(top_k)
-        return iter_predictions(items, model.embed_pixels, model.processor, self._gallery_latlon, gallery_emb,
-                                float(model.logit_scale.exp()), top_k=top_k, batch_size=batch_size,
-                                max_pixels=max_pixels, progress=progress, is_canceled=is_canceled,
+        return iter_predictions(items, model.image_encoder(max_pixels), model.search(self._gallery_latlon, gallery_emb),
+                                top_k=top_k, batch_size=batch_size, progress=progress, is_canceled=is_canceled,
                                 post=self.fuse_batch)
 
     def predict(self, images, top_k: int = 5, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -45,18 +45,9 @@ def write_photo_set(folder: Path, n: int, seed: int = 0, size=(160, 120), gps_ev
     return paths
 
 
-def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: int = 1) -> Path:
-    """A JPEG with EXIF GPS (degrees/minutes/seconds rationals and N/S/E/W refs)."""
-    rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
-    img = Image.fromarray(arr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, exif=gps_exif(lat, lon), quality=90)
-    return path
-
-
-def gps_exif(lat: float, lon: float) -> Image.Exif:
-    """EXIF holding a GPS position as cameras write it: degrees, minutes, seconds and N/S/E/W."""
+def gps_exif(lat: float, lon: float, orientation: int | None = None) -> Image.Exif:
+    """EXIF holding a GPS position as cameras write it (degrees, minutes, seconds and N/S/E/W) and, if given, an
+    orientation."""
     exif = Image.Exif()
 
     def dms(value: float):
@@ -67,7 +58,30 @@ def gps_exif(lat: float, lon: float) -> Image.Exif:
         return (d, m, round(s, 4))
 
     exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)}
+    if orientation is not None:
+        exif[0x0112] = orientation
     return exif
+
+
+def write_gps_photo(path: Path, lat: float, lon: float, size=(256, 192), seed: int = 1,
+                    orientation: int | None = None) -> Path:
+    """A photo with EXIF GPS (and an orientation flag if given), in the format of ``path``'s suffix: JPEG, or
+    HEIC / HEIF written by pillow-heif as an iPhone does (the orientation becomes the file's rotation)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+    if orientation is not None:  # a red top-left corner shows where the orientation put it
+        arr[: size[1] // 4, : size[0] // 4] = (255, 0, 0)
+    img = Image.fromarray(arr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = gps_exif(lat, lon, orientation)
+    if path.suffix.lower() in (".heic", ".heif"):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        img.save(path, format="HEIF", exif=exif.tobytes(), quality=90)
+    else:
+        img.save(path, exif=exif, quality=90)
+    return path
 
 
 def rgb_at(photo, x: int, y: int) -> tuple[int, int, int]:

@@ -23,10 +23,10 @@ from qgis.core import (
 from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
 from ...i18n import tr
 from .. import definitions as d
+from .. import geolocation
 from ..base import GeoClipAlgorithm
+from ..geolocation import InputKind
 from ..io.geometry import layer_folder, photo_path
-from . import geolocation
-from .geolocation import InputKind
 
 PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
 
@@ -55,7 +55,10 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "with GeoCLIP's 100,000-point GPS gallery, giving a probability for every gallery point.\n\n"
             "Photos: pick files, a folder (optionally with its subfolders), and/or a point layer whose "
             "field holds photo paths (e.g. from 'Import geotagged photos'; selected features only is "
-            "available on that input). Bad or missing photos are reported and skipped; the others finish.\n\n"
+            "available on that input). JPEG, PNG, TIFF, WebP, BMP, GIF, HEIC/HEIF (iPhone; needs pillow-heif) and AVIF "
+            "photos are read with their EXIF orientation and GPS. Bad or missing photos are reported and skipped; "
+            "the others finish. Files of the folder that are not photos (videos, RAW, HEIC without its decoder, …) "
+            "are counted by reason in the log, the run summary and the report.\n\n"
             "Outputs, in a new subfolder of the output folder (never overwriting earlier runs):\n"
             "• one probability raster per photo (GeoTIFF, EPSG:4326, float32): the GeoCLIP probability "
             "mass in each cell, spread from the gallery points with a Gaussian kernel of the given "
@@ -77,7 +80,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         files = QgsProcessingParameterMultipleLayers(
             d.PHOTOS, tr("Photo files"), layerType=SOURCE_FILE, optional=True)
-        files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, …)")
+        files.setHelp("Photo files (JPEG, PNG, TIFF, WebP, HEIC/HEIF, AVIF, …)")
         self.addParameter(files)
         self.addParameter(QgsProcessingParameterFile(
             d.FOLDER, tr("Folder of photos"), behavior=FILE_FOLDER, optional=True))
@@ -99,26 +102,29 @@ class GeolocatePhotos(GeoClipAlgorithm):
                     or parameters.get(d.PHOTO_LAYER) not in (None, ""))
 
     # ------------------------------------------------------------------ inputs -> plain data
-    def inputs(self, parameters, context, feedback) -> list[str]:
+    def inputs(self, parameters, context, feedback):
+        """The photo paths, and the folder's scan (None without a folder): what it left out is said here."""
         paths = [str(p) for p in self.parameterAsFileList(parameters, d.PHOTOS, context) if str(p).strip()]
         folder = self.parameterAsFile(parameters, d.FOLDER, context)
+        scan = None
         if folder:
             from model_utils.errors import GeoClipError
-            from model_utils.photos.folders import find_photos
+            from model_utils.photos.folders import scan_photos
 
             try:
-                found = find_photos(folder, recursive=self.parameterAsBool(parameters, d.RECURSIVE, context))
+                scan = scan_photos(folder, recursive=self.parameterAsBool(parameters, d.RECURSIVE, context))
             except GeoClipError as exc:
                 raise QgsProcessingException(str(exc)) from exc
-            if not found:
-                feedback.reportError(f"No photos (jpg, png, tif, webp, …) found in folder {folder}", False)
-            paths.extend(str(p) for p in found)
+            paths.extend(str(p) for p in scan.photos)
         source = self.parameterAsSource(parameters, d.PHOTO_LAYER, context)
         if source is not None:
             paths.extend(self._layer_paths(source, parameters, context, feedback))
         if not paths:
-            raise QgsProcessingException(self.NO_INPUT)
-        return paths
+            raise QgsProcessingException(scan.no_photo_message() if scan is not None else self.NO_INPUT)
+        if scan is not None:  # every file left out, by reason (or why the folder gave none), in the log
+            for line in scan.skipped_lines() if scan.photos else [scan.no_photo_message()]:
+                feedback.reportError(line, False)
+        return paths, scan
 
     def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
         names = source.fields().names()
@@ -148,8 +154,8 @@ class GeolocatePhotos(GeoClipAlgorithm):
 
     # ------------------------------------------------------------------ run
     def prepare(self, parameters, context, feedback) -> geolocation.GeolocationJob:
-        return geolocation.prepare(self, self.KIND, self.inputs(parameters, context, feedback), parameters, context,
-                                   feedback)
+        paths, scan = self.inputs(parameters, context, feedback)
+        return geolocation.prepare(self, self.KIND, paths, parameters, context, feedback, scan=scan)
 
     def process(self, parameters, context, feedback) -> dict:
         return geolocation.run(self, self.KIND, self.job, context, feedback)

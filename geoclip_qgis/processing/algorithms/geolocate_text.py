@@ -17,9 +17,9 @@ from qgis.core import (
 
 from ...i18n import tr
 from .. import definitions as d
+from .. import geolocation
 from ..base import GeoClipAlgorithm
-from . import geolocation
-from .geolocation import InputKind
+from ..geolocation import InputKind
 
 MAX_QUERIES = 10_000
 LABEL_CHARS = 60

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsCsException,
     QgsFeatureRequest,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -63,6 +64,7 @@ class SimilarityJob:
     bandwidth_km: float  # analogue mode: the kernel
     exclude_km: float  # analogue mode: gallery points this close to the query are left out
     model_choices: tuple[tuple[str, Any], ...]
+    on_land: bool = True  # analogue mode: each gallery point's kernel renormalised over land cells
 
 
 class PlacesLikeHere(GeoClipAlgorithm):
@@ -112,6 +114,11 @@ class PlacesLikeHere(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             d.BANDWIDTH_KM, tr("Kernel bandwidth (km; probability answer)"), NUMBER_DOUBLE,
             defaultValue=d.WORLD_BANDWIDTH_KM, minValue=0.0, maxValue=5000.0))
+        on_land = QgsProcessingParameterBoolean(
+            d.ON_LAND, tr("Probability on land only (probability answer)"), defaultValue=True)
+        on_land.setHelp("Each gallery point's kernel is renormalised over land cells (GSHHG shoreline, lakes as "
+                        "water), so look-alikes on coasts keep their mass on land. Untick to spread over sea too.")
+        self.addParameter(on_land)
         self.addParameter(QgsProcessingParameterNumber(
             d.CELL_SIZE, tr("Cell size (degrees)"), NUMBER_DOUBLE, defaultValue=1.0, minValue=0.01, maxValue=10.0))
         samples = QgsProcessingParameterNumber(
@@ -176,20 +183,23 @@ class PlacesLikeHere(GeoClipAlgorithm):
             samples=self.parameterAsInt(parameters, d.SAMPLES, context),
             bandwidth_km=self.parameterAsDouble(parameters, d.BANDWIDTH_KM, context),
             exclude_km=self.parameterAsDouble(parameters, d.EXCLUDE_KM, context),
-            model_choices=tuple(sorted(self.model_choices(parameters, context).items())))
+            model_choices=tuple(sorted(self.model_choices(parameters, context).items())),
+            on_land=self.parameterAsBool(parameters, d.ON_LAND, context))
 
     def process(self, parameters, context, feedback):
         job: SimilarityJob = self.job
         model = self.load_model(dict(job.model_choices), feedback)
         from model_utils.errors import Canceled, GeoClipError
+        from model_utils.maps.land import land_mask_or_none
         from model_utils.maps.similarity import analogue_grid, similarity_grid
 
         steps = stages(feedback, 2)  # the grid, then its GeoTIFF (the similarity quantile is over every cell)
         progress, is_canceled = progress_callbacks(steps)
         try:
             if job.mode == SimilarityMode.ANALOGUES:
+                land = land_mask_or_none(job.on_land, job.spec.cell_size, lambda t: feedback.reportError(t, False))
                 grid = analogue_grid(model, list(job.points), job.spec, bandwidth_km=job.bandwidth_km,
-                                     exclude_km=job.exclude_km, progress=progress, is_canceled=is_canceled)
+                                     exclude_km=job.exclude_km, progress=progress, is_canceled=is_canceled, land=land)
                 values = grid.values
             else:
                 values = similarity_grid(model, list(job.points), job.spec, samples=job.samples, progress=progress,
@@ -220,7 +230,7 @@ class PlacesLikeHere(GeoClipAlgorithm):
         if job.mode == SimilarityMode.ANALOGUES:
             write_geotiff(values, job.spec.geotransform, job.out, description="probability mass per cell",
                           metadata={**common, "mode": "analogues", "exclude_km": f"{job.exclude_km:g}",
-                                    "bandwidth_km": f"{job.bandwidth_km:g}"})
+                                    "bandwidth_km": f"{job.bandwidth_km:g}", "on_land": "yes" if job.on_land else "no"})
             feedback.pushInfo(f"Places like {job.name}: probability over GeoCLIP's photo locations, "
                               f"{values.sum():.3f} of it in the extent; the most likely cell holds {values.max():.4f}.")
             return

@@ -1,10 +1,10 @@
 """``geoclip:geolocateraycluster``: geolocate a photo archive as a Ray job, locally or on a cluster.
 
 The job is ``python -m model_utils.batch geolocate`` submitted through Ray's Job Submission API (see
-``model_utils.batch.submit``); this algorithm follows its log and progress, stops it on Cancel, and
-loads its results: the top-1 points (converted from GeoParquet to GeoPackage, which every QGIS reads)
-and the archive density raster. Ray is optional: without it this algorithm explains what to install
-and every other one works as before.
+``model_utils.batch.submit``); this algorithm follows its log and progress, stops it on Cancel, and loads its
+results: the top-1 points and the credible regions (layers of one GeoPackage, which every QGIS reads) and the
+archive density raster. Each photo's answer (temperature, raster, regions) is ``model_utils.analysis``'s, as in a
+local run. Ray is optional: without it this algorithm explains what to install and every other one works as before.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from ...i18n import tr
 from ...layers import load_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm
+from ..geolocation.parameters import parse_levels
+from ..io.ray_outputs import ray_results
 
 POLL_SECONDS = 1.0
-TOP1_FILE = "top1.gpkg"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ class GeolocateRayCluster(GeoClipAlgorithm):
             "On a cluster, the photos, the output folder and a local CLIP backbone folder must be visible to "
             "the cluster's nodes under the same paths (shared storage). Cancel stops the job on the cluster; "
             "finished shards are kept, and a run with 'Resume' on the same folder finishes the job.\n\n"
+            "HEIC / HEIF photos are decoded on the nodes like JPEGs (they need pillow-heif); files of the folder that "
+            "are not photos are counted by reason in the log and summary.json. The density raster and the regions keep "
+            "each photo's probability on land cells unless 'on land only' is unticked (photos taken at sea).\n\n"
+            "Credible regions and temperature work as in 'Geolocate photos' (each photo's answer is computed by the "
+            "same code on the workers): the regions come from each photo's raster on the world grid of the density "
+            "raster's cells and load as outlines above it; a temperature fitted there can be used here.\n\n"
             "Needs Ray in QGIS's Python: pip install 'ray[data,default]'.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
@@ -91,6 +98,9 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         self.addParameter(gpus)
         self.addParameter(QgsProcessingParameterBoolean(
             d.RESUME, tr("Resume the job already in the output folder"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            d.ON_LAND, tr("Density and regions on land only (untick for photos taken at sea)"), defaultValue=True))
+        add_answer_parameters(self)
         advanced = [
             QgsProcessingParameterNumber(d.CPUS_PER_WORKER, tr("CPU cores per worker"), NUMBER_DOUBLE, defaultValue=1.0,
                                          minValue=0.1, maxValue=256.0),
@@ -144,6 +154,8 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         weights = settings.resolve(settings.WEIGHTS, self.parameterAsString(parameters, d.WEIGHTS, context))
         args += (["--clip-model", clip] if clip else []) + (["--weights", weights] if weights else [])
         args += ["--resume"] if resume else []
+        args += [] if self.parameterAsBoolean(parameters, d.ON_LAND, context) else ["--over-sea"]
+        args += answer_arguments(self, parameters, context)
         address = self.parameterAsString(parameters, d.ADDRESS, context).strip()
         python = ""
         if not address:
@@ -167,14 +179,18 @@ class GeolocateRayCluster(GeoClipAlgorithm):
         except (RuntimeError, ConnectionError) as exc:  # what Ray's HTTP client raises when the dashboard goes away
             raise QgsProcessingException(f"Lost contact with the Ray cluster: {exc}. The job may still run there; "
                                          f"its finished shards stay in {run.out} (run again with 'Resume').") from None
-        points = self._top1_points(run.out, feedback)
+        points, has_regions = ray_results(run.out, feedback)
         density = run.out / "density.tif"
         group = f"GeoCLIP Ray {run.out.name}"
+        if has_regions:  # above the density raster, below the points: as a local run's
+            load_on_completion(context, f"{points}|layername=credible_regions", "Credible regions", group, "regions")
         if points is not None:
-            load_on_completion(context, str(points), "Top-1 locations", group, "archive", output_name=d.POINTS)
+            load_on_completion(context, f"{points}|layername=predictions", "Top-1 locations", group, "archive",
+                               output_name=d.POINTS)
         load_on_completion(context, str(density), "Archive density (photos per cell)", group, "probability",
                            output_name=d.DENSITY_RASTER, raster=True)
-        return {d.OUTPUT: str(run.out), d.POINTS: str(points or ""), d.DENSITY_RASTER: str(density)}
+        return {d.OUTPUT: str(run.out), d.POINTS: f"{points}|layername=predictions" if points else "",
+                d.DENSITY_RASTER: str(density)}
 
     @staticmethod
     def _run_job(run: ClusterRun, feedback) -> None:
@@ -216,45 +232,27 @@ class GeolocateRayCluster(GeoClipAlgorithm):
             if head is not None:
                 head.stop()
 
-    @staticmethod
-    def _top1_points(out: Path, feedback) -> Path | None:
-        """The best guess of every geolocated photo, GeoParquet -> GeoPackage (Debian 12's GDAL reads no
-        Parquet), batch by batch; written beside the shards, replacing an earlier run's copy of the same job."""
-        import pyarrow.parquet as pq
 
-        from model_utils.safe_files import atomic_path
-
-        from ..io.prediction_outputs import points_writer
-
-        shards = sorted(out.glob("part-*.parquet"))
-        target = out / TOP1_FILE
-        with atomic_path(target) as tmp:
-            writer, fields, _ = points_writer(tmp, ("photo", "photo_name"))
-            try:
-                count = write_top1(writer, fields, (pq.ParquetFile(s) for s in shards))
-            finally:
-                del writer  # closes the GeoPackage before it is renamed
-        feedback.pushInfo(f"Top-1 points of {count} photo(s) written to {target}")
-        return target if count else None
+def add_answer_parameters(alg: GeoClipAlgorithm) -> None:
+    """Credible levels and temperature, as the local geolocation run takes them (the job's workers run the same
+    per-photo analysis)."""
+    levels = QgsProcessingParameterString(d.CREDIBLE_LEVELS, tr("Credible regions at these levels (empty: none)"),
+                                          defaultValue=d.DEFAULT_CREDIBLE_LEVELS, optional=True)
+    levels.setHelp("Per photo, the smallest area holding that share of its probability (on the world grid of the "
+                   "density raster's cells), loaded as outlines like a local run's. Levels between 0 and 1 (or 50%, "
+                   "90%), separated by commas; empty: none.")
+    alg.addParameter(levels)
+    temperature = QgsProcessingParameterNumber(
+        d.TEMPERATURE, tr("Temperature on the logits (1: as trained; from a fit on your geotagged photos)"),
+        NUMBER_DOUBLE, defaultValue=d.DEFAULT_TEMPERATURE, minValue=0.05, maxValue=20.0)
+    temperature.setHelp("Spreads (above 1) or sharpens (below 1) each photo's probabilities before they are kept, "
+                        "summed into the density and made into regions; 'Geolocate photos' can fit it.")
+    alg.addParameter(temperature)
 
 
-def write_top1(writer, fields, shards) -> int:
-    """Rank-1 rows of the shards (pyarrow ParquetFiles) as point features, read a batch at a time."""
-    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY
-
-    columns = ["photo", "rank", "prob", "lat", "lon", "truth_lat", "truth_lon", "error_km"]
-    count = 0
-    for shard in shards:
-        for batch in shard.iter_batches(batch_size=4096, columns=columns):
-            for row in batch.to_pylist():
-                if row["rank"] != 1:
-                    continue
-                feature = QgsFeature(fields)
-                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["lon"], row["lat"])))
-                feature.setAttributes([row["photo"], Path(row["photo"]).name, 1, row["prob"], row["lat"], row["lon"],
-                                       row["truth_lat"], row["truth_lon"], row["error_km"]])
-                if not writer.addFeature(feature):
-                    raise QgsProcessingException(f"Could not write the point of {row['photo']}: "
-                                                 f"{writer.errorMessage()}")
-                count += 1
-    return count
+def answer_arguments(alg: GeoClipAlgorithm, parameters, context) -> list[str]:
+    """The batch job's --credible-levels and --temperature for the parameters (a bad level is refused here)."""
+    levels = parse_levels(alg.parameterAsString(parameters, d.CREDIBLE_LEVELS, context))
+    temperature = alg.parameterAsDouble(parameters, d.TEMPERATURE, context) or d.DEFAULT_TEMPERATURE
+    return ((["--credible-levels", ",".join(f"{level:g}" for level in levels)] if levels else [])
+            + (["--temperature", f"{temperature:g}"] if temperature != d.DEFAULT_TEMPERATURE else []))

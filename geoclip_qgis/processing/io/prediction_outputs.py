@@ -107,6 +107,27 @@ def region_geometry(boxes: list[tuple[float, float, float, float]], step: float)
 MASS_NOTE_BELOW = 0.99  # a raster holding less of the model's probability than this gets a note in the log
 
 
+def write_region_layer(path: Path, regions, source_fields: tuple[str, str]) -> int:
+    """Layer ``credible_regions`` of a GeoPackage from ``regions``: (source, label, QgsGeometry, level, area km²,
+    enclosed, raster_mass) each; returns how many were written. The one layout of every run's regions."""
+    writer, fields = _layer_writer(path, "credible_regions", [
+        (source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), ("level", FieldType.DOUBLE),
+        ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE),
+        ("raster_mass", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
+    count = 0
+    for source, label, geometry, level, area_km2, enclosed, raster_mass in regions:
+        geometry.convertToMultiType()
+        feature = QgsFeature(fields)
+        feature.setGeometry(geometry)
+        feature.setAttributes([source, label, level, area_km2, geometry.constGet().numGeometries(), enclosed,
+                               raster_mass])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not write the credible region of {source}: {writer.errorMessage()}")
+        count += 1
+    del writer  # closes the layer
+    return count
+
+
 def write_credible_regions(path: Path, rows: list[tuple[str, str, object, float]], source_fields: tuple[str, str],
                            feedback=None) -> bool:
     """Layer ``credible_regions`` of the run's GeoPackage: per input and level its region (model_utils
@@ -115,19 +136,9 @@ def write_credible_regions(path: Path, rows: list[tuple[str, str, object, float]
     the world; for a smaller extent the regions are conditional on it, which the log says once)."""
     if not rows:
         return False
-    writer, fields = _layer_writer(path, "credible_regions", [
-        (source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), ("level", FieldType.DOUBLE),
-        ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE),
-        ("raster_mass", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
-    for source, label, region, raster_mass in rows:
-        geometry = region_geometry(region.boxes, region.cell_size)
-        feature = QgsFeature(fields)
-        feature.setGeometry(geometry)
-        feature.setAttributes([source, label, region.level, region.area_km2, geometry.constGet().numGeometries(),
-                               region.enclosed, raster_mass])
-        if not writer.addFeature(feature):
-            raise QgsProcessingException(f"Could not write the credible region of {source}: {writer.errorMessage()}")
-    del writer  # closes the layer
+    write_region_layer(path, ((source, label, region_geometry(region.boxes, region.cell_size), region.level,
+                               region.area_km2, region.enclosed, raster_mass)
+                              for source, label, region, raster_mass in rows), source_fields)
     least = min(mass for *_, mass in rows)
     if feedback is not None and least < MASS_NOTE_BELOW:
         feedback.pushInfo(f"Credible regions are shares of each raster's own probability: the raster extent holds "
@@ -176,11 +187,12 @@ def write_points(writer, fields: QgsFields, pred, label: str) -> None:
             raise QgsProcessingException(f"Could not write the prediction for {pred.source}: {writer.errorMessage()}")
 
 
-def accuracy_report(rows: list[dict], folder: Path, feedback) -> str:
-    """Write report/accuracy.{csv,html} (+ per_photo.csv) and return the HTML file name."""
+def accuracy_report(rows: list[dict], folder: Path, feedback, skipped: tuple[str, ...] = ()) -> str:
+    """Write report/accuracy.{csv,html} (+ per_photo.csv; the ``skipped`` lines of the folder scan listed too)
+    and return the HTML file name."""
     from model_utils.evaluation.accuracy_report import write_accuracy_report
 
-    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy")
+    paths = write_accuracy_report(rows, folder, title="GeoCLIP geolocation accuracy", skipped=skipped)
     with_truth = sum(row.get("true_lat") is not None for row in rows)
     feedback.pushInfo(f"Accuracy report written: {with_truth} photo(s) with EXIF GPS, "
                       f"{len(rows) - with_truth} without (left out of the figures)")

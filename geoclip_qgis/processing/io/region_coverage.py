@@ -1,7 +1,7 @@
 """Credible regions for evaluating given coordinates: does each photo's true position lie inside its
 50% / 90% region? The regions come from a polygon layer (by default the ``credible_regions`` layer a
 geolocation run wrote beside its predictions); a truth counts as inside when it lies in the polygon or on its
-edge, as in a run (``calibration_step.truth_inside``: whole cells, edges included)."""
+edge, as in a run (``model_utils.analysis.truth_inside``: whole cells, edges included)."""
 
 from __future__ import annotations
 
