@@ -338,13 +338,19 @@ def _ray_processes(marker: str) -> list:
 
 
 def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geoclip_provider, qgis_new_project,  # noqa: ARG001
-                                                                            tiny_clip, photos, reference, tmp_path):
+                                                                            tiny_clip, photos, reference, tmp_path,
+                                                                            monkeypatch):
+    import tempfile
+
     import processing
     from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer, QgsVectorLayer
 
     from tests.embedding_helpers import LogFeedback
 
     _, preds, _ = reference
+    ray_dirs = []  # this run's Ray, told apart from any other Ray on the machine by its temporary folder
+    mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: ray_dirs.append(mkdtemp(*a, **k)) or ray_dirs[-1])
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     feedback = LogFeedback()
@@ -365,7 +371,8 @@ def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geocl
     group = QgsProject.instance().layerTreeRoot().findGroup(f"GeoCLIP Ray {out.name}")
     assert group is not None and {n.layer().name() for n in group.findLayers()} == set(layers)
     assert density.renderer().type() == "singlebandpseudocolor"  # the per-photo rasters' style
-    assert not _ray_processes("geoclip-ray-"), f"the local Ray outlived the run:\n{log}"
+    ray_dir = next(d for d in ray_dirs if Path(d).name.startswith("geoclip-ray-"))
+    assert not _ray_processes(ray_dir), f"the local Ray outlived the run:\n{log}"
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
 
