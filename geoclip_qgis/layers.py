@@ -12,7 +12,6 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
     QgsEditorWidgetSetup,
-    QgsExpression,
     QgsFeatureRequest,
     QgsFillSymbol,
     QgsLayerTreeGroup,
@@ -37,6 +36,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from .basemap import ensure_basemap
 from .compat import ACTION_OPEN_URL, RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
@@ -104,23 +104,49 @@ def style_similarity_raster(layer: QgsRasterLayer) -> None:
     _stretch_ramp(layer, float(low), float(high))
 
 
-def relative_size(layer: QgsVectorLayer, source: str) -> QgsProperty:
+def category_tops(layer: QgsVectorLayer, label: str) -> dict[str, float]:
+    """The best probability of each value of ``label`` (a photo's or query's name: the points' categories)."""
+    best: dict[str, float] = {}
+    request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
+    request.setSubsetOfAttributes([label, "prob"], layer.fields())
+    for feature in layer.getFeatures(request):
+        key, prob = plain(feature[label]), plain(feature["prob"])
+        if key is not None and prob is not None:
+            best[str(key)] = max(best.get(str(key), 0.0), float(prob))
+    return best
+
+
+def relative_size(top: float) -> QgsProperty:
     """Marker size (2.5 to 7.5 mm) growing with probability relative to the best guess of the same photo or
-    query (``source``), whose probability is written into the expression as a number.
+    query, whose probability ``top`` is written into its category's expression as a number.
 
     Not ``maximum("prob", group_by:=...)``: an aggregate makes every canvas render thread read the live layer
     (QGIS's aggregate functions are not thread safe), and a layer removed while the canvas drew it was read
     after it had been freed: memory corruption that crashed QGIS 3.40 later, in the garbage collector, and a
-    render thread waiting for the main thread hung the exit. The maxima are read here, on the main thread."""
-    best: dict[str, float] = {}
-    request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
-    request.setSubsetOfAttributes([source, "prob"], layer.fields())
-    for feature in layer.getFeatures(request):
-        key, prob = plain(feature[source]), plain(feature["prob"])
-        if key is not None and prob is not None:
-            best[str(key)] = max(best.get(str(key), 0.0), float(prob))
-    tops = ", ".join(f"{QgsExpression.quotedString(key)}, {top!r}" for key, top in best.items() if top > 0)
-    return QgsProperty.fromExpression(f'2.5 + 5 * sqrt(coalesce("prob", 0) / map_get(map({tops}), "{source}"))')
+    render thread waiting for the main thread hung the exit. Nor one expression with a map of every photo's
+    maximum: evaluated per point, a run of 1,000 photos took seconds to draw. The maxima are read here, on the
+    main thread, one constant per category."""
+    if not top > 0:
+        return QgsProperty.fromValue(5.0)
+    return QgsProperty.fromExpression(f'2.5 + 5 * sqrt(coalesce("prob", 0) / {top!r})')
+
+
+LABELS_ALL_MAX = 500  # points; above that, rank labels only for the photo looked at in the results browser
+
+
+def label_points(layer: QgsVectorLayer, where: str = "") -> None:
+    """Rank labels on the points ``where`` picks (one photo's or query's guesses), or on every point of a run small
+    enough: placing labels is the costly part of drawing the points (5,000 over the world took 25 s here)."""
+    labeling = layer.labeling()
+    if not isinstance(labeling, QgsVectorLayerSimpleLabeling):
+        return
+    settings = labeling.settings()
+    shown = where or ("TRUE" if layer.featureCount() <= LABELS_ALL_MAX else "FALSE")
+    properties = settings.dataDefinedProperties()
+    properties.setProperty(QgsPalLayerSettings.Property.Show, QgsProperty.fromExpression(shown))
+    settings.setDataDefinedProperties(properties)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.triggerRepaint()
 
 
 def add_open_photo_action(layer: QgsVectorLayer, field: str) -> None:
@@ -138,11 +164,11 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
     if base is not None:
         values = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf(label)) if v is not None)
         categories = []
-        size = relative_size(layer, source)
+        tops = category_tops(layer, label)
         for i, value in enumerate(values):
             symbol = base.clone()
             marker = symbol.symbolLayer(0)
-            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertySize, size)
+            marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertySize, relative_size(tops.get(value, 0.0)))
             # rank 1 stays a star and keeps a gold outline; the fill is this photo's colour
             marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyFillColor, QgsProperty())
             marker.setDataDefinedProperty(QgsSymbolLayer.Property.PropertyStrokeColor, QgsProperty.fromExpression(
@@ -156,6 +182,7 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
         renderer.setOrderBy(old.orderBy())
         renderer.setOrderByEnabled(old.orderByEnabled())
         layer.setRenderer(renderer)
+    label_points(layer)
     layer.setDisplayExpression(f'"{label}" || \' #\' || "rank"')
     image = (f'<br><img src="file://[% "{source}" %]" width="240">' if source == "photo" else "")
     layer.setMapTipTemplate(
@@ -222,6 +249,7 @@ def style_archive_points(layer: QgsVectorLayer) -> None:
     """The top-1 points of an archive: one symbol for all (a colour per photo means nothing for thousands),
     the photo in the map tip and an action that opens it."""
     layer.loadNamedStyle(resource(POINTS_STYLE))
+    label_points(layer)
     layer.setDisplayExpression('"photo_name"')
     layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>probability [% format_number("prob", 4) %]'
                             '<br><img src="file://[% "photo" %]" width="240">')
@@ -248,8 +276,7 @@ def run_group(project: QgsProject, name: str, run_id: str = ""):
     """
     root = project.layerTreeRoot()
     run_id = run_id or name
-    group = next((g for g in root.children() if isinstance(g, QgsLayerTreeGroup)
-                  and g.customProperty(RUN_ID_PROPERTY) == run_id), None)
+    group = run_group_of(project, run_id)
     if group is None:  # names may repeat ("Photos 12:05 (3)" twice in a minute); the run id does not
         group = root.insertGroup(0, name)
         group.setCustomProperty(RUN_ID_PROPERTY, run_id)
@@ -260,6 +287,23 @@ def run_group(project: QgsProject, name: str, run_id: str = ""):
             other.setExpanded(False)
             other.setItemVisibilityChecked(False)
     return group
+
+
+def run_group_of(project: QgsProject, run_id) -> QgsLayerTreeGroup | None:
+    """The top-level group of the run ``run_id`` (its folder), or None."""
+    return next((g for g in project.layerTreeRoot().children() if isinstance(g, QgsLayerTreeGroup)
+                 and g.customProperty(RUN_ID_PROPERTY) == str(run_id)), None)
+
+
+def in_run_group(project: QgsProject, layer) -> bool:
+    """Whether ``layer`` sits in one of GeoCLIP's groups (any run, any algorithm)."""
+    node = project.layerTreeRoot().findLayer(layer.id())
+    parent = node.parent() if node is not None else None
+    while parent is not None:
+        if isinstance(parent, QgsLayerTreeGroup) and parent.customProperty(RUN_ID_PROPERTY):
+            return True
+        parent = parent.parent()
+    return False
 
 
 def move_into_group(project: QgsProject, layer, group_name: str, run_id: str = "") -> None:
@@ -316,6 +360,9 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
         project = context.project() or QgsProject.instance()
         move_into_group(project, layer, self.group_name, self.run_id)
         refresh_legend(layer)
+        # this run's other layers may be in the project but not yet in its group
+        pending = {source.split("|")[0] for source in context.layersToLoadOnCompletion()}
+        ensure_basemap(project, lambda other: other.source().split("|")[0] in pending or in_run_group(project, other))
 
 
 def load_on_completion(context: QgsProcessingContext, path: str, name: str, group: str, style: str,

@@ -55,6 +55,11 @@ PRECISION = Setting("precision", "")  # empty: auto
 MODEL_SETTINGS = (CLIP_MODEL, WEIGHTS, CACHE_DIR)  # each with an environment variable model_utils reads
 SETUP_SETTINGS = (*MODEL_SETTINGS, PRECISION)  # everything the Setup tab remembers
 DOCK_FITTED = Setting("dock_fitted", False)  # the dock was widened to its forms once in this profile
+# the Setup tab's map choices: what goes under a new project's first results ("world": QGIS's bundled world map,
+# "osm": OpenStreetMap's tiles, "none"), and the web map a browser row opens ({lat} and {lon} filled in)
+BASEMAP = Setting("map/basemap", "world")
+WEB_MAP_URL = Setting("map/web_map_url", "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=12/{lat}/{lon}")
+MAP_SETTINGS = (BASEMAP, WEB_MAP_URL)
 
 
 def resolve(setting: Setting[str], given: str | None = None) -> str | None:
@@ -75,6 +80,8 @@ EMBEDDINGS_NORMALIZE = Setting("embeddings/normalize", False)
 EMBEDDINGS_PCA = Setting("embeddings/pca", 0)
 EMBEDDINGS_FORMAT = Setting("embeddings/format", 0)  # index into the algorithm's FORMAT options
 EMBEDDINGS_PACKED = Setting("embeddings/packed", False)
+BROWSER_SORT_COLUMN = Setting("browser/sort_column", -1)  # the results browser's sort (-1: the run's order)
+BROWSER_SORT_DESCENDING = Setting("browser/sort_descending", True)
 EMBEDDINGS_OUTPUT = Setting("embeddings/output", str(Path.home() / "GeoCLIP" / "gps_embeddings.gpkg"))
 
 

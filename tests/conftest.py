@@ -100,9 +100,9 @@ def fp32_unless_asked():
 def no_saved_model_choices():
     """Every test starts without saved Setup choices: QGIS keeps settings on disk between runs, and a
     backbone folder saved by an earlier run (a temp folder since deleted) would decide this one's."""
-    from geoclip_qgis.settings import SETUP_SETTINGS
+    from geoclip_qgis.settings import BROWSER_SORT_COLUMN, BROWSER_SORT_DESCENDING, MAP_SETTINGS, SETUP_SETTINGS
 
-    for setting in SETUP_SETTINGS:
+    for setting in (*SETUP_SETTINGS, *MAP_SETTINGS, BROWSER_SORT_COLUMN, BROWSER_SORT_DESCENDING):
         setting.forget()
     yield
 

@@ -71,6 +71,38 @@ def rendered():
     return lambda: time.monotonic() - start > 0.5 and not canvas.isDrawing()
 
 
+def box(rect) -> list[float]:
+    return [rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()]
+
+
+def browse_three_photos(dock):
+    """The Results tab after the run: three photos stepped through with the arrow key; after each, which raster
+    layers are visible, the photo's raster and 90% region, and the map's extent (all in the map's CRS)."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsRectangle
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+
+    browser = dock.results_tab
+    dock.tabs.setCurrentIndex(dock.index_of(browser))
+    yield lambda: browser.index is not None
+    root = QgsProject.instance().layerTreeRoot()
+    record["browser"] = {"rows": browser.proxy.rowCount(), "steps": [],
+                         "bottom_layer": root.children()[-1].name(), "layers": len(QgsProject.instance().mapLayers())}
+    browser.table.setFocus()
+    canvas = iface.mapCanvas()
+    for _ in range(3):
+        QTest.keyClick(browser.table, Qt.Key.Key_Down)
+        yield rendered()
+        row = browser.current_row()
+        to_map = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
+                                        canvas.mapSettings().destinationCrs(), QgsProject.instance())
+        record["browser"]["steps"].append({
+            "photo": row.source, "raster": row.raster, "extent": box(canvas.extent()),
+            "region": box(to_map.transformBoundingBox(QgsRectangle(*row.bbox))),
+            "visible_rasters": [node.layer().source() for node in root.findLayers()
+                                if isinstance(node.layer(), QgsRasterLayer) and node.isVisible()]})
+
+
 def plan():
     """The session, as steps; each ``yield`` is a condition to wait for before the next step."""
     main = iface.mainWindow()
@@ -105,6 +137,8 @@ def plan():
     record["tree_after_first_run"] = layer_tree_state()
     yield rendered()
     screenshot("02_geolocated")
+    yield from browse_three_photos(dock)
+    screenshot("03_photo_by_photo")
 
     text = dock.text_tab
     dock.tabs.setCurrentIndex(dock.index_of(text))
@@ -116,7 +150,7 @@ def plan():
     record["text_log"] = text.controls.log.toPlainText()
     record["tree_after_text"] = layer_tree_state()
     yield rendered()
-    screenshot("03_text_query")
+    screenshot("04_text_query")
 
     dock.tabs.setCurrentIndex(dock.index_of(tab))
     tab.folder.setFilePath(MANY_PHOTOS)
@@ -127,7 +161,7 @@ def plan():
     record["message_bar_after_cancel"] = [w.text() if hasattr(w, "text") else str(w)
                                           for w in iface.messageBar().items()]
     yield rendered()
-    screenshot("04_canceled")
+    screenshot("05_canceled")
 
     tab.controls.run_button.click()
     record["running_before_unload"] = tab.controls.running
@@ -138,7 +172,7 @@ def plan():
         QgsApplication.processEvents()
     record["tasks_after_unload"] = QgsApplication.taskManager().countActiveTasks()
     yield rendered()
-    screenshot("05_unloaded_mid_run")
+    screenshot("06_unloaded_mid_run")
 
 
 class Driver:

@@ -82,8 +82,8 @@ def test_the_session_ran_every_step_without_python_errors(desktop_session):
                 if m["tag"] in ("Python error", "Python warning") or (m["tag"] == "GeoCLIP" and m["level"] >= 2)]
     assert problems == []
     shots = sorted(p.name for p in out.glob("*.png"))
-    assert shots == ["01_dock_open.png", "02_geolocated.png", "03_text_query.png", "04_canceled.png",
-                     "05_unloaded_mid_run.png"]
+    assert shots == ["01_dock_open.png", "02_geolocated.png", "03_photo_by_photo.png", "04_text_query.png",
+                     "05_canceled.png", "06_unloaded_mid_run.png"]
     assert all((out / name).stat().st_size > 20_000 for name in shots)  # real pictures, not blank frames
 
 
@@ -112,6 +112,19 @@ def test_first_run_results_are_styled_and_stacked_right(desktop_session):
         assert rasters and all(r["legend_max"] == r["data_max"] for r in rasters), rasters
         assert [r["visible"] for r in rasters] == [True] + [False] * (len(rasters) - 1)
         assert all(not g["checked"] and not g["expanded"] for g in state[1:])
+
+
+def test_the_browser_steps_through_three_photos_with_the_keyboard(desktop_session):
+    browser = desktop_session[0]["browser"]
+    assert browser["rows"] == 3
+    assert browser["bottom_layer"] == "World (QGIS's world map)"  # the basemap under the results (screenshot 03)
+    assert browser["layers"] == 5  # the run's points, truth lines, regions, one raster; the world map
+    steps = browser["steps"]
+    assert len({step["photo"] for step in steps}) == 3
+    for step in steps:
+        assert step["visible_rasters"] == [step["raster"]]  # the photo's own raster, and only it
+        (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = step["extent"], step["region"]
+        assert x0 <= rx0 and y0 <= ry0 and rx1 <= x1 and ry1 <= y1, step  # its 90% region in view
 
 
 def test_cancel_and_unload_mid_run_are_clean(desktop_session):

@@ -61,7 +61,9 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     layers = [node.layer() for node in groups[0].findLayers()]
     rasters = [lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)]
     points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer) and lyr.name() == "Top-k predictions"]
-    assert sorted(r.name() for r in rasters) == sorted(["photo_00", "paris", "Kauai"])
+    # one raster layer per run (the first photo's; the results browser shows the others in it), all three on disk
+    assert [r.name() for r in rasters] == ["Kauai"]
+    assert len(tab.controls.results["RASTERS"]) == 3
     assert len(points) == 1 and points[0].featureCount() == 9
     # one colour per photo, named in the legend; the map tip shows the photo; an action opens it
     from qgis.core import QgsCategorizedSymbolRenderer
@@ -105,7 +107,7 @@ def test_dock_run_adds_one_styled_group(plugin, tmp_path, artifacts_dir, render_
     QgsProject.instance().clear()
     assert QgsProject.instance().read(str(project_file))
     reloaded = [lyr for lyr in QgsProject.instance().mapLayers().values()]
-    assert len(reloaded) == 6 and all(lyr.isValid() for lyr in reloaded)
+    assert len(reloaded) == 5 and all(lyr.isValid() for lyr in reloaded)  # the run's four and the world map
 
 
 def test_dock_cancel_keeps_no_files_and_no_layers(plugin, tmp_path):

@@ -152,6 +152,7 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
         QgsProject,
         QgsRasterLayer,
         QgsSettings,
+        QgsSymbolLayer,
     )
 
     from tools.samples.rendering import world_basemap
@@ -181,17 +182,24 @@ def test_text_tab_runs_a_task_and_adds_styled_layers(loaded_plugin, clip_env, tm
     layers = [node.layer() for node in groups[-1].findLayers()]
     rasters = sorted((lyr for lyr in layers if isinstance(lyr, QgsRasterLayer)), key=lambda lyr: lyr.name())
     points = [lyr for lyr in layers if isinstance(lyr, QgsVectorLayer)][0]
-    assert [r.name() for r in rasters] == ["Eiffel Tower at night", "Pyramids of Giza"]
+    assert [r.name() for r in rasters] == ["Pyramids of Giza"]  # the first query's; the other one stays on disk
+    assert len(tab.controls.results["RASTERS"]) == 2
+    browser = loaded_plugin.dock.results_tab  # the queries listed; selecting one shows its raster in that layer
+    wait_for(lambda: browser.index is not None)
+    assert browser.index.source_field == "query" and browser.proxy.rowCount() == 2
+    browser.table.setCurrentIndex(browser.proxy.index(1, 0))
+    assert browser.current_row().source == "Eiffel Tower at night" and rasters[0].name() == "Eiffel Tower at night"
+    assert rasters[0].source().endswith("Eiffel_Tower_at_night.tif")
     # the points' size expression groups by query when there is no photo field
     categories = points.renderer().categories()  # one colour per query, named in the legend
     assert sorted(c.label() for c in categories) == ["Eiffel Tower at night", "Pyramids of Giza"]
-    marker = categories[0].symbol().symbolLayer(0)
-    size = marker.dataDefinedProperties().property(marker.PropertySize).expressionString()
+    size = {category.value(): category.symbol().symbolLayer(0).dataDefinedProperties().property(
+        QgsSymbolLayer.Property.PropertySize).expressionString() for category in categories}  # one per query
     context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(points))
     sizes = {}
     for feature in points.getFeatures():
         context.setFeature(feature)
-        sizes[(feature["query"], feature["rank"])] = QgsExpression(size).evaluate(context)
+        sizes[(feature["query"], feature["rank"])] = QgsExpression(size[feature["label"]]).evaluate(context)
     assert sizes[("Pyramids of Giza", 1)] == pytest.approx(7.5)
     assert all(isinstance(v, float) and 2.5 <= v <= 7.5 for v in sizes.values())
     png = render_canvas([points, rasters[0], world_basemap()], "text_query_dock_run")

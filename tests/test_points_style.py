@@ -56,16 +56,38 @@ def test_points_are_sized_per_photo_without_aggregates(qgis_app):  # noqa: ARG00
     categories = layer.renderer().categories()  # copies: kept while their symbols are read
     expressions = _expressions([category.symbol() for category in categories])
     assert expressions and _aggregates(expressions) == []
-    marker = categories[0].symbol().symbolLayer(0)
-    size = marker.dataDefinedProperties().property(QgsSymbolLayer.Property.PropertySize).expressionString()
+    size = {category.value(): category.symbol().symbolLayer(0).dataDefinedProperties().property(
+        QgsSymbolLayer.Property.PropertySize).expressionString() for category in categories}  # one per photo
     context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
     sizes = {}
     for feature in layer.getFeatures():
         context.setFeature(feature)
-        sizes[(feature["photo_name"], feature["rank"])] = QgsExpression(size).evaluate(context)
+        sizes[(feature["photo_name"], feature["rank"])] = QgsExpression(size[feature["photo_name"]]).evaluate(context)
     # relative to the best guess of the same photo, whatever its probability
     assert sizes[("a.jpg", 1)] == pytest.approx(7.5) and sizes[("it's.jpg", 1)] == pytest.approx(7.5)
     assert sizes[("a.jpg", 2)] == pytest.approx(5.0) and sizes[("it's.jpg", 2)] == pytest.approx(5.0)
+
+
+def test_rank_labels_on_a_large_run_show_for_the_photo_looked_at(qgis_app):  # noqa: ARG001 - needs the app
+    from qgis.core import QgsPalLayerSettings
+
+    from geoclip_qgis.layers import LABELS_ALL_MAX, label_points
+
+    def shown(layer) -> str:
+        settings = layer.labeling().settings()  # a copy: kept while its properties (a reference into it) are read
+        return settings.dataDefinedProperties().property(QgsPalLayerSettings.Property.Show).expressionString()
+
+    small = _points()
+    style_prediction_points(small)
+    assert small.labelsEnabled() and shown(small) == "TRUE"  # a handful: every rank labelled
+    large = _points()
+    large.dataProvider().addFeatures([QgsFeature(large.fields()) for _ in range(LABELS_ALL_MAX)])
+    style_prediction_points(large)
+    assert shown(large) == "FALSE"  # placing thousands of labels is what made a large run slow to draw
+    label_points(large, "\"photo\" = '/p/a.jpg'")  # the results browser shows a photo: its ranks only
+    assert shown(large) == "\"photo\" = '/p/a.jpg'"
+    label_points(large)
+    assert shown(large) == "FALSE"
 
 
 def test_the_shipped_points_style_has_no_aggregate(qgis_app):  # noqa: ARG001 - needs the app

@@ -42,6 +42,8 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "land": ("tools.bench_maps", "bench_land", "Probability on land: coastal cities, kernel cost, a coastal region"),
     "precision": ("tools.bench_precision", "bench_precision", "bf16 autocast against fp32 on the CPU"),
     "ray": ("tools.bench_ray", "bench_ray", "The Ray batch job against GeoCLIP.predict in one process"),
+    "browser": ("tools.bench_browser", "bench_browser", "Reviewing a run: 1,000 photos through the dock, the results "
+                "browser"),
     "reference": ("tools.bench_reference", "bench_reference", "Reference photo collections: index, kNN, fit, "
                   "fused accuracy"),
 }

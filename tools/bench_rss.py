@@ -33,17 +33,21 @@ def _child_env() -> dict:
     return env
 
 
-def measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path, precision: str = "fp32") -> dict:
-    """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
-    cmd = [sys.executable, "-m", "tools.bench_rss", "--rss-child", which, "--clip", str(clip),
-           "--photo", str(photo), "--cache-dir", str(cache_dir), "--precision", precision]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(), timeout=CHILD_TIMEOUT_S,
-                          check=False)
+def json_child(cmd: list[str], what: str, env: dict | None = None, timeout: float = CHILD_TIMEOUT_S) -> dict:
+    """Run ``cmd`` (a fresh interpreter) and return the last JSON line it printed; a failure names ``what``."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or _child_env(), timeout=timeout, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"RSS subprocess '{which}' failed (exit {proc.returncode}): {' / '.join(tail)}")
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' / '.join(tail)}")
     return json.loads(lines[-1])
+
+
+def measure_rss(which: str, clip: Path, photo: Path, cache_dir: Path, precision: str = "fp32") -> dict:
+    """Run one prediction in a fresh interpreter; its JSON report (peak RSS etc.)."""
+    return json_child([sys.executable, "-m", "tools.bench_rss", "--rss-child", which, "--clip", str(clip),
+                       "--photo", str(photo), "--cache-dir", str(cache_dir), "--precision", precision],
+                      f"RSS subprocess '{which}'")
 
 
 def _peak_rss_mb() -> float:

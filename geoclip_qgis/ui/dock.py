@@ -50,19 +50,24 @@ class GeoClipDock(QgsDockWidget):
         self.tabs = QTabWidget()
         from .embeddings_tab import EmbeddingsTab
         from .geolocate_tab import GeolocateTab
+        from .results_browser import ResultsBrowser
         from .setup_tab import SetupTab
         from .text_tab import TextTab
 
         self.geolocate_tab = GeolocateTab(iface)
         self.text_tab = TextTab(iface)
+        self.results_tab = ResultsBrowser(iface)
         self.embeddings_tab = EmbeddingsTab(iface)
         self.setup_tab = SetupTab()
-        for tab, title in ((self.geolocate_tab, "Geolocate photos"), (self.text_tab, "Text query"),
-                           (self.embeddings_tab, "GPS embeddings"), (self.setup_tab, "Setup")):
+        for tab, title in ((self.geolocate_tab, tr("Geolocate photos")), (self.text_tab, tr("Text query")),
+                           (self.results_tab, tr("Results")), (self.embeddings_tab, tr("GPS embeddings")),
+                           (self.setup_tab, tr("Setup"))):
             self.tabs.addTab(scrolling(tab), title)
         for tab in self.task_tabs():
             tab.controls.model_parameters = self.setup_tab.model_parameters
             tab.controls.iface = iface
+        for tab in (self.geolocate_tab, self.text_tab):
+            tab.controls.finished.connect(lambda ok, _results, c=tab.controls: self.point_to_results(ok, c))
         self.setWidget(self.tabs)
         self.visibilityChanged.connect(self.fit_width_once)
 
@@ -90,6 +95,13 @@ class GeoClipDock(QgsDockWidget):
         if self.width() < width:
             main.resizeDocks([self], [width], Qt.Orientation.Horizontal)
 
+    @guarded
+    def point_to_results(self, ok: bool, controls) -> None:
+        """After a geolocation run, where to review it photo by photo."""
+        if ok:
+            controls.append(tr("The Results tab lists every photo or query of the run: select one to see it alone "
+                               "on the map."))
+
     def index_of(self, tab: QWidget) -> int:
         """The tab index of ``tab`` (each tab sits inside a scroll area); -1 if it is not one."""
         return next((i for i in range(self.tabs.count()) if self.tabs.widget(i).widget() is tab), -1)
@@ -102,4 +114,5 @@ class GeoClipDock(QgsDockWidget):
         """Before the plugin unloads: stop every running task and detach it from the widgets about to go."""
         for tab in self.task_tabs():
             tab.controls.shutdown()
+        self.results_tab.shutdown()
         self.setup_tab.installer.shutdown()

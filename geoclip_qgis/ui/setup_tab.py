@@ -13,6 +13,7 @@ from ..processing import definitions as d
 from ..setup.dependencies import check_dependencies
 from ..setup.installer import PLATFORM_ONLY, install_hint
 from .installer_controls import InstallerControls
+from .map_options import MapOptions
 
 
 class SetupTab(QWidget):
@@ -75,6 +76,8 @@ class SetupTab(QWidget):
         self.cache_dir.fileChanged.connect(self.save)
         self.precision.currentIndexChanged.connect(self.save)
         layout.addWidget(model_box)
+        self.map_options = MapOptions()
+        layout.addWidget(self.map_options)
 
         deps_box = QGroupBox(tr("Python dependencies"))
         deps_layout = QVBoxLayout(deps_box)

@@ -25,6 +25,26 @@ def write_photos(folder: Path, n: int = 4, seed: int = 0, size=(320, 240)) -> li
     return paths
 
 
+def write_photo_set(folder: Path, n: int, seed: int = 0, size=(160, 120), gps_every: int = 0) -> list[Path]:
+    """``n`` distinct small JPEGs (``photo_0000.jpg``...), every ``gps_every``-th with EXIF GPS at a random place
+    on land or sea: a run of any size for benchmarks and the desktop test (written only where missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        colour = rng.integers(0, 256, 3)
+        noise = rng.integers(0, 60, size=(size[1], size[0], 3))
+        place = (float(rng.uniform(-60, 70)), float(rng.uniform(-180, 180)))
+        path = folder / f"photo_{i:04d}.jpg"
+        paths.append(path)
+        if path.is_file():
+            continue
+        image = Image.fromarray(np.clip(colour + noise, 0, 255).astype(np.uint8))
+        with_gps = gps_every and i % gps_every == 0
+        image.save(path, quality=85, **({"exif": gps_exif(*place)} if with_gps else {}))
+    return paths
+
+
 def gps_exif(lat: float, lon: float, orientation: int | None = None) -> Image.Exif:
     """EXIF holding a GPS position as cameras write it (degrees, minutes, seconds and N/S/E/W) and, if given, an
     orientation."""

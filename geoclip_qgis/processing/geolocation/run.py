@@ -5,6 +5,7 @@ that is only written here (points, GeoTIFF, regions, truth lines, report) and lo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException
 
-from ...layers import load_on_completion
+from ...run_layers import RunOutputs, load_run_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
+from ..io import run_layout
 from ..io.outputs import write_geotiff
 from ..io.prediction_outputs import (
     accuracy_report,
@@ -24,6 +26,7 @@ from ..io.prediction_outputs import (
     unique_stem,
     write_credible_regions,
     write_points,
+    write_raster_index,
     write_truth_lines,
 )
 from ..io.run_space import full_disk_error
@@ -90,7 +93,7 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     gallery = (job.regional or model.gallery).latlon
     options = job.analysis_options(land=_land_mask(job, feedback))
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
-    (work / "rasters").mkdir()
+    (work / run_layout.RASTERS_FOLDER).mkdir()
     done = _Written()
     predictions = kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
                                    job.regional)
@@ -118,6 +121,7 @@ def _finish(kind: InputKind, job: GeolocationJob, done: _Written, points_path: P
     steps.setCurrentStep(3)
     truth = write_truth_lines(points_path, done.report_rows, kind.label)
     has_regions = write_credible_regions(points_path, done.region_rows, kind.source_fields, feedback)
+    write_raster_index(points_path, done.rasters, kind.source_fields[0])
     if job.fit:
         calibrate(done.fit_samples, gallery, options, work, feedback)
     report = None
@@ -158,14 +162,16 @@ def _write(kind: InputKind, job: GeolocationJob, analysis, options, work: Path, 
         grid = analysis.grid
         stem = unique_stem(kind.stem(analysis.source), done.used_names)
         raster = write_geotiff(
-            grid.values, job.spec.geotransform, work / "rasters" / f"{stem}.tif",
+            grid.values, job.spec.geotransform, work / run_layout.RASTERS_FOLDER / f"{stem}.tif",
             description="probability per km2" if job.density else "probability mass per cell",
             metadata={kind.noun: analysis.source, "mass_in_extent": f"{grid.mass:.6f}",
                       "bandwidth_km": f"{job.bandwidth_km:g}", "top1_lat": f"{pred.lat[0]:.6f}",
                       "top1_lon": f"{pred.lon[0]:.6f}",
                       "on_land": options.land.source if options.land is not None else "no"})
-        done.rasters.append((raster.name, label, grid.mass))
-        done.region_rows += [(analysis.source, label, region, grid.mass) for region in analysis.regions]
+        done.rasters.append((raster.name, label, analysis.source))
+        # without their masks (a whole grid per level: a run of 1,000 photos held 2 GB of them until the end)
+        done.region_rows += [(analysis.source, label, dataclasses.replace(region, mask=None), grid.mass)
+                             for region in analysis.regions]
     error_km, regions = analysis.error_km, analysis.regions
     widest = f", {regions[-1].level:.0%} region {area_text(regions[-1].area_km2)}" if regions else ""
     feedback.pushInfo(f"{label}: top-1 {pred.lat[0]:.4f}, {pred.lon[0]:.4f} (p={pred.prob[0]:.4f})"
@@ -174,18 +180,12 @@ def _write(kind: InputKind, job: GeolocationJob, analysis, options, work: Path, 
 
 def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> dict:
     points = str(final / result["points"])
-    rasters = [str(final / "rasters" / name) for name, _, _ in result["rasters"]]
-    group = f"GeoCLIP {kind.group_title(result)}"
-    for (_name, label, _mass), path in zip(result["rasters"], rasters):
-        load_on_completion(context, path, kind.stem(label), group, "probability", raster=True, run_id=str(final))
-    if result["regions"]:  # above the rasters, below the lines and points
-        load_on_completion(context, f"{points}|layername=credible_regions", "Credible regions", group, "regions",
-                           run_id=str(final))
-    if result["truth"]:
-        load_on_completion(context, f"{points}|layername=truth", "Error to EXIF position", group, "truth",
-                           run_id=str(final))
-    load_on_completion(context, f"{points}|layername=predictions", "Top-k predictions", group, "points",
-                       run_id=str(final))
+    rasters = [str(final / run_layout.RASTERS_FOLDER / name) for name, _, _ in result["rasters"]]
+    # what the run wrote; which of it becomes layers is decided where results load (run_layers)
+    load_run_on_completion(context, RunOutputs(
+        folder=final, group=f"GeoCLIP {kind.group_title(result)}", points=points,
+        rasters=[(kind.stem(label), path) for (_, label, _), path in zip(result["rasters"], rasters)],
+        regions=result["regions"], truth=result["truth"]))
     report = str(final / "report" / result["report"]) if result["report"] else ""
     if report:
         feedback.pushInfo(f"Accuracy report: {report}")

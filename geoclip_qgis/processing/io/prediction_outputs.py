@@ -22,7 +22,8 @@ from qgis.core import (
 
 from model_utils.safe_files import next_free
 
-from ...compat import WKB_LINESTRING, WKB_MULTIPOLYGON, WKB_POINT, FieldType
+from ...compat import WKB_LINESTRING, WKB_MULTIPOLYGON, WKB_NO_GEOMETRY, WKB_POINT, FieldType
+from . import run_layout
 from .geometry import WGS84
 
 
@@ -144,6 +145,23 @@ def write_credible_regions(path: Path, rows: list[tuple[str, str, object, float]
                           f"as little as {least:.1%} of the model's probability (field raster_mass), so a region's "
                           f"level and 'enclosed' are conditional on the extent (e.g. 90% means 90% of what falls "
                           f"inside it).")
+    return True
+
+
+def write_raster_index(path: Path, rasters: list[tuple[str, str, str]], source_field: str) -> bool:
+    """Layer ``rasters`` of the run's GeoPackage (no geometry): per photo (or query) its raster file, relative to
+    the run folder. ``rasters``: (file name, label, source) in the rasters folder. Only the raster being looked at
+    is a map layer; the results browser finds the others here."""
+    if not rasters:
+        return False
+    writer, fields = _layer_writer(path, run_layout.LAYER_RASTERS, [(source_field, FieldType.STRING),
+                                                                    ("raster", FieldType.STRING)], WKB_NO_GEOMETRY)
+    for name, _label, source in rasters:
+        feature = QgsFeature(fields)
+        feature.setAttributes([source, f"{run_layout.RASTERS_FOLDER}/{name}"])
+        if not writer.addFeature(feature):
+            raise QgsProcessingException(f"Could not list the raster of {source}: {writer.errorMessage()}")
+    del writer  # closes the layer
     return True
 
 
