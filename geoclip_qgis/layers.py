@@ -262,6 +262,15 @@ STYLERS = {"probability": style_probability_raster, "similarity": style_similari
            "archive": style_archive_points}
 
 
+def styler(name: str):
+    """The styling function of a style name (the reference photo layers' live in ``reference_styles``)."""
+    if name in STYLERS:
+        return STYLERS[name]
+    from .reference_styles import STYLERS as REFERENCE_STYLERS
+
+    return REFERENCE_STYLERS[name]
+
+
 RUN_GROUP_PREFIX = "GeoCLIP "
 
 
@@ -356,7 +365,7 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        STYLERS[self.style](layer)
+        styler(self.style)(layer)
         project = context.project() or QgsProject.instance()
         move_into_group(project, layer, self.group_name, self.run_id)
         refresh_legend(layer)
