@@ -8,10 +8,8 @@ Processing's own result handler) all load, group and style results the same way.
 from __future__ import annotations
 
 from qgis.core import (
-    QgsAction,
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
-    QgsEditorWidgetSetup,
     QgsFeatureRequest,
     QgsFillSymbol,
     QgsLayerTreeGroup,
@@ -37,9 +35,11 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from .basemap import ensure_basemap
-from .compat import ACTION_OPEN_URL, RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
+from .compat import RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
+from .photo_links import add_open_photo_action, show_photos
+from .reference_styles import STYLERS as REFERENCE_STYLERS
 
 PROBABILITY_STYLE = "styles/probability_raster.qml"
 POINTS_STYLE = "styles/prediction_points.qml"
@@ -149,11 +149,6 @@ def label_points(layer: QgsVectorLayer, where: str = "") -> None:
     layer.triggerRepaint()
 
 
-def add_open_photo_action(layer: QgsVectorLayer, field: str) -> None:
-    """An action that opens the photo whose path is in ``field`` at full size (the map tip shows it small)."""
-    layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{field}" %]'))
-
-
 def style_prediction_points(layer: QgsVectorLayer) -> None:
     """A colour per photo or query (the legend names each), sized by probability, rank 1 a star and
     labelled by rank; the map tip shows the photo itself, an action opens it at full size."""
@@ -190,10 +185,7 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
         '[% CASE WHEN "error_km" IS NOT NULL THEN \'<br>error \' || format_number("error_km", 1) || \' km\' '
         "ELSE '' END %]" + image)
     if source == "photo":
-        add_open_photo_action(layer, source)
-        # Identify results and the attribute form show the photo itself, not only its path
-        layer.setEditorWidgetSetup(layer.fields().indexOf(source), QgsEditorWidgetSetup(
-            "ExternalResource", {"DocumentViewer": 1, "DocumentViewerHeight": 200, "FileWidget": True}))
+        show_photos(layer, source)  # identify results and the attribute form show the photo, not only its path
     layer.triggerRepaint()
 
 
@@ -259,16 +251,9 @@ def style_archive_points(layer: QgsVectorLayer) -> None:
 
 STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
            "regions": style_credible_regions, "points": style_prediction_points, "truth": style_truth_lines,
-           "archive": style_archive_points}
+           "archive": style_archive_points, **REFERENCE_STYLERS}
 
 
-def styler(name: str):
-    """The styling function of a style name (the reference photo layers' live in ``reference_styles``)."""
-    if name in STYLERS:
-        return STYLERS[name]
-    from .reference_styles import STYLERS as REFERENCE_STYLERS
-
-    return REFERENCE_STYLERS[name]
 
 
 RUN_GROUP_PREFIX = "GeoCLIP "
@@ -365,7 +350,7 @@ class GroupAndStyle(QgsProcessingLayerPostProcessorInterface):
 
     @guarded
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API
-        styler(self.style)(layer)
+        STYLERS[self.style](layer)
         project = context.project() or QgsProject.instance()
         move_into_group(project, layer, self.group_name, self.run_id)
         refresh_legend(layer)

@@ -5,7 +5,6 @@ itself, as the prediction points show the geolocated one."""
 from __future__ import annotations
 
 from qgis.core import (
-    QgsEditorWidgetSetup,
     QgsLineSymbol,
     QgsMarkerSymbol,
     QgsPalLayerSettings,
@@ -16,16 +15,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from .layers import add_open_photo_action
+from .photo_links import show_photos
 
 REFERENCE_COLOUR = "#0d9488"
-
-
-def _photo_field(layer: QgsVectorLayer, field: str) -> None:
-    """An action opening the photo of ``field``; identify results and forms show the photo, not its path."""
-    add_open_photo_action(layer, field)
-    layer.setEditorWidgetSetup(layer.fields().indexOf(field), QgsEditorWidgetSetup(
-        "ExternalResource", {"DocumentViewer": 1, "DocumentViewerHeight": 200, "FileWidget": True}))
 
 
 def style_references(layer: QgsVectorLayer) -> None:
@@ -35,7 +27,7 @@ def style_references(layer: QgsVectorLayer) -> None:
     layer.setDisplayExpression('"photo_name"')
     layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>reference photo at [% format_number("lat", 5) %], '
                             '[% format_number("lon", 5) %]<br><img src="file://[% "photo" %]" width="240">')
-    _photo_field(layer, "photo")
+    show_photos(layer, "photo")
     layer.triggerRepaint()
 
 
@@ -61,7 +53,7 @@ def style_matches(layer: QgsVectorLayer) -> None:
     layer.setMapTipTemplate('<b>[% "reference_name" %]</b> — match #[% "rank" %] of [% "photo_name" %]<br>'
                             'similarity [% format_number("similarity", 4) %], share of the probability '
                             '[% format_number("share", 4) %]<br><img src="file://[% "reference" %]" width="240">')
-    _photo_field(layer, "reference")
+    show_photos(layer, "reference")
     layer.triggerRepaint()
 
 
