@@ -16,7 +16,6 @@ from qgis.core import (
     QgsLineSymbol,
     QgsMarkerLineSymbolLayer,
     QgsMarkerSymbol,
-    QgsPalLayerSettings,
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingUtils,
@@ -28,9 +27,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
     QgsSymbolLayer,
-    QgsTextFormat,
     QgsVectorLayer,
-    QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -38,8 +35,8 @@ from .basemap import ensure_basemap
 from .compat import RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
-from .photo_links import add_open_photo_action, show_photos
 from .reference_styles import STYLERS as REFERENCE_STYLERS
+from .style_parts import add_open_photo_action, show_photos, simple_labels
 
 PROBABILITY_STYLE = "styles/probability_raster.qml"
 POINTS_STYLE = "styles/prediction_points.qml"
@@ -197,15 +194,7 @@ def style_truth_lines(layer: QgsVectorLayer) -> None:
         {"name": "cross2", "color": "#dc2626", "outline_color": "#dc2626", "outline_width": "0.8", "size": "4"}))
     line.appendSymbolLayer(end_marker)
     layer.setRenderer(QgsSingleSymbolRenderer(line))
-    label = QgsPalLayerSettings()
-    label.fieldName = "format_number(\"error_km\", 0) || ' km'"
-    label.isExpression = True
-    text = QgsTextFormat()
-    text.setSize(8)
-    text.setColor(QColor("#7f1d1d"))
-    label.setFormat(text)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
-    layer.setLabelsEnabled(True)
+    simple_labels(layer, "format_number(\"error_km\", 0) || ' km'", 8, "#7f1d1d")
     layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>EXIF position [% format_number("true_lat", 4) %], '
                             '[% format_number("true_lon", 4) %]<br>top-1 error [% format_number("error_km", 1) %] km')
     layer.triggerRepaint()

@@ -7,15 +7,11 @@ from __future__ import annotations
 from qgis.core import (
     QgsLineSymbol,
     QgsMarkerSymbol,
-    QgsPalLayerSettings,
     QgsSingleSymbolRenderer,
-    QgsTextFormat,
     QgsVectorLayer,
-    QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt.QtGui import QColor
 
-from .photo_links import show_photos
+from .style_parts import show_photos, simple_labels
 
 REFERENCE_COLOUR = "#0d9488"
 
@@ -41,14 +37,7 @@ def style_matches(layer: QgsVectorLayer) -> None:
     photo it matched and how closely."""
     layer.setRenderer(QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple(
         {"name": "square", "color": REFERENCE_COLOUR, "outline_color": "#134e4a", "size": "3"})))
-    label = QgsPalLayerSettings()
-    label.fieldName = "rank"
-    text = QgsTextFormat()
-    text.setSize(7)
-    text.setColor(QColor("#134e4a"))
-    label.setFormat(text)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
-    layer.setLabelsEnabled(True)
+    simple_labels(layer, '"rank"', 7, "#134e4a")
     layer.setDisplayExpression('"reference_name" || \' (match #\' || "rank" || \' of \' || "photo_name" || \')\'')
     layer.setMapTipTemplate('<b>[% "reference_name" %]</b> — match #[% "rank" %] of [% "photo_name" %]<br>'
                             'similarity [% format_number("similarity", 4) %], share of the probability '

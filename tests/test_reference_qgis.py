@@ -151,3 +151,15 @@ def test_geolocate_with_references_gives_the_fused_answer_matches_lines_and_both
     assert "Matched reference photos" in names and "Best guess to matched references" in names
     html = open(out["REFERENCE_REPORT"], encoding="utf-8").read()
     assert "GeoCLIP alone" in html and "Fused with the references" in html and html.count("Error (km)") == 2
+
+
+def test_a_canceled_build_keeps_the_collection_as_it_was(geoclip_provider, clip_env, scene_photos, tmp_path):
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    folder = scene_folder(scene_photos, tmp_path / "refs", range(1))
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="Canceled: the collection was left as it was"):
+        run("geoclip:buildreferences", {"FOLDER": str(folder), "COLLECTION": str(tmp_path / "coll")},
+            feedback=feedback)
+    assert not (tmp_path / "coll" / "reference_index.safetensors").exists()

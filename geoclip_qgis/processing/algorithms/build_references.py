@@ -33,10 +33,9 @@ from ...i18n import tr
 from ...layers import load_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
-from ..io.geometry import iter_latlon, layer_folder, photo_path
+from ..io.geometry import iter_latlon, layer_folder, photo_field, photo_path
 from ..io.outputs import ensure_writable_folder
 from ..io.reference_outputs import left_out_rows, write_collection_layers
-from .geolocate_photos import PATH_FIELD_GUESSES
 
 
 @dataclass(frozen=True)
@@ -150,16 +149,7 @@ class BuildReferences(GeoClipAlgorithm):
     def _layer_items(self, parameters, context, feedback) -> tuple[list[tuple], str]:
         """(photo path, lat, lon) per feature, the point in WGS84 (None, None: no geometry, EXIF GPS then)."""
         source = self.parameterAsSource(parameters, d.PHOTO_LAYER, context)
-        names = source.fields().names()
-        field = self.parameterAsString(parameters, d.PATH_FIELD, context)
-        if not field:
-            lower = {n.lower(): n for n in names}
-            field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
-        if not field or field not in names:
-            raise QgsProcessingException(
-                f"The photo layer '{source.sourceName()}' has no photo path field "
-                f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
-                f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
+        field = photo_field(source, self.parameterAsString(parameters, d.PATH_FIELD, context))
         base = layer_folder(self.parameterAsVectorLayer(parameters, d.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setSubsetOfAttributes([field], source.fields())
         items, empty = [], 0

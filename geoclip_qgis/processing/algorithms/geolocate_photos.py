@@ -28,9 +28,7 @@ from .. import definitions as d
 from .. import geolocation
 from ..base import GeoClipAlgorithm
 from ..geolocation import InputKind
-from ..io.geometry import layer_folder, photo_path
-
-PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
+from ..io.geometry import layer_folder, photo_field, photo_path
 
 
 class GeolocatePhotos(GeoClipAlgorithm):
@@ -145,16 +143,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         return paths, scan
 
     def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
-        names = source.fields().names()
-        field = self.parameterAsString(parameters, d.PATH_FIELD, context)
-        if not field:
-            lower = {n.lower(): n for n in names}
-            field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
-        if not field or field not in names:
-            raise QgsProcessingException(
-                f"The photo layer '{source.sourceName()}' has no photo path field "
-                f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
-                f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
+        field = photo_field(source, self.parameterAsString(parameters, d.PATH_FIELD, context))
         base = layer_folder(self.parameterAsVectorLayer(parameters, d.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
         request.setSubsetOfAttributes([field], source.fields())
