@@ -73,6 +73,7 @@ REQUEST_NO_GEOMETRY = _pick("FeatureRequestFlag.NoGeometry", QgsFeatureRequest, 
 # Layers, rendering and labels.
 LAYER_FILTER_VECTOR = _pick("LayerFilter.VectorLayer", QgsMapLayerProxyModel, "VectorLayer")
 LAYER_FILTER_HAS_GEOMETRY = _pick("LayerFilter.HasGeometry", QgsMapLayerProxyModel, "HasGeometry")
+LAYER_FILTER_POINT = _pick("LayerFilter.PointLayer", QgsMapLayerProxyModel, "PointLayer")
 SHADER_INTERPOLATED = _pick("ShaderInterpolationMethod.Linear", QgsColorRampShader, "Interpolated")
 ACTION_OPEN_URL = _pick("AttributeActionType.OpenUrl", QgsAction, "OpenUrl")
 RASTER_STAT_MAX = _pick("RasterBandStatistic.Max", QgsRasterBandStats, "Max")

@@ -8,10 +8,8 @@ Processing's own result handler) all load, group and style results the same way.
 from __future__ import annotations
 
 from qgis.core import (
-    QgsAction,
     QgsCategorizedSymbolRenderer,
     QgsColorRampLegendNodeSettings,
-    QgsEditorWidgetSetup,
     QgsFeatureRequest,
     QgsFillSymbol,
     QgsLayerTreeGroup,
@@ -30,16 +28,17 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
     QgsSymbolLayer,
-    QgsTextFormat,
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtGui import QColor
 
 from .basemap import ensure_basemap
-from .compat import ACTION_OPEN_URL, RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
+from .compat import RASTER_STAT_MAX, REQUEST_NO_GEOMETRY, plain
 from .guard import guarded
 from .paths import resource
+from .reference_styles import STYLERS as REFERENCE_STYLERS
+from .style_parts import add_open_photo_action, show_photos, simple_labels
 
 PROBABILITY_STYLE = "styles/probability_raster.qml"
 POINTS_STYLE = "styles/prediction_points.qml"
@@ -149,11 +148,6 @@ def label_points(layer: QgsVectorLayer, where: str = "") -> None:
     layer.triggerRepaint()
 
 
-def add_open_photo_action(layer: QgsVectorLayer, field: str) -> None:
-    """An action that opens the photo whose path is in ``field`` at full size (the map tip shows it small)."""
-    layer.actions().addAction(QgsAction(ACTION_OPEN_URL, "Open photo", f'[% \'file://\' || "{field}" %]'))
-
-
 def style_prediction_points(layer: QgsVectorLayer) -> None:
     """A colour per photo or query (the legend names each), sized by probability, rank 1 a star and
     labelled by rank; the map tip shows the photo itself, an action opens it at full size."""
@@ -190,10 +184,7 @@ def style_prediction_points(layer: QgsVectorLayer) -> None:
         '[% CASE WHEN "error_km" IS NOT NULL THEN \'<br>error \' || format_number("error_km", 1) || \' km\' '
         "ELSE '' END %]" + image)
     if source == "photo":
-        add_open_photo_action(layer, source)
-        # Identify results and the attribute form show the photo itself, not only its path
-        layer.setEditorWidgetSetup(layer.fields().indexOf(source), QgsEditorWidgetSetup(
-            "ExternalResource", {"DocumentViewer": 1, "DocumentViewerHeight": 200, "FileWidget": True}))
+        show_photos(layer, source)  # identify results and the attribute form show the photo, not only its path
     layer.triggerRepaint()
 
 
@@ -205,15 +196,7 @@ def style_truth_lines(layer: QgsVectorLayer) -> None:
         {"name": "cross2", "color": "#dc2626", "outline_color": "#dc2626", "outline_width": "0.8", "size": "4"}))
     line.appendSymbolLayer(end_marker)
     layer.setRenderer(QgsSingleSymbolRenderer(line))
-    label = QgsPalLayerSettings()
-    label.fieldName = "format_number(\"error_km\", 0) || ' km'"
-    label.isExpression = True
-    text = QgsTextFormat()
-    text.setSize(8)
-    text.setColor(QColor("#7f1d1d"))
-    label.setFormat(text)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
-    layer.setLabelsEnabled(True)
+    simple_labels(layer, "format_number(\"error_km\", 0) || ' km'", 8, "#7f1d1d")
     layer.setMapTipTemplate('<b>[% "photo_name" %]</b><br>EXIF position [% format_number("true_lat", 4) %], '
                             '[% format_number("true_lon", 4) %]<br>top-1 error [% format_number("error_km", 1) %] km')
     layer.triggerRepaint()
@@ -259,7 +242,9 @@ def style_archive_points(layer: QgsVectorLayer) -> None:
 
 STYLERS = {"probability": style_probability_raster, "similarity": style_similarity_raster,
            "regions": style_credible_regions, "points": style_prediction_points, "truth": style_truth_lines,
-           "archive": style_archive_points}
+           "archive": style_archive_points, **REFERENCE_STYLERS}
+
+
 
 
 RUN_GROUP_PREFIX = "GeoCLIP "

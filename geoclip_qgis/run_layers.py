@@ -40,6 +40,7 @@ class RunOutputs:
     rasters: list[tuple[str, str]]  # (layer name, GeoTIFF path) per photo or query, in the run's order
     regions: bool  # the GeoPackage has credible regions
     truth: bool  # ... and lines to the EXIF positions
+    matches: bool = False  # ... and the matched reference photos with the lines to them
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class PlannedLayer:
 
 
 def planned_layers(run: RunOutputs) -> list[PlannedLayer]:
-    """The run's layers, bottom to top: one raster, the regions, the truth lines, the points."""
+    """The run's layers, bottom to top: one raster, the regions, the truth lines, the matched reference photos
+    and the lines to them (a run with reference photos), the points."""
     plan = [PlannedLayer(path, name, "probability", True) for name, path in run.rasters[:RASTER_LAYERS_PER_RUN]]
     if run.regions:
         plan.append(PlannedLayer(f"{run.points}|layername={layout.LAYER_REGIONS}", tr("Credible regions"), "regions",
@@ -59,6 +61,11 @@ def planned_layers(run: RunOutputs) -> list[PlannedLayer]:
     if run.truth:
         plan.append(PlannedLayer(f"{run.points}|layername={layout.LAYER_TRUTH}", tr("Error to EXIF position"), "truth",
                                  False))
+    if run.matches:
+        plan += [PlannedLayer(f"{run.points}|layername={layout.LAYER_MATCH_LINES}",
+                              tr("Best guess to matched references"), "match_lines", False),
+                 PlannedLayer(f"{run.points}|layername={layout.LAYER_MATCHES}", tr("Matched reference photos"),
+                              "matches", False)]
     plan.append(PlannedLayer(f"{run.points}|layername={layout.LAYER_PREDICTIONS}", tr("Top-k predictions"), "points",
                              False))
     return plan
@@ -77,7 +84,7 @@ def outputs_of(index: RunIndex) -> RunOutputs:
     noun = tr("photos") if index.photos else tr("queries")
     return RunOutputs(folder=index.folder, group=f"{RUN_GROUP_PREFIX}{index.folder.name} ({len(index.rows)} {noun})",
                       points=str(index.points), rasters=rasters, regions=layout.LAYER_REGIONS in index.layers,
-                      truth=layout.LAYER_TRUTH in index.layers)
+                      truth=layout.LAYER_TRUTH in index.layers, matches=layout.LAYER_MATCHES in index.layers)
 
 
 class RunLayerError(RuntimeError):

@@ -23,6 +23,7 @@ from qgis.utils import iface, plugins, unloadPlugin
 OUT = Path(os.environ["SMOKE_OUT"])
 PHOTOS = os.environ["SMOKE_PHOTOS"]
 MANY_PHOTOS = os.environ["SMOKE_MANY_PHOTOS"]
+REFERENCES = os.environ["SMOKE_REFERENCES"]
 STEP_TIMEOUT = 180.0
 record: dict = {"steps": [], "messages": [], "errors": []}
 
@@ -153,6 +154,17 @@ def plan():
     screenshot("04_text_query")
 
     dock.tabs.setCurrentIndex(dock.index_of(tab))
+    tab.references.mode.setCurrentIndex(1)  # Reference photos: Folder (of photos: built first, then used)
+    tab.references.folder.setFilePath(REFERENCES)
+    tab.controls.run_button.click()
+    yield lambda: not tab.controls.running
+    record["references_log"] = tab.controls.log.toPlainText()
+    record["tree_after_references"] = layer_tree_state()
+    yield rendered()
+    screenshot("04b_references")
+    tab.references.mode.setCurrentIndex(0)
+    dock.tabs.setCurrentIndex(dock.index_of(tab))  # a run ends on the Results tab
+
     tab.folder.setFilePath(MANY_PHOTOS)
     tab.controls.run_button.click()
     tab.controls.cancel_button.click()

@@ -51,12 +51,15 @@ def desktop_session(tmp_path_factory, tiny_clip, geoclip_cache_dir):
     write_photos(photos, n=2)
     write_gps_photo(photos / "paris.jpg", 48.8584, 2.2945)
     write_photos(many, n=32, seed=3)  # widths shrink per photo: 32 keeps them positive
+    references = work / "references"
+    for i, (lat, lon) in enumerate([(48.8584, 2.2945), (48.8606, 2.3376), (-33.8568, 151.2153), (-33.8523, 151.2108)]):
+        write_gps_photo(references / f"ref_{i}.jpg", lat, lon, seed=10 + i)
     profiles = _profile(work / "qgis", build(work / "geoclip_qgis.zip"))
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "PYTHONPATH")}
     xvfb, display = start_xvfb(SCREEN)
     env.update(DISPLAY=display, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GEOCLIP_CLIP_MODEL=str(tiny_clip),
                GEOCLIP_CACHE_DIR=str(geoclip_cache_dir), SMOKE_OUT=str(out), SMOKE_PHOTOS=str(photos),
-               SMOKE_MANY_PHOTOS=str(many),
+               SMOKE_MANY_PHOTOS=str(many), SMOKE_REFERENCES=str(references),
                # torch & co. as a user installs them for QGIS's Python (here: this venv's packages)
                PYTHONPATH=sysconfig.get_paths()["purelib"])
     try:
@@ -83,7 +86,7 @@ def test_the_session_ran_every_step_without_python_errors(desktop_session):
     assert problems == []
     shots = sorted(p.name for p in out.glob("*.png"))
     assert shots == ["01_dock_open.png", "02_geolocated.png", "03_photo_by_photo.png", "04_text_query.png",
-                     "05_canceled.png", "06_unloaded_mid_run.png"]
+                     "04b_references.png", "05_canceled.png", "06_unloaded_mid_run.png"]
     assert all((out / name).stat().st_size > 20_000 for name in shots)  # real pictures, not blank frames
 
 
@@ -125,6 +128,17 @@ def test_the_browser_steps_through_three_photos_with_the_keyboard(desktop_sessio
         assert step["visible_rasters"] == [step["raster"]]  # the photo's own raster, and only it
         (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = step["extent"], step["region"]
         assert x0 <= rx0 and y0 <= ry0 and rx1 <= x1 and ry1 <= y1, step  # its 90% region in view
+
+
+def test_the_reference_choice_builds_the_collection_then_geolocates_with_it(desktop_session):
+    record = desktop_session[0]
+    log = record["references_log"]
+    assert "Build reference collection done" in log and "4 photos with a position" in log, log
+    newest = record["tree_after_references"][0]
+    names = [layer["name"] for layer in newest["layers"]]
+    matched = names.index("Matched reference photos")  # above the lines, regions and rasters, below the points
+    assert names.index("Top-k predictions") < matched < names.index("Best guess to matched references") \
+        < names.index("Credible regions"), names
 
 
 def test_cancel_and_unload_mid_run_are_clean(desktop_session):

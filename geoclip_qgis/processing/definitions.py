@@ -48,6 +48,7 @@ GALLERY = "GALLERY"
 GALLERY_SPACING = "GALLERY_SPACING"
 FIT_TEMPERATURE = "FIT_TEMPERATURE"
 ON_LAND = "ON_LAND"  # each gallery point's kernel renormalised over land cells (geolocation, places like here, Ray)
+REFERENCES = "REFERENCES"  # a reference collection (its folder or index file): predictions fused with it
 # outputs
 RUN_FOLDER = "RUN_FOLDER"
 POINTS = "POINTS"
@@ -58,6 +59,8 @@ N_QUERIES = "N_QUERIES"
 N_FAILED = "N_FAILED"
 ERRORS = "ERRORS"
 SKIPPED = "SKIPPED"  # the folder scan's lines: files that are not photos, by reason (their count: N_SKIPPED)
+MATCHES = "MATCHES"  # with REFERENCES: the matched reference photos layer
+REFERENCE_REPORT = "REFERENCE_REPORT"  # with REFERENCES: GeoCLIP alone and fused, side by side (HTML)
 
 DEFAULT_PHOTO_BATCH = 8
 DEFAULT_TEXT_BATCH = 32
@@ -69,6 +72,19 @@ class GalleryMode(IntEnum):
     WORLD = 0
     REGIONAL = 1
 
+
+# ---------------------------------------------------------------- build reference collection
+TABLE = "TABLE"  # a CSV or Parquet table of photo paths (+ lat/lon)
+COLLECTION = "COLLECTION"  # the collection folder (the index, the references layer, the fit report)
+FIT = "FIT"  # fit the fusion by leave-one-out and report it
+# outputs
+INDEX = "INDEX"
+REFERENCE_POINTS = "REFERENCE_POINTS"
+LEFT_OUT = "LEFT_OUT"
+FIT_REPORT = "FIT_REPORT"
+N_REFERENCES = "N_REFERENCES"
+N_EMBEDDED = "N_EMBEDDED"
+N_LEFT_OUT = "N_LEFT_OUT"
 
 # ---------------------------------------------------------------- GPS embeddings
 NORMALIZE = "NORMALIZE"

@@ -12,6 +12,7 @@ from ..paths import resource
 
 def algorithm_classes() -> list:
     """Every algorithm the provider offers (imports are cheap: no torch at this point)."""
+    from .algorithms.build_references import BuildReferences
     from .algorithms.downstream_classifier import DownstreamClassifier
     from .algorithms.evaluate_geolocation import EvaluateGeolocation
     from .algorithms.geolocate_photos import GeolocatePhotos
@@ -21,7 +22,7 @@ def algorithm_classes() -> list:
     from .algorithms.ray_cluster import GeolocateRayCluster
 
     return [GeolocatePhotos, GeolocateText, PlacesLikeHere, DownstreamClassifier, EvaluateGeolocation, GpsEmbeddings,
-            GeolocateRayCluster]
+            GeolocateRayCluster, BuildReferences]
 
 
 class GeoClipProvider(QgsProcessingProvider):

@@ -11,6 +11,7 @@ from ..guard import guarded
 from ..i18n import tr
 from ..processing import definitions as d
 from .form_tab import FormTab
+from .reference_choice import BUILD_ALGORITHM, ReferenceChoice
 from .results import ResultsOptions
 
 ALGORITHM = "geoclip:geolocatephotos"
@@ -70,6 +71,7 @@ class GeolocateTab(FormTab):
         self.layer.layerChanged.connect(self.path_field.setLayer)
         form.addRow(tr("Path field"), self.path_field)
         form.addRow("", self.selected_only)
+        self.references = ReferenceChoice(form)
 
         self.results = ResultsOptions(iface, settings.results_settings("geolocate"), tr("photo"))
         for name in ("top_k", "cell", "bandwidth", "extent", "density", "output"):
@@ -98,10 +100,34 @@ class GeolocateTab(FormTab):
         if source is not None:
             params[d.PHOTO_LAYER] = source
             params[d.PATH_FIELD] = self.path_field.currentField() or None
+        collection = self.references.existing_collection()
+        if collection is not None:
+            params[d.REFERENCES] = collection
         return params
+
+    def refusal(self) -> str | None:
+        return self.references.refusal()
 
     def remember(self) -> None:
         settings.GEOLOCATE_FOLDER.write(self.folder.filePath())
         settings.GEOLOCATE_RECURSIVE.write(self.recursive.isChecked())
         settings.GEOLOCATE_SELECTED_ONLY.write(self.selected_only.isChecked())
+        self.references.remember()
         self.results.remember()
+
+    @guarded
+    def run(self) -> None:
+        """Geolocate; when the reference photos must be built into a collection first, build, then geolocate
+        with it (one progress bar and Cancel for both steps)."""
+        problem = self.refusal()
+        if problem:
+            self.controls.append(problem)
+            return
+        self.remember()
+        params = self.parameters()
+        build = self.references.build_parameters(self.output.filePath() or self.results.saved.output.default)
+        if build is None:
+            self.controls.start(params)
+            return
+        self.controls.start(build, BUILD_ALGORITHM,
+                            then=lambda built: self.controls.start({**params, d.REFERENCES: built[d.COLLECTION]}))

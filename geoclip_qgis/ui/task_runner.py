@@ -85,6 +85,7 @@ class RunControls(QWidget):
         self.algorithm = None
         self.parameters: dict = {}
         self.results: dict = {}
+        self.then: Callable[[dict], bool] | None = None  # the next step, after this run succeeds
         self.model_parameters: Callable[[], dict] | None = None  # the Setup tab's choices, set by the dock
         self.iface = None  # set by the dock: the map canvas zooms to each run's results
         layout = QVBoxLayout(self)
@@ -138,14 +139,17 @@ class RunControls(QWidget):
         return {**taken, **parameters}
 
     @guarded(default=False)
-    def start(self, parameters: dict) -> bool:
-        """Run the algorithm with ``parameters``; False (and a log line) if it cannot start."""
+    def start(self, parameters: dict, algorithm_id: str = "", then: Callable[[dict], bool] | None = None) -> bool:
+        """Run the algorithm (or ``algorithm_id``, a step before it) with ``parameters``; False (and a log line) if
+        it cannot start. ``then``: called with the results when this run succeeds, to start the next step (its
+        layers are not loaded: the last step's are); it returns whether it did."""
         if self.running:
             return False
-        algorithm = QgsApplication.processingRegistry().createAlgorithmById(self.algorithm_id)
+        algorithm_id = algorithm_id or self.algorithm_id
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
         if algorithm is None:
             self.append(tr("ERROR: algorithm {id} is not registered (is the plugin enabled?)")
-                        .format(id=self.algorithm_id))
+                        .format(id=algorithm_id))
             return False
         parameters = self.with_model_choices(algorithm, parameters)
         self.context = QgsProcessingContext()
@@ -156,7 +160,7 @@ class RunControls(QWidget):
         if not ok:
             self.append(tr("ERROR: {message}").format(message=message))
             return False
-        self.algorithm, self.parameters, self.results = algorithm, parameters, {}
+        self.algorithm, self.parameters, self.results, self.then = algorithm, parameters, {}, then
         self.task = QgsProcessingAlgRunnerTask(algorithm, parameters, self.context, self.feedback)
         self.task.progressChanged.connect(self._progress)
         self.task.executed.connect(self._executed)
@@ -243,8 +247,12 @@ class RunControls(QWidget):
         """
         canceled = self.feedback.isCanceled()
         ok = bool(success and not canceled)
+        then, self.then = (self.then if ok else None), None
         try:
-            if ok:
+            if then is not None:  # a step before the last: say it is done, and go on
+                self.show_reports(add_html_results(self.algorithm, dict(results or {})))
+                self.append(tr("✔ {name} done").format(name=self.algorithm.displayName()))
+            elif ok:
                 handle_algorithm_results(self.algorithm, self.context, self.feedback, self.parameters)
                 self.zoom_to_results()
                 self.show_reports(add_html_results(self.algorithm, dict(results or {})))
@@ -254,12 +262,13 @@ class RunControls(QWidget):
                 self.append("■ Canceled: nothing was kept." if canceled else "✘ Failed: see the messages above.")
                 self.progress.setValue(0)
         except Exception:
-            ok = False
+            ok, then = False, None
             self.progress.setValue(0)
             raise  # @guarded logs it and shows it in the log box
         finally:
             self.results = dict(results or {})
             self.task = None
-            self.run_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-            self.finished.emit(ok, self.results)
+            if then is None or not then(self.results):
+                self.run_button.setEnabled(True)
+                self.cancel_button.setEnabled(False)
+                self.finished.emit(ok and then is None, self.results)

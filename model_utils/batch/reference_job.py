@@ -15,12 +15,12 @@ import os
 import time
 from pathlib import Path
 
+from ..reference.index import INDEX_FILE
 from ..reference.sources import Candidate
 from ..safe_files import write_texts
 from .plan import Plan, prepare_output, shard_path
 from .reference_matches import driver_model_key
 
-INDEX_FILE = "reference_index.safetensors"
 FIT_FILE = "reference_fit.txt"
 NO_POSITION = "no position: no EXIF GPS and no coordinates in the table"
 

@@ -34,6 +34,7 @@ INDEX_FORMAT = "geoclip-reference-index-v1"
 # would take 307 MB, or float16 that numpy cannot multiply fast).
 EMBEDDING_SPACE = "geoclip-image-v1"
 SAMPLE_BYTES = 4 << 20  # bytes hashed from each end of a backbone weight file
+INDEX_FILE = "reference_index.safetensors"  # the index inside a collection folder (QGIS build, batch embed-photos)
 
 
 class CollectionError(GeoClipError):
@@ -178,6 +179,21 @@ def load_collection(path: str | os.PathLike) -> ReferenceCollection:
         raise CollectionError(f"Reference collection: {why}. Build it with build_collection() or the batch job's "
                              f"embed-photos.")
     return collection
+
+
+def find_index(path: str | os.PathLike) -> Path:
+    """The index a user points at: an index file, or a collection folder holding INDEX_FILE (what the QGIS build
+    and the batch job's ``embed-photos`` write). CollectionError says what the path holds instead."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CollectionError(f"Reference collection '{path}' does not exist. Pick the folder that 'Build reference "
+                              f"collection' (or embed-photos) wrote, or its {INDEX_FILE}.")
+    if (path / INDEX_FILE).is_file():
+        return path / INDEX_FILE
+    raise CollectionError(f"Folder '{path}' holds no reference collection (no {INDEX_FILE}). Build one from it with "
+                          f"'Build reference collection', or pick the folder such a build wrote.")
 
 
 def empty_collection(model: str) -> ReferenceCollection:

@@ -13,6 +13,8 @@ from pathlib import Path
 from qgis.core import (
     QgsFeatureRequest,
     QgsProcessingException,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -20,15 +22,13 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
 )
 
-from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR
+from ...compat import FILE_FOLDER, REQUEST_NO_GEOMETRY, SOURCE_FILE, SOURCE_VECTOR, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from .. import definitions as d
 from .. import geolocation
 from ..base import GeoClipAlgorithm
 from ..geolocation import InputKind
-from ..io.geometry import layer_folder, photo_path
-
-PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
+from ..io.geometry import layer_folder, photo_field, photo_path
 
 
 class GeolocatePhotos(GeoClipAlgorithm):
@@ -67,6 +67,13 @@ class GeolocatePhotos(GeoClipAlgorithm):
             "• predictions.gpkg: the top-k guesses of every photo (photo, photo_name, rank, prob, lat, "
             "lon, and true_lat, true_lon, error_km when the photo has EXIF GPS).\n"
             "• report/accuracy.html and .csv when photos carry EXIF GPS: share within 1/25/200/750/2500 km.\n\n"
+            "Reference photos: with a collection of your own geotagged photos (built by 'Build reference "
+            "collection'), each photo is also matched against them by image similarity; the raster, credible regions "
+            "and top-k points then come from GeoCLIP's answer fused with the positions of the most similar "
+            "references (as much as the collection's fit says similarity means 'same place'; a photo unlike all of "
+            "them keeps GeoCLIP's answer). Extra layers: 'Matched reference photos' (rank, similarity, the photo in "
+            "the map tip) and lines from each photo's best guess to its matches; report/references.html shows "
+            "GeoCLIP alone and fused side by side.\n\n"
             "City-scale zoom: with 'GPS gallery' = Regional, the photo is ranked against a dense grid of points "
             "over the raster extent (spacing: 'Regional gallery spacing', default the cell size) instead of the "
             "100K worldwide gallery, so the answer and the raster resolve streets and districts rather than "
@@ -92,7 +99,16 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             d.PATH_FIELD, tr("Photo path field (empty: guess 'photo', 'path', …)"),
             parentLayerParameterName=d.PHOTO_LAYER, optional=True))
+        references = QgsProcessingParameterFile(
+            d.REFERENCES, tr("Reference photos: a collection folder from 'Build reference collection' (optional)"),
+            behavior=FILE_FOLDER, optional=True)
+        references.setHelp("Your own geotagged photos, built into a collection: each photo is matched against them "
+                           "and GeoCLIP's answer is fused with the positions of the most similar ones.")
+        self.addParameter(references)
         geolocation.add_parameters(self, self.KIND)
+        self.addOutput(QgsProcessingOutputVectorLayer(d.MATCHES, tr("Matched reference photos"), SOURCE_VECTOR_POINT))
+        self.addOutput(QgsProcessingOutputHtml(d.REFERENCE_REPORT, tr("GeoCLIP alone and with reference photos "
+                                                                      "(HTML)")))
 
     NO_INPUT = "No photos given: choose photo files, a folder of photos, or a layer with a photo path field."
 
@@ -127,16 +143,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         return paths, scan
 
     def _layer_paths(self, source, parameters, context, feedback) -> list[str]:
-        names = source.fields().names()
-        field = self.parameterAsString(parameters, d.PATH_FIELD, context)
-        if not field:
-            lower = {n.lower(): n for n in names}
-            field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
-        if not field or field not in names:
-            raise QgsProcessingException(
-                f"The photo layer '{source.sourceName()}' has no photo path field "
-                f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
-                f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
+        field = photo_field(source, self.parameterAsString(parameters, d.PATH_FIELD, context))
         base = layer_folder(self.parameterAsVectorLayer(parameters, d.PHOTO_LAYER, context))
         request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY)
         request.setSubsetOfAttributes([field], source.fields())

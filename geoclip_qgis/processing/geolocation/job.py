@@ -17,6 +17,7 @@ from ..base import GeoClipAlgorithm
 from ..io.outputs import ensure_writable_folder
 from ..io.run_space import refuse_without_space
 from .parameters import parse_levels
+from .references import reference_index
 from .regional_gallery import regional_gallery
 
 
@@ -59,6 +60,7 @@ class GeolocationJob:
     on_land: bool = True  # each gallery point's kernel renormalised over land cells
     skipped: tuple[str, ...] = ()  # the folder scan's lines about what it left out, by reason
     n_skipped: int = 0  # files of the folder that are not photos
+    references: str | None = None  # a reference collection's index: predictions fused with it (photos only)
 
     def analysis_options(self, land: Any = None):
         """The per-input analysis of this run (model_utils ``AnalysisOptions``), with the run's land mask."""
@@ -98,7 +100,8 @@ def prepare(alg: GeoClipAlgorithm, kind: InputKind, items: list[str], parameters
         model_choices=tuple(sorted(alg.model_choices(parameters, context).items())),
         on_land=alg.parameterAsBool(parameters, d.ON_LAND, context),
         skipped=tuple(scan.skipped_lines()) if scan is not None else (),
-        n_skipped=scan.n_skipped if scan is not None else 0)
+        n_skipped=scan.n_skipped if scan is not None else 0,
+        references=reference_index(alg, parameters, context, regional))
     needed = refuse_without_space(job)
     feedback.pushInfo(f"{kind.count(len(items))} to geolocate; outputs under {out_root} (about {needed})")
     return job

@@ -32,6 +32,7 @@ from ..io.prediction_outputs import (
 from ..io.run_space import full_disk_error
 from .calibration import calibrate
 from .job import GeolocationJob, InputKind
+from .references import reference_outputs, reference_run
 
 
 def run(alg: GeoClipAlgorithm, kind: InputKind, job: GeolocationJob, context, feedback) -> dict:
@@ -95,8 +96,12 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
     writer, fields, points_path = points_writer(work / "predictions.gpkg", kind.source_fields)
     (work / run_layout.RASTERS_FOLDER).mkdir()
     done = _Written()
-    predictions = kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
-                                   job.regional)
+    refs = reference_run(model, job.references, feedback) if job.references else None
+    if refs is not None:  # GeoCLIP fused with the matched reference photos, analysed as GeoCLIP's own
+        predictions = refs.predictions(list(job.items), job.top_k, job.batch, predict_progress, is_canceled)
+    else:
+        predictions = kind.predictions(model, list(job.items), job.top_k, job.batch, predict_progress, is_canceled,
+                                       job.regional)
     try:
         for analysis in analyse_all(predictions, gallery, options):  # down into model_utils once per input
             if not analysis.ok:
@@ -105,13 +110,15 @@ def _geolocate(kind: InputKind, job: GeolocationJob, model, work: Path, feedback
                 continue
             _write(kind, job, analysis, options, work, done, feedback)
             write_points(writer, fields, analysis.prediction, kind.label(analysis.source))
+            if refs is not None:
+                refs.add(analysis, kind.label(analysis.source), feedback)
     finally:
         del writer  # closes the GeoPackage
-    return _finish(kind, job, done, points_path, gallery, options, work, steps, feedback)
+    return _finish(kind, job, done, points_path, gallery, options, work, steps, feedback, refs)
 
 
 def _finish(kind: InputKind, job: GeolocationJob, done: _Written, points_path: Path, gallery, options, work: Path,
-            steps, feedback) -> dict:
+            steps, feedback, refs=None) -> dict:
     """After the last input: the layers beside the points, the temperature fit and the report."""
     n_ok = len(done.report_rows)
     if n_ok == 0:
@@ -122,14 +129,18 @@ def _finish(kind: InputKind, job: GeolocationJob, done: _Written, points_path: P
     truth = write_truth_lines(points_path, done.report_rows, kind.label)
     has_regions = write_credible_regions(points_path, done.region_rows, kind.source_fields, feedback)
     write_raster_index(points_path, done.rasters, kind.source_fields[0])
-    if job.fit:
+    if job.fit and refs is not None:
+        feedback.reportError("No temperature was fitted: with reference photos each photo's probabilities cover "
+                             "its own matches; fit the temperature in a run without reference photos.", False)
+    elif job.fit:
         calibrate(done.fit_samples, gallery, options, work, feedback)
+    extra = refs.finish(points_path, work, feedback) if refs is not None else {}
     report = None
     if any(row["true_lat"] is not None for row in done.report_rows):
         report = accuracy_report(done.report_rows, work / "report", feedback, skipped=job.skipped)
     return dict(points=points_path.name, rasters=done.rasters, errors=done.errors, n_ok=n_ok, report=report,
                 truth=truth, regions=has_regions, skipped=job.skipped, n_skipped=job.n_skipped,
-                first=kind.label(done.report_rows[0]["photo"]) if done.report_rows else "")
+                first=kind.label(done.report_rows[0]["photo"]) if done.report_rows else "", **extra)
 
 
 def _summary(n_ok: int, errors: list, skipped: tuple[str, ...]) -> str:
@@ -185,7 +196,7 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
     load_run_on_completion(context, RunOutputs(
         folder=final, group=f"GeoCLIP {kind.group_title(result)}", points=points,
         rasters=[(kind.stem(label), path) for (_, label, _), path in zip(result["rasters"], rasters)],
-        regions=result["regions"], truth=result["truth"]))
+        regions=result["regions"], truth=result["truth"], matches=bool(result.get("matches"))))
     report = str(final / "report" / result["report"]) if result["report"] else ""
     if report:
         feedback.pushInfo(f"Accuracy report: {report}")
@@ -194,5 +205,5 @@ def _outputs(kind: InputKind, result: dict, final: Path, context, feedback) -> d
         d.RUN_FOLDER: str(final), d.POINTS: points, d.RASTERS: rasters, d.REPORT_HTML: report,
         kind.count_output: result["n_ok"], d.N_FAILED: len(result["errors"]), d.ERRORS: "\n".join(result["errors"]),
         d.N_SKIPPED: result["n_skipped"], d.SKIPPED: "\n".join(result["skipped"]),
-        d.OUTPUT_FOLDER: str(final.parent),
+        d.OUTPUT_FOLDER: str(final.parent), **reference_outputs(result, final, points),
     }

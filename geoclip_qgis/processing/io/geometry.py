@@ -88,6 +88,25 @@ def layer_folder(layer) -> Path | None:
     return folder if folder is not None and folder.is_dir() else None
 
 
+PATH_FIELD_GUESSES = ("photo", "path", "filepath", "file_path", "filename", "image", "file")
+
+
+def photo_field(source, given: str) -> str:
+    """The field of ``source`` (a feature source) holding photo paths: ``given``, or the first field named like
+    one of PATH_FIELD_GUESSES; a message naming the layer and its fields when there is none."""
+    names = source.fields().names()
+    field = given
+    if not field:
+        lower = {n.lower(): n for n in names}
+        field = next((lower[g] for g in PATH_FIELD_GUESSES if g in lower), "")
+    if not field or field not in names:
+        raise QgsProcessingException(
+            f"The photo layer '{source.sourceName()}' has no photo path field "
+            f"({'no field named ' + field if field else 'none of ' + ', '.join(PATH_FIELD_GUESSES)}); "
+            f"its fields are: {', '.join(names) or 'none'}. Choose the field that holds the paths.")
+    return field
+
+
 def photo_path(value: object, base: Path | None) -> str | None:
     """The photo path a field value stands for: None for NULL or blank; ``~`` expanded; a relative path joined
     to ``base`` (``layer_folder`` of its layer) when there is one. One rule for every algorithm that reads photo

@@ -58,15 +58,17 @@ def points_writer(path: Path, source_fields: tuple[str, str]):
     return writer, fields, path
 
 
-def _layer_writer(path: Path, layer: str, columns: list[tuple[str, object]], wkb_type) -> tuple:
-    """(writer, fields) of a new layer ``layer`` in the run's GeoPackage beside the predictions."""
+def _layer_writer(path: Path, layer: str, columns: list[tuple[str, object]], wkb_type, new_file: bool = False) -> tuple:
+    """(writer, fields) of a new layer ``layer`` in the run's GeoPackage beside the predictions (``new_file``:
+    the GeoPackage is made with it)."""
     fields = QgsFields()
     for name, kind in columns:
         fields.append(QgsField(name, kind))
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = layer
-    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    options.actionOnExistingFile = (QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteFile if new_file
+                                    else QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer)
     writer = QgsVectorFileWriter.create(str(path), fields, wkb_type, WGS84, QgsCoordinateTransformContext(), options)
     if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         raise QgsProcessingException(f"Could not add the {layer} layer to {path}: {writer.errorMessage()}")
