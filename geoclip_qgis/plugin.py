@@ -7,6 +7,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 
 from .compat import QAction
+from .guard import guarded
 from .i18n import tr
 from .paths import ensure_model_utils_importable, resource
 
@@ -56,10 +57,17 @@ class GeoClipPlugin:
         self.action.setObjectName("GeoClipShowPanel")
         self.action.setCheckable(True)
         self.action.setToolTip(tr("Show the GeoCLIP panel: geolocate photos, export GPS embeddings"))
-        self.action.toggled.connect(self.dock.setVisible)
+        self.action.toggled.connect(self.show_dock)
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToMenu(MENU, self.action)
+
+    @guarded
+    def show_dock(self, visible: bool) -> None:
+        """Show the dock in front of the panels it shares a tab group with, or hide it."""
+        self.dock.setVisible(visible)
+        if visible:
+            self.dock.raise_()
 
     def unload(self) -> None:
         """Remove every menu entry, button, dock and provider that initGui added."""

@@ -88,7 +88,9 @@ def browse_three_photos(dock):
     yield lambda: browser.index is not None
     root = QgsProject.instance().layerTreeRoot()
     record["browser"] = {"rows": browser.proxy.rowCount(), "steps": [],
-                         "bottom_layer": root.children()[-1].name(), "layers": len(QgsProject.instance().mapLayers())}
+                         "bottom_layer": root.children()[-1].name(), "layers": len(QgsProject.instance().mapLayers()),
+                         "rows_in_view": sum(browser.table.viewport().rect().contains(browser.table.visualRect(
+                             browser.proxy.index(r, 0))) for r in range(browser.proxy.rowCount()))}
     browser.table.setFocus()
     canvas = iface.mapCanvas()
     for _ in range(3):
@@ -122,7 +124,8 @@ def plan():
                         "dock_width": dock.width(), "form_width": dock.form_width(),
                         "min_hint_height": main.minimumSizeHint().height(),
                         "dock_min_hint_height": dock.minimumSizeHint().height(),
-                        "toolbox_visible": bool(toolbox and toolbox.isVisible())}
+                        "toolbox_visible": bool(toolbox and toolbox.isVisible()),
+                        "tabified_with": [other.objectName() for other in main.tabifiedDockWidgets(dock)]}
     screenshot("01_dock_open")
 
     tab = dock.geolocate_tab

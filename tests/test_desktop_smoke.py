@@ -99,6 +99,7 @@ def test_no_widget_is_touched_from_a_worker_thread(desktop_session):
 def test_the_window_fits_a_laptop_screen_with_the_dock_and_toolbox(desktop_session):
     window = desktop_session[0]["window"]
     assert window["toolbox_visible"]
+    assert "ProcessingToolbox" in window["tabified_with"], window  # a tab beside the toolbox, not a third panel
     assert window["min_hint_height"] <= SCREEN[1] and window["height"] <= SCREEN[1], window
     # first show in a new profile: wide enough for the forms (QGIS gave ~290 px and cut them), capped at 40 %
     wanted = min(window["form_width"], int(window["width"] * 0.4))
@@ -119,7 +120,7 @@ def test_first_run_results_are_styled_and_stacked_right(desktop_session):
 
 def test_the_browser_steps_through_three_photos_with_the_keyboard(desktop_session):
     browser = desktop_session[0]["browser"]
-    assert browser["rows"] == 3
+    assert browser["rows"] == 3 and browser["rows_in_view"] == 3, browser  # the whole run in view at 1366x768
     assert browser["bottom_layer"] == "World (QGIS's world map)"  # the basemap under the results (screenshot 03)
     assert browser["layers"] == 5  # the run's points, truth lines, regions, one raster; the world map
     steps = browser["steps"]

@@ -6,11 +6,13 @@ import html
 
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QFrame, QLabel, QScrollArea, QStyle, QTabWidget, QWidget
+from qgis.PyQt.QtWidgets import QDockWidget, QFrame, QLabel, QScrollArea, QStyle, QTabWidget, QWidget
 
 from .. import settings
 from ..guard import guarded
 from ..i18n import tr
+
+TOOLBOX_DOCK = "ProcessingToolbox"  # the object name of QGIS's Processing Toolbox panel
 
 
 def scrolling(widget: QWidget) -> QScrollArea:
@@ -91,9 +93,20 @@ class GeoClipDock(QgsDockWidget):
         if not visible or settings.DOCK_FITTED.read() or main is None or self.parentWidget() is not main:
             return
         settings.DOCK_FITTED.write(True)
+        self.join_toolbox(main)
         width = min(self.form_width(), int(main.width() * self.WIDTH_SHARE))
         if self.width() < width:
             main.resizeDocks([self], [width], Qt.Orientation.Horizontal)
+
+    def join_toolbox(self, main) -> None:
+        """Share the Processing Toolbox's tab group, in front: as a third panel down the right side of a 1366x768
+        window (under the toolbox and the Results Viewer) the results browser showed one row."""
+        toolbox = main.findChild(QDockWidget, TOOLBOX_DOCK)
+        if toolbox is None or not toolbox.isVisible() or toolbox.isFloating() or self.isFloating():
+            return
+        if main.dockWidgetArea(toolbox) == main.dockWidgetArea(self):
+            main.tabifyDockWidget(toolbox, self)
+            self.raise_()
 
     @guarded
     def point_to_results(self, ok: bool, controls) -> None:
