@@ -25,14 +25,14 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
 )
 
-from ...compat import FILE_FOLDER, FLAG_ADVANCED, NUMBER_INTEGER, SOURCE_VECTOR, SOURCE_VECTOR_POINT
+from ...compat import FILE_FOLDER, FLAG_ADVANCED, SOURCE_VECTOR, SOURCE_VECTOR_POINT
 from ...i18n import tr
 from ...layers import load_on_completion
 from .. import definitions as d
 from ..base import GeoClipAlgorithm, progress_callbacks, stages
+from ..geolocation.parameters import batch_parameter
 from ..io.geometry import iter_latlon, layer_folder, photo_field, photo_path
 from ..io.outputs import ensure_writable_folder
 from ..io.reference_outputs import left_out_rows, write_collection_layers
@@ -98,10 +98,7 @@ class BuildReferences(GeoClipAlgorithm):
             d.FIT, tr("Fit by leave-one-out and report how much the collection helps"), defaultValue=True)
         fit.setFlags(fit.flags() | FLAG_ADVANCED)
         self.addParameter(fit)
-        batch = QgsProcessingParameterNumber(d.BATCH_SIZE, tr("Photos per batch"), NUMBER_INTEGER,
-                                             defaultValue=d.DEFAULT_PHOTO_BATCH, minValue=1, maxValue=256)
-        batch.setFlags(batch.flags() | FLAG_ADVANCED)
-        self.addParameter(batch)
+        self.addParameter(batch_parameter(tr("Photos per batch"), d.DEFAULT_PHOTO_BATCH))
         self.add_model_parameters(image_side=True)
         self.addParameter(QgsProcessingParameterFolderDestination(
             d.COLLECTION, tr("Collection folder (building again into it embeds only new photos)")))

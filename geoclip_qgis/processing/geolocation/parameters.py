@@ -47,6 +47,14 @@ def temperature_parameter(help_text: str) -> QgsProcessingParameterNumber:
     return temperature
 
 
+def batch_parameter(label: str, default: int) -> QgsProcessingParameterNumber:
+    """How many inputs go through the backbone at once (memory against speed): an advanced choice."""
+    batch = QgsProcessingParameterNumber(d.BATCH_SIZE, label, NUMBER_INTEGER, defaultValue=default, minValue=1,
+                                         maxValue=256)
+    batch.setFlags(batch.flags() | FLAG_ADVANCED)
+    return batch
+
+
 def add_parameters(alg, kind) -> None:
     """Top-k, raster grid, gallery, backbone and output folder, with the outputs every run reports."""
     noun, inputs = kind.noun, kind.plural.capitalize()
@@ -98,11 +106,7 @@ def add_parameters(alg, kind) -> None:
                 "likelihood of their true positions), the other third shows how many true positions fall inside "
                 "the credible regions before and after. Saved as calibration.json in the run folder.")
     alg.addParameter(fit)
-    batch = QgsProcessingParameterNumber(
-        d.BATCH_SIZE, tr("{inputs} per batch").format(inputs=inputs), NUMBER_INTEGER,
-        defaultValue=kind.default_batch, minValue=1, maxValue=256)
-    batch.setFlags(batch.flags() | FLAG_ADVANCED)
-    alg.addParameter(batch)
+    alg.addParameter(batch_parameter(tr("{inputs} per batch").format(inputs=inputs), kind.default_batch))
     alg.add_model_parameters(image_side=True)
     alg.addParameter(QgsProcessingParameterFolderDestination(
         d.OUTPUT_FOLDER, tr("Output folder (a new subfolder is made for each run)")))
