@@ -62,6 +62,22 @@ def node_port_options() -> list[str]:
     return [f"--{name}={free_port()}" for name in names]
 
 
+def _end_group(pgid: int, grace_s: float = 3.0) -> None:
+    """Return once every process of the group has exited. The head exits first and its GCS, raylet and workers
+    end behind it, seconds later on a busy machine (a run that said Ray stopped left them running): they get
+    ``grace_s`` to end on the SIGTERM they were sent, then are killed, and the group is waited for again."""
+    for sig in (None, signal.SIGKILL):
+        try:
+            if sig is not None:
+                os.killpg(pgid, sig)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                os.killpg(pgid, 0)  # raises once no process of the group is left
+                time.sleep(0.05)
+        except (ProcessLookupError, PermissionError):
+            return
+
+
 class LocalHead:
     """A one-machine Ray cluster owned by this process: started with ``ray start --head --block`` in its
     own process group, stopped (the whole group) by :meth:`stop`. Token authentication with a fresh token."""
@@ -139,6 +155,8 @@ class LocalHead:
                     break
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     continue
+        if self.process is not None:
+            _end_group(self.process.pid)
         self.process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
