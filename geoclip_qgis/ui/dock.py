@@ -128,4 +128,4 @@ class GeoClipDock(QgsDockWidget):
         for tab in self.task_tabs():
             tab.controls.shutdown()
         self.results_tab.shutdown()
-        self.setup_tab.installer.shutdown()
+        self.setup_tab.shutdown()

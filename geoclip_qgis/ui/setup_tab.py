@@ -92,6 +92,13 @@ class SetupTab(QWidget):
         layout.addStretch(1)
         self.refresh_status()
 
+    def shutdown(self) -> None:
+        """Before the dock goes: stop the installer, and let no field that loses its focus as it is destroyed save
+        what it shows over what a newer dock saved (a later plugin's Setup tab then read an empty backbone)."""
+        self.installer.shutdown()
+        self.clip_model.editingFinished.disconnect(self.save)
+        self.map_options.web_map.editingFinished.disconnect(self.map_options.save)
+
     def show_error(self, text: str) -> None:
         """Where ``@guarded`` shows an unexpected error of this tab's slots."""
         self.installer.show_error(text)

@@ -186,18 +186,25 @@ class ClusterJob:
         job_env = runtime_env()
         job_env["env_vars"].update(env or {})
         deadline = time.monotonic() + SUBMIT_RETRY_S
+        # one id for every attempt: a retry after a lost answer can never start the job twice
+        submission_id = f"geoclip_{secrets.token_hex(8)}"
         while True:
             try:
                 self.job_id = self.client.submit_job(
-                    entrypoint="python -m model_utils.batch " + shlex.join(args),
-                    runtime_env=job_env,
-                    metadata={"submitted_by": "GeoCLIP for QGIS"})
+                    entrypoint="python -m model_utils.batch " + shlex.join(args), submission_id=submission_id,
+                    runtime_env=job_env, metadata={"submitted_by": "GeoCLIP for QGIS"})
                 return self.job_id
             except RuntimeError as exc:
+                if "already exists" in str(exc):  # an earlier attempt got through; its answer was lost
+                    self.job_id = submission_id
+                    return self.job_id
                 # a cluster that has just started answers 'No available agent' until its job agent is up
                 if "No available agent" not in str(exc) or time.monotonic() > deadline:
                     raise ClusterError(f"The cluster refused the job: {exc}") from None
-                time.sleep(1.0)
+            except OSError as exc:  # requests' ConnectionError: a busy new dashboard dropped the connection
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"The cluster did not answer the job's submission: {exc}") from None
+            time.sleep(1.0)
 
     def status(self) -> str:
         return str(self.client.get_job_status(self.job_id)).rsplit(".", 1)[-1]
