@@ -103,3 +103,26 @@ def test_loading_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY=" in out.stdout, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "HEAVY=", out.stdout
+
+
+def test_a_stale_setup_tab_never_writes_back_over_a_newer_choice(qgis_app, tmp_path):  # noqa: ARG001
+    """Two Setup tabs alive at once (a dock not yet gone, a test's fixture): the older one's backbone field losing
+    its focus must not save its stale empty text over what the newer one saved."""
+    from geoclip_qgis import settings
+    from geoclip_qgis.ui.setup_tab import SetupTab
+
+    settings.CLIP_MODEL.forget()
+    older, newer = SetupTab(), SetupTab()
+    try:
+        newer.clip_model.setText(str(tmp_path))
+        newer.clip_model.editingFinished.emit()
+        older.clip_model.editingFinished.emit()  # unchanged there: nothing to write
+        older.save()
+        assert settings.CLIP_MODEL.read() == str(tmp_path)
+        older.clip_model.setText("openai/clip-vit-base-patch32")  # a change made there is saved, as ever
+        older.clip_model.editingFinished.emit()
+        assert settings.CLIP_MODEL.read() == "openai/clip-vit-base-patch32"
+    finally:
+        older.shutdown()
+        newer.shutdown()
+        settings.CLIP_MODEL.forget()

@@ -71,6 +71,7 @@ class SetupTab(QWidget):
                             "(also for the Processing toolbox and qgis_process)."))
         saved_note.setWordWrap(True)
         form.addRow(saved_note)
+        self._saved = self._choices()
         self.clip_model.editingFinished.connect(self.save)
         self.weights.fileChanged.connect(self.save)
         self.cache_dir.fileChanged.connect(self.save)
@@ -108,13 +109,22 @@ class SetupTab(QWidget):
         self.clip_model.setText(path)
         self.save()
 
+    def _choices(self) -> dict:
+        """The model choices as shown, by setting."""
+        precision = "" if self.precision.currentText() == "auto" else self.precision.currentText()
+        return {settings.CLIP_MODEL: self.clip_model.text(), settings.WEIGHTS: self.weights.filePath(),
+                settings.CACHE_DIR: self.cache_dir.filePath(), settings.PRECISION: precision}
+
     @guarded
     def save(self) -> None:
-        """Remember the model choices as shown (QgsSettings); every later run resolves through them."""
-        settings.CLIP_MODEL.write(self.clip_model.text())
-        settings.WEIGHTS.write(self.weights.filePath())
-        settings.CACHE_DIR.write(self.cache_dir.filePath())
-        settings.PRECISION.write("" if self.precision.currentText() == "auto" else self.precision.currentText())
+        """Remember the model choices changed here (QgsSettings); every later run resolves through them. Only what
+        changed in this tab is written: a tab of a dock not yet gone never writes its stale view back over a
+        newer choice."""
+        choices = self._choices()
+        for setting, value in choices.items():
+            if value != self._saved.get(setting):
+                setting.write(value)
+        self._saved = choices
 
     def model_parameters(self) -> dict:
         """The choices as shown, as algorithm parameters: the dock runs what the user sees."""
