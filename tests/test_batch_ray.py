@@ -13,23 +13,21 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.batch_jobs import REPO, cancel_once_written, hold_after, ray_processes, read_rows, run_job, wait_for_shards
 from tests.ray_cluster import RayTestCluster
 
 TOP_K = 5
 N_PHOTOS = 40  # 38 decodable (four with GPS, one HEIC, one HEIF), one broken and one empty file
 SHARD = 5
 N_SHARDS = -(-N_PHOTOS // SHARD)
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,36 +103,10 @@ def reference(tiny_clip, photos):
     return model, {p.source: p for p in preds}, density
 
 
-def hold_after(tmp_path: Path, n: int) -> Path:
-    """A rehearsal hold file: once ``n`` shards are written, no other starts until the file is deleted
-    (the 2 workers may each have started one before that: at most n + 1 shards)."""
-    path = tmp_path / "hold"
-    path.write_text(str(n), encoding="utf-8")
-    return path
-
-
-def run_job(env: dict, *args: str, hold: Path | None = None, wait: bool = True, timeout: float = 240):
-    cmd = [sys.executable, "-m", "model_utils.batch", *args]
-    job_env = dict(env, GEOCLIP_BATCH_HOLD_FILE=str(hold)) if hold else env
-    proc = subprocess.Popen(cmd, env=job_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    if not wait:
-        return proc
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out
-
-
 def geolocate_args(cluster, photos_dir: str, out: Path, tiny_clip, *extra: str) -> list[str]:
     return ["geolocate", "--photos", photos_dir, "--out", str(out), "--address", cluster.address,
             "--clip-model", str(tiny_clip), "--precision", "fp32", "--top-k", str(TOP_K), "--batch-size", "8",
             "--shard-size", str(SHARD), "--workers", "2", "--cpus-per-worker", "2", *extra]
-
-
-def read_rows(out: Path):
-    import pyarrow.parquet as pq
-
-    files = sorted(out.glob("part-*.parquet"))
-    return files, pq.read_table(files).to_pylist() if files else []
 
 
 def assert_same_as_predict(out: Path, reference, photos) -> None:
@@ -163,36 +135,6 @@ def assert_same_as_predict(out: Path, reference, photos) -> None:
             np.testing.assert_allclose([r["error_km"] for r in got], pred.errors_km, rtol=1e-9)
         else:
             assert got[0]["truth_lat"] is None and got[0]["error_km"] is None
-
-
-def wait_for_shards(out: Path, n: int, proc, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while len(list(out.glob("part-*.parquet"))) < n:
-        if proc.poll() is not None:
-            raise AssertionError(f"the job ended before {n} shards were written:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:  # the job goes, or it would hold the cluster's CPUs for the next tests
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise TimeoutError(f"fewer than {n} shards after {timeout} s; the job said:\n{proc.communicate()[0]}")
-        time.sleep(0.2)
-
-
-def cancel_once_written(feedback, out: Path, n: int) -> threading.Thread:
-    """Cancel ``feedback`` from a thread of its own once ``n`` shards are written (the run's thread polls
-    isCanceled), leaving beside them what a writer killed mid-shard leaves: the held workers never start one."""
-    from model_utils.batch.plan import shard_path
-    from model_utils.safe_files import temp_sibling
-
-    def watch() -> None:
-        deadline = time.monotonic() + 180
-        while len(list(out.glob("part-*.parquet"))) < n and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if out.is_dir():
-            temp_sibling(shard_path(out, N_SHARDS - 1)).touch()
-        feedback.cancel()
-
-    thread = threading.Thread(target=watch, name="test-cancel", daemon=True)
-    thread.start()
-    return thread
 
 
 # ------------------------------------------------------------------ answers and outputs
@@ -379,12 +321,6 @@ def test_embed_photos_then_geolocate_with_the_collection_on_the_cluster(cluster,
 
 
 # ------------------------------------------------------------------ the Processing algorithm
-def _ray_processes(marker: str) -> list:
-    import psutil
-
-    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
-
-
 def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geoclip_provider, qgis_new_project,  # noqa: ARG001
                                                                             tiny_clip, photos, reference, tmp_path,
                                                                             monkeypatch):
@@ -424,7 +360,7 @@ def test_the_algorithm_runs_a_local_ray_loads_styled_results_and_stops_ray(geocl
     assert group is not None and {n.layer().name() for n in group.findLayers()} == set(layers)
     assert density.renderer().type() == "singlebandpseudocolor"  # the per-photo rasters' style
     ray_dir = next(d for d in ray_dirs if Path(d).name.startswith("geoclip-ray-"))
-    assert not _ray_processes(ray_dir), f"the local Ray outlived the run:\n{log}"
+    assert not ray_processes(ray_dir), f"the local Ray outlived the run:\n{log}"
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
 
@@ -444,7 +380,7 @@ def test_cancel_stops_the_job_on_the_cluster_and_resume_finishes_it(geoclip_prov
     # forwarded to the job, like every GEOCLIP_* variable: once a shard is written, the others wait for the cancel
     monkeypatch.setenv("GEOCLIP_BATCH_HOLD_FILE", str(hold_after(tmp_path, 1)))
     feedback = LogFeedback()
-    canceler = cancel_once_written(feedback, out, 1)
+    canceler = cancel_once_written(feedback, out, 1, N_SHARDS - 1)
     with pytest.raises(QgsProcessingException, match=r"Canceled: Ray job .* was stopped on the cluster \(STOPPED\)"):
         processing.run("geoclip:geolocateraycluster", params, feedback=feedback)
     canceler.join(timeout=10)
@@ -458,32 +394,3 @@ def test_cancel_stops_the_job_on_the_cluster_and_resume_finishes_it(geoclip_prov
     monkeypatch.delenv("GEOCLIP_BATCH_HOLD_FILE")
     processing.run("geoclip:geolocateraycluster", {**params, "RESUME": True})
     assert_same_as_predict(out, reference, photos)
-
-
-def test_without_ray_the_plugin_loads_and_the_other_algorithms_work(geoclip_provider, monkeypatch, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingException
-
-    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without ray looks like to importlib
-    ids = {alg.id() for alg in geoclip_provider.algorithms()}
-    assert {"geoclip:geolocateraycluster", "geoclip:placeslikehere", "geoclip:geolocatephotos"} <= ids
-    with pytest.raises(QgsProcessingException, match=r"Ray is not installed.*pip install 'ray\[data,default\]'"):
-        processing.run("geoclip:geolocateraycluster", {"PHOTOS": str(tmp_path), "OUTPUT": str(tmp_path / "o")})
-    result = processing.run("geoclip:placeslikehere", {"POINT": "2.35,48.85 [EPSG:4326]", "CELL_SIZE": 5.0,
-                                                      "OUTPUT": str(tmp_path / "like.tif")})
-    assert Path(result["OUTPUT"]).is_file()
-
-
-def test_the_land_switch_reaches_the_batch_job(geoclip_provider, tmp_path):
-    """Unticking 'Density on land only' runs the job with --over-sea; the CLI reads it as on_land=False."""
-    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
-
-    from model_utils.batch.__main__ import parser
-
-    alg = QgsApplication.processingRegistry().createAlgorithmById("geoclip:geolocateraycluster")
-    for on_land in (True, False):
-        job = alg.prepare({"PHOTOS": str(tmp_path), "OUTPUT": str(tmp_path / f"out_{on_land}"), "ON_LAND": on_land,
-                           "ADDRESS": "http://127.0.0.1:8265"}, QgsProcessingContext(), QgsProcessingFeedback())
-        assert ("--over-sea" in job.args) is not on_land
-        args = parser().parse_args(list(job.args))
-        assert args.over_sea is not on_land
