@@ -47,3 +47,8 @@ def ensure_model_utils_importable() -> None:
 def resource(name: str) -> str:
     """Absolute path of a shipped resource (icon, QML style, .ui file)."""
     return str(RESOURCES_DIR / name)
+
+
+def file_safe(name: str, fallback: str) -> str:
+    """``name`` as a file name on any system: letters, digits, '-', '_' and '.' kept, the rest '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or fallback

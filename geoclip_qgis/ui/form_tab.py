@@ -8,7 +8,7 @@ The tabs hold no logic of their own: each builds the parameters the toolbox woul
 from __future__ import annotations
 
 from qgis.core import QgsProcessingFeatureSourceDefinition
-from qgis.gui import QgsMapLayerComboBox
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QVBoxLayout, QWidget
 
 from ..guard import guarded
@@ -87,3 +87,12 @@ class FormTab(QWidget):
 
     def cancel_running(self) -> None:
         self.controls.cancel()
+
+
+def folder_widget(path: str, tip: str) -> QgsFileWidget:
+    """A folder picker showing ``path``, with its tooltip: every folder field of the dock is one."""
+    widget = QgsFileWidget()
+    widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+    widget.setFilePath(path)
+    widget.setToolTip(tip)
+    return widget

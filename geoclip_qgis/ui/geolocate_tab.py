@@ -10,7 +10,7 @@ from ..compat import LAYER_FILTER_VECTOR
 from ..guard import guarded
 from ..i18n import tr
 from ..processing import definitions as d
-from .form_tab import FormTab
+from .form_tab import FormTab, folder_widget
 from .reference_choice import BUILD_ALGORITHM, ReferenceChoice
 from .results import ResultsOptions
 
@@ -50,11 +50,9 @@ class GeolocateTab(FormTab):
         self.files.setFilter(photo_file_filter(BASE_SUFFIXES))  # the installed formats on first show
         self._formats_read = False
         self.files.setToolTip(tr("One or more photo files"))
-        self.folder = QgsFileWidget()
-        self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.folder.setFilePath(settings.GEOLOCATE_FOLDER.read())
-        self.folder.setToolTip(tr("A folder of photos (jpg, png, tif, webp, heic, …); files that are not photos "
-                                  "are counted by reason in the log"))
+        self.folder = folder_widget(settings.GEOLOCATE_FOLDER.read(), tr(
+            "A folder of photos (jpg, png, tif, webp, heic, …); files that are not photos are counted by reason in "
+            "the log"))
         self.recursive = QCheckBox(tr("Include subfolders"))
         self.recursive.setChecked(settings.GEOLOCATE_RECURSIVE.read())
         self.recursive.setToolTip(tr("Also geolocate photos in the folder's subfolders"))

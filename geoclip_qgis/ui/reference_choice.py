@@ -12,13 +12,15 @@ import hashlib
 from enum import IntEnum
 from pathlib import Path
 
-from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QStackedWidget, QWidget
 
 from .. import settings
 from ..compat import LAYER_FILTER_POINT
 from ..i18n import tr
+from ..paths import file_safe
 from ..processing import definitions as d
+from .form_tab import folder_widget
 
 BUILD_ALGORITHM = "geoclip:buildreferences"
 INDEX_FILE = "reference_index.safetensors"  # model_utils.reference.index.INDEX_FILE (no model_utils at plugin load)
@@ -40,12 +42,9 @@ class ReferenceChoice:
         self.mode.setToolTip(tr("Your own geotagged photos of the area: each photo is matched against them, and "
                                 "GeoCLIP's answer is fused with the positions of the most similar ones (a photo "
                                 "unlike all of them keeps GeoCLIP's answer)"))
-        self.folder = QgsFileWidget()
-        self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.folder.setFilePath(settings.GEOLOCATE_REFERENCE_FOLDER.read())
-        self.folder.setToolTip(tr("A reference collection folder (from 'Build reference collection'), or a folder "
-                                  "of photos with EXIF GPS: its collection is built first (later runs embed only "
-                                  "new photos)"))
+        self.folder = folder_widget(settings.GEOLOCATE_REFERENCE_FOLDER.read(), tr(
+            "A reference collection folder (from 'Build reference collection'), or a folder of photos with EXIF "
+            "GPS: its collection is built first (later runs embed only new photos)"))
         self.layer = QgsMapLayerComboBox()
         self.layer.setFilters(LAYER_FILTER_POINT)
         self.layer.setToolTip(tr("A point layer of geotagged photos (positions from the points); its collection is "
@@ -117,6 +116,6 @@ def collection_folder(output_root: str, name: str, key: str) -> str:
     """Where the dock builds the collection of a photo folder or layer: under the output folder, named after it
     and a hash of where it is, so the same photos go back to the same collection (and only new ones are
     embedded)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40] or "photos"
+    safe = file_safe(name[:40], "photos")
     tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
     return str(Path(output_root).expanduser() / COLLECTIONS / f"{safe}-{tag}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
-from qgis.gui import QgsExtentWidget, QgsFileWidget
+from qgis.gui import QgsExtentWidget
 from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox, QWidget
 
 from ..i18n import tr
 from ..processing import definitions as d
 from ..settings import ResultsSettings
+from .form_tab import folder_widget
 
 
 class ResultsOptions(QGroupBox):
@@ -61,10 +62,8 @@ class ResultsOptions(QGroupBox):
         self.levels.setToolTip(tr("Credible regions: per {noun}, the smallest area holding that share of its "
                                   "probability, drawn as outlines (the widest dashed). Levels between 0 and 1 "
                                   "(or 50%, 90%), separated by commas; empty: none.").format(noun=noun))
-        self.output = QgsFileWidget()
-        self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.output.setFilePath(saved.output.read())
-        self.output.setToolTip(tr("Each run writes a new subfolder here; earlier results are never overwritten"))
+        self.output = folder_widget(saved.output.read(), tr(
+            "Each run writes a new subfolder here; earlier results are never overwritten"))
         form.addRow(tr("Top-k"), self.top_k)
         form.addRow(tr("Cell size"), self.cell)
         form.addRow(tr("Bandwidth"), self.bandwidth)

@@ -3,7 +3,6 @@ side is installed (with the installer that adds what is missing)."""
 
 from __future__ import annotations
 
-from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from .. import settings
@@ -12,6 +11,7 @@ from ..i18n import tr
 from ..processing import definitions as d
 from ..setup.dependencies import check_dependencies
 from ..setup.installer import PLATFORM_ONLY, install_hint
+from .form_tab import folder_widget
 from .installer_controls import InstallerControls
 from .map_options import MapOptions
 
@@ -35,24 +35,14 @@ class SetupTab(QWidget):
                "save_pretrained. Empty: $GEOCLIP_CLIP_MODEL or {default} at its pinned commit.")
             .format(default=DEFAULT_CLIP)
         )
-        self.clip_folder = QgsFileWidget()
-        self.clip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.clip_folder.setToolTip(tr("Pick a local CLIP folder instead of typing a repo id"))
+        self.clip_folder = folder_widget("", tr("Pick a local CLIP folder instead of typing a repo id"))
         self.clip_folder.fileChanged.connect(self._folder_picked)
-        self.weights = QgsFileWidget()
-        self.weights.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.weights.setFilePath(settings.WEIGHTS.read())
-        self.weights.setToolTip(
-            tr("Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
-            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel.")
-        )
-        self.cache_dir = QgsFileWidget()
-        self.cache_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.cache_dir.setFilePath(settings.CACHE_DIR.read())
-        self.cache_dir.setToolTip(
-            tr("Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
-            "Empty: your user cache folder.")
-        )
+        self.weights = folder_widget(settings.WEIGHTS.read(), tr(
+            "Folder with GeoCLIP weights (location_encoder_weights.pth, image_encoder_mlp_weights.pth, "
+            "logit_scale_weights.pth). Empty: the ones shipped in the geoclip wheel."))
+        self.cache_dir = folder_widget(settings.CACHE_DIR.read(), tr(
+            "Where gallery embeddings are cached (computed once, about 200 MB for the 100K gallery). "
+            "Empty: your user cache folder."))
         form.addRow(tr("CLIP backbone"), self.clip_model)
         form.addRow(tr("…or local folder"), self.clip_folder)
         form.addRow(tr("GeoCLIP weights"), self.weights)

@@ -23,6 +23,7 @@ from qgis.core import (
 from model_utils.safe_files import next_free
 
 from ...compat import WKB_LINESTRING, WKB_MULTIPOLYGON, WKB_NO_GEOMETRY, WKB_POINT, FieldType
+from ...paths import file_safe
 from . import run_layout
 from .geometry import WGS84
 
@@ -33,8 +34,7 @@ def new_run_name(root: Path) -> str:
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "photo"
-    name = next_free(safe, lambda candidate: candidate.lower() in used)
+    name = next_free(file_safe(stem, "photo"), lambda candidate: candidate.lower() in used)
     used.add(name.lower())
     return name
 
