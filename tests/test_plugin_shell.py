@@ -54,6 +54,28 @@ def test_setup_tab_lists_dependencies(qgis_iface, artifacts_dir):
         plugin.unload()
 
 
+def test_every_tab_fits_a_dock_a_third_of_a_laptop_screen_wide(qgis_iface):
+    """QGIS gives a right-hand dock about 40% of a 1366-pixel screen (546 px): no tab may need a horizontal
+    scrollbar there (long check box labels once pushed "Geolocate photos" to 685 px; details go in tooltips)."""
+    from qgis.PyQt.QtWidgets import QScrollArea
+
+    plugin = geoclip_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        tabs = plugin.dock.tabs
+        plugin.dock.resize(546, 700)
+        plugin.dock.show()
+        widths = {}
+        for i in range(tabs.count()):
+            page = tabs.widget(i)
+            inner = page.widget() if isinstance(page, QScrollArea) else page
+            widths[tabs.tabText(i)] = inner.minimumSizeHint().width()
+        assert len(widths) == 5 and all(width > 0 for width in widths.values()), widths
+        assert max(widths.values()) <= 520, widths  # 546 less the scroll area's vertical bar and the margins
+    finally:
+        plugin.unload()
+
+
 def test_settings_are_remembered(qgis_iface, tmp_path, monkeypatch):
     monkeypatch.delenv("GEOCLIP_CLIP_MODEL", raising=False)
     plugin = geoclip_qgis.classFactory(qgis_iface)

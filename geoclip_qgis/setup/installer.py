@@ -26,7 +26,7 @@ from . import indexes
 from .dependencies import DependencyStatus
 from .indexes import TORCH_CPU_INDEX, TORCH_INDEX_ENV, default_index, extra_pip_args, probeable, torch_index
 
-CUDA_TORCH_SIZE = "about 3 GB with its nvidia-* wheels"
+CUDA_TORCH_SIZE = "about 3 GB"  # torch plus its nvidia-* wheels
 PIP_MISSING_HINT = ("Debian/Ubuntu: sudo apt-get install python3-pip; Windows: the python3-pip package in the "
                     "OSGeo4W installer; macOS: the official QGIS bundle ships pip")
 

@@ -28,6 +28,15 @@ LAYOUT_NAMES = {FieldLayout.FIELDS: "One number field per value",
                 FieldLayout.PACKED: "One binary field (compact, faster)"}
 
 
+def narrow_combo() -> QComboBox:
+    """A combo box as wide as the dock allows: its long choices are read in full in the open list, so the tab
+    needs no horizontal scrollbar in a dock a third of a laptop screen wide."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(14)
+    return combo
+
+
 class EmbeddingsTab(FormTab):
     """Pick a layer and options, press Export; the new layer appears in the project."""
 
@@ -59,14 +68,14 @@ class EmbeddingsTab(FormTab):
         self.pca.setToolTip(tr("Reduce to N principal components (pc000…). The PCA fit is saved beside the output "
                             "as <output>.pca.npz so new points can be projected the same way. Shapefiles: "
                             "at most ~250 keeps every DBF reader happy."))
-        self.format = QComboBox()
+        self.format = narrow_combo()
         for fmt in FORMATS:
             self.format.addItem(fmt.label, fmt.key)
         self.format.setCurrentIndex(min(max(settings.EMBEDDINGS_FORMAT.read(), 0), len(FORMATS) - 1))
         self.format.setToolTip(tr("GeoPackage: exact values, no field limits. Shapefile: names e000…e511, but some "
                                "DBF readers stop at 255 fields. CSV: lat/lon columns. NumPy .npz / Parquet: an "
                                "id column (src_fid) to join back; .npz has no other attributes."))
-        self.packed = QComboBox()
+        self.packed = narrow_combo()
         for mode in FieldLayout:  # item i is FieldLayout(i), as in the algorithm's enum parameter
             self.packed.addItem(LAYOUT_NAMES[mode], int(mode))
         saved = FieldLayout.PACKED if settings.EMBEDDINGS_PACKED.read() else FieldLayout.FIELDS

@@ -65,9 +65,9 @@ class InstallerControls(QWidget):
         layout.addLayout(buttons)
         self.allow_cuda = QCheckBox(tr("Allow torch's CUDA build from PyPI ({size})").format(size=CUDA_TORCH_SIZE))
         self.allow_cuda.setToolTip(tr("Used only when the CPU wheel index cannot be reached: torch then comes from "
-                                      "PyPI as the CUDA build, which also runs on the CPU but downloads several GB. "
-                                      "The CPU build is taken whenever its index answers. Off: the CPU build or "
-                                      "nothing."))
+                                      "PyPI as the CUDA build (torch and its nvidia-* wheels), which also runs on "
+                                      "the CPU but downloads about 3 GB. The CPU build is taken whenever its index "
+                                      "answers. Off: the CPU build or nothing."))
         layout.addWidget(self.allow_cuda)
         self.progress = QProgressBar()
         self.progress.setToolTip(tr("Busy while pip runs"))

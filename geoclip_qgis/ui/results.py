@@ -45,18 +45,20 @@ class ResultsOptions(QGroupBox):
         self.extent.clear()
         if iface is not None and iface.mapCanvas() is not None:
             self.extent.setMapCanvas(iface.mapCanvas())
-        self.on_land = QCheckBox(tr("Probability on land only (untick for photos taken at sea)"))
+        self.on_land = QCheckBox(tr("Probability on land only"))
         self.on_land.setChecked(saved.on_land.read())
         self.on_land.setToolTip(tr("Each gallery point's probability is spread over land cells only (GSHHG "
                                    "shoreline, lakes as water): coastal answers and their credible regions stay on "
                                    "land. Untick for photos taken from ships or offshore."))
-        self.density = QCheckBox(tr("Density per km² instead of mass per cell"))
-        self.density.setToolTip(tr("Mass per cell sums to 1 over the world; density divides by cell area"))
-        self.regional = QCheckBox(tr("Regional gallery: zoom to city scale inside the extent"))
+        self.density = QCheckBox(tr("Density per km²"))
+        self.density.setToolTip(tr("Write probability density per km² instead of mass per cell (mass per cell "
+                                   "sums to 1 over the world; density divides it by the cell's area)"))
+        self.regional = QCheckBox(tr("Regional gallery (city scale)"))
         self.regional.setChecked(saved.regional.read())
-        self.regional.setToolTip(tr("Rank against a dense grid of points over the extent (every 'cell size' degrees) "
-                                 "instead of GeoCLIP's 100K worldwide gallery: zoom the map to a city, set the "
-                                 "extent to the map canvas and run again. Needs an extent."))
+        self.regional.setToolTip(tr("Zoom to city scale inside the extent: rank against a dense grid of points over "
+                                    "the extent (every 'cell size' degrees) "
+                                    "instead of GeoCLIP's 100K worldwide gallery: zoom the map to a city, set the "
+                                    "extent to the map canvas and run again. Needs an extent."))
         self.levels = QLineEdit(saved.levels.read())
         self.levels.setPlaceholderText(tr("none"))
         self.levels.setToolTip(tr("Credible regions: per {noun}, the smallest area holding that share of its "
