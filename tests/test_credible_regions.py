@@ -147,6 +147,18 @@ def test_an_empty_raster_is_refused():
         credible_regions(np.full(spec.shape, np.nan), spec)
 
 
+def test_a_regions_boxes_are_one_array_of_row_runs_with_shared_edges_equal():
+    """Each run of chosen cells in a row is one box; a gap starts another; rows meet on the same bit-equal edge.
+    One float array per region, not a tuple per box (a 1,000-photo run keeps them all until it writes them)."""
+    spec = GridSpec(10.0, 40.0, 10.6, 40.3, cell_size=0.1)  # 3 rows x 6 columns
+    values = np.array([[1, 1, 0, 1, 0, 0],
+                       [0, 1, 1, 1, 1, 0],
+                       [0, 0, 0, 0, 0, 0]], dtype=float) + 1e-9
+    boxes = region_cells(values, spec, levels=(0.99,))[0].boxes
+    assert isinstance(boxes, np.ndarray) and boxes.dtype == np.float64
+    assert boxes.tolist() == [[10.0, 40.2, 10.2, 40.3], [10.3, 40.2, 10.4, 40.3], [10.1, 40.1, 10.5, 40.2]]
+
+
 # ---------------------------------------------------------------------------- in the geolocation algorithms
 def _run(alg: str, params: dict, feedback=None) -> dict:
     import processing

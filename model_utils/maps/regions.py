@@ -36,13 +36,13 @@ DEFAULT_LEVELS = (0.5, 0.9)
 
 @dataclass(frozen=True)
 class RegionCells:
-    """One level's chosen cells: their mask, the boxes (xmin, ymin, xmax, ymax) that cover them row by
-    row, the share of the raster's probability they hold, their geodesic area and the grid's cell size
-    (degrees; the step to densify their edges at)."""
+    """One level's chosen cells: their mask, the boxes that cover them row by row (an (n, 4) array of
+    xmin, ymin, xmax, ymax), the share of the raster's probability they hold, their geodesic area and the
+    grid's cell size (degrees; the step to densify their edges at)."""
 
     level: float
     mask: np.ndarray
-    boxes: list[tuple[float, float, float, float]]
+    boxes: np.ndarray
     enclosed: float
     area_km2: float
     n_cells: int
@@ -162,18 +162,17 @@ def geodesic_row_areas_km2(spec: GridSpec) -> np.ndarray:
     return out
 
 
-def _row_boxes(chosen: np.ndarray, spec: GridSpec) -> list[tuple[float, float, float, float]]:
-    """(xmin, ymin, xmax, ymax) of each row's runs of chosen cells: unioned, they are the region."""
-    boxes = []
-    def snap(value: float) -> float:  # shared edges must be equal to the bit, or the union leaves slivers
-        return round(value, 9)
-
-    for row in np.flatnonzero(chosen.any(axis=1)):
-        top = snap(min(spec.ymax - row * spec.cell_size, 90.0))
-        bottom = snap(max(top - spec.cell_size, -90.0))
-        cols = np.flatnonzero(chosen[row])
-        breaks = np.flatnonzero(np.diff(cols) > 1)
-        for start, stop in zip(np.r_[0, breaks + 1], np.r_[breaks, cols.size - 1]):
-            boxes.append((snap(spec.xmin + cols[start] * spec.cell_size), bottom,
-                          snap(spec.xmin + (cols[stop] + 1) * spec.cell_size), top))
-    return boxes
+def _row_boxes(chosen: np.ndarray, spec: GridSpec) -> np.ndarray:
+    """(xmin, ymin, xmax, ymax) of each row's runs of chosen cells, one row each of an (n, 4) array: unioned,
+    they are the region. One array, not a tuple per box: a run of 1,000 photos keeps every photo's boxes
+    until its regions are written, and a million small Python objects left the interpreter's memory
+    fragmented (RSS stayed ~30 MB higher per 300 photos after they were freed)."""
+    edges = np.diff(np.pad(chosen, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)  # row-major, so the n-th start and the n-th stop are one run
+    _, stops = np.nonzero(edges == -1)  # the column after the run's last cell
+    # shared edges must be equal to the bit, or the union leaves slivers: every edge is snapped alike
+    top = np.round(np.minimum(spec.ymax - rows * spec.cell_size, 90.0), 9)
+    bottom = np.round(np.maximum(top - spec.cell_size, -90.0), 9)
+    xmin = np.round(spec.xmin + starts * spec.cell_size, 9)
+    xmax = np.round(spec.xmin + stops * spec.cell_size, 9)
+    return np.column_stack([xmin, bottom, xmax, top]).astype(np.float64)

@@ -96,11 +96,12 @@ def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
     return True
 
 
-def region_geometry(boxes: list[tuple[float, float, float, float]], step: float) -> QgsGeometry:
-    """A region's cell boxes dissolved into one multipolygon by QGIS's own geometry engine (not shapely:
-    its wheel's GEOS clashes with QGIS's in one process), with a vertex every ``step`` degrees along its
-    edges so it keeps its shape in any CRS (a polar cap's edge is a circle in a polar projection)."""
-    union = QgsGeometry.unaryUnion([QgsGeometry.fromRect(QgsRectangle(*b)) for b in boxes])
+def region_geometry(boxes, step: float) -> QgsGeometry:
+    """A region's cell boxes (rows of xmin, ymin, xmax, ymax) dissolved into one multipolygon by QGIS's own
+    geometry engine (not shapely: its wheel's GEOS clashes with QGIS's in one process), with a vertex every
+    ``step`` degrees along its edges so it keeps its shape in any CRS (a polar cap's edge is a circle in a
+    polar projection)."""
+    union = QgsGeometry.unaryUnion([QgsGeometry.fromRect(QgsRectangle(*map(float, b))) for b in boxes])
     union = union.densifyByDistance(step)
     union.convertToMultiType()
     return union
