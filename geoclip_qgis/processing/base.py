@@ -81,10 +81,16 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         return None
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        """Runs ``process`` in a thread Python starts itself (see ``in_python_thread``)."""
+        """Runs ``process`` in a thread Python starts itself (see ``in_python_thread``), then gives what it
+        freed back to the system (a run of 1,000 photos left QGIS ~100 MB larger otherwise)."""
         if getattr(self, "refusal", ""):
             raise QgsProcessingException(self.refusal)
-        return in_python_thread(lambda: self.process(parameters, context, feedback))
+        from model_utils.memory import return_freed_memory
+
+        try:
+            return in_python_thread(lambda: self.process(parameters, context, feedback))
+        finally:
+            return_freed_memory()
 
     def process(self, parameters, context, feedback) -> dict:
         """The algorithm's work (what ``processAlgorithm`` is elsewhere)."""
