@@ -182,7 +182,10 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
     built_emb = built_emb.clone()
     builder = None  # free it (a fresh model reads the cache below)
     gc.collect()
-    t_construct, model = _timed(GeoCLIP.from_pretrained, clip_model=str(clip), device="cpu", cache_dir=cache)
+    # fp32 like the official model and the bare forward: on a CPU with native bf16, "auto" would give ours bf16
+    # autocast and compare precisions, not the work around the backbone (section precision measures bf16)
+    t_construct, model = _timed(GeoCLIP.from_pretrained, clip_model=str(clip), device="cpu", precision="fp32",
+                                cache_dir=cache)
     t_csv, _ = _timed(lambda: model.gallery)
     t_read, emb = _timed(model.gallery_embeddings)
     t_load = t_csv + t_read
@@ -353,4 +356,6 @@ def _run(out: dict, clip: Path, folder_photos: list[Path], work: Path) -> None:
         "both sides of each ratio; medians are judged. The photo-folder runs are one run each.",
         "The official predict() encodes all 100K gallery points on every call; ours reads them once from "
         "the on-disk cache, so the speed-up is about (gallery encode + backbone) / backbone.",
+        "Ours runs at precision fp32 here, like the official model and the bare forward (the plugin's 'auto' "
+        "picks bf16 autocast on a CPU with native bf16: section precision).",
     ]
