@@ -106,6 +106,16 @@ def browse_three_photos(dock):
                                 if isinstance(node.layer(), QgsRasterLayer) and node.isVisible()]})
 
 
+def run_and_show(controls, key: str, shot: str):
+    """Run a tab to its end; keep its log and the layer tree under ``key``, draw the map, take ``shot``."""
+    controls.run_button.click()
+    yield lambda: not controls.running
+    record[f"{key}_log"] = controls.log.toPlainText()
+    record[f"tree_after_{key}"] = layer_tree_state()
+    yield rendered()
+    screenshot(shot)
+
+
 def plan():
     """The session, as steps; each ``yield`` is a condition to wait for before the next step."""
     main = iface.mainWindow()
@@ -149,22 +159,12 @@ def plan():
     text.queries.setPlainText("Pyramids of Giza")
     text.results.cell.setValue(2.0)
     text.results.output.setFilePath(str(OUT / "runs"))
-    text.controls.run_button.click()
-    yield lambda: not text.controls.running
-    record["text_log"] = text.controls.log.toPlainText()
-    record["tree_after_text"] = layer_tree_state()
-    yield rendered()
-    screenshot("04_text_query")
+    yield from run_and_show(text.controls, "text", "04_text_query")
 
     dock.tabs.setCurrentIndex(dock.index_of(tab))
     tab.references.mode.setCurrentIndex(1)  # Reference photos: Folder (of photos: built first, then used)
     tab.references.folder.setFilePath(REFERENCES)
-    tab.controls.run_button.click()
-    yield lambda: not tab.controls.running
-    record["references_log"] = tab.controls.log.toPlainText()
-    record["tree_after_references"] = layer_tree_state()
-    yield rendered()
-    screenshot("04b_references")
+    yield from run_and_show(tab.controls, "references", "04b_references")
     tab.references.mode.setCurrentIndex(0)
     dock.tabs.setCurrentIndex(dock.index_of(tab))  # a run ends on the Results tab
 
