@@ -245,8 +245,6 @@ STYLERS = {"probability": style_probability_raster, "similarity": style_similari
            "archive": style_archive_points, **REFERENCE_STYLERS}
 
 
-
-
 RUN_GROUP_PREFIX = "GeoCLIP "
 
 

@@ -51,7 +51,6 @@ class ClusterRun:
 class GeolocateRayCluster(GeoClipAlgorithm):
     """Photos -> top-k locations and an archive density raster, computed by a Ray job."""
 
-
     def name(self) -> str:
         return "geolocateraycluster"
 

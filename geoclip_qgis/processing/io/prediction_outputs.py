@@ -58,7 +58,7 @@ def points_writer(path: Path, source_fields: tuple[str, str]):
     return writer, fields, path
 
 
-def _layer_writer(path: Path, layer: str, columns: list[tuple[str, object]], wkb_type, new_file: bool = False) -> tuple:
+def layer_writer(path: Path, layer: str, columns: list[tuple[str, object]], wkb_type, new_file: bool = False) -> tuple:
     """(writer, fields) of a new layer ``layer`` in the run's GeoPackage beside the predictions (``new_file``:
     the GeoPackage is made with it)."""
     fields = QgsFields()
@@ -81,7 +81,7 @@ def write_truth_lines(path: Path, rows: list[dict], label_of) -> bool:
     rows = [r for r in rows if r.get("true_lat") is not None]
     if not rows:
         return False
-    writer, fields = _layer_writer(path, "truth", [
+    writer, fields = layer_writer(path, "truth", [
         ("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("error_km", FieldType.DOUBLE),
         ("true_lat", FieldType.DOUBLE), ("true_lon", FieldType.DOUBLE)], WKB_LINESTRING)
     for row in rows:
@@ -113,7 +113,7 @@ MASS_NOTE_BELOW = 0.99  # a raster holding less of the model's probability than 
 def write_region_layer(path: Path, regions, source_fields: tuple[str, str]) -> int:
     """Layer ``credible_regions`` of a GeoPackage from ``regions``: (source, label, QgsGeometry, level, area km²,
     enclosed, raster_mass) each; returns how many were written. The one layout of every run's regions."""
-    writer, fields = _layer_writer(path, "credible_regions", [
+    writer, fields = layer_writer(path, "credible_regions", [
         (source_fields[0], FieldType.STRING), (source_fields[1], FieldType.STRING), ("level", FieldType.DOUBLE),
         ("area_km2", FieldType.DOUBLE), ("n_parts", FieldType.INT), ("enclosed", FieldType.DOUBLE),
         ("raster_mass", FieldType.DOUBLE)], WKB_MULTIPOLYGON)
@@ -157,7 +157,7 @@ def write_raster_index(path: Path, rasters: list[tuple[str, str, str]], source_f
     is a map layer; the results browser finds the others here."""
     if not rasters:
         return False
-    writer, fields = _layer_writer(path, run_layout.LAYER_RASTERS, [(source_field, FieldType.STRING),
+    writer, fields = layer_writer(path, run_layout.LAYER_RASTERS, [(source_field, FieldType.STRING),
                                                                     ("raster", FieldType.STRING)], WKB_NO_GEOMETRY)
     for name, _label, source in rasters:
         feature = QgsFeature(fields)

@@ -16,7 +16,7 @@ from model_utils.safe_files import temp_sibling
 
 from ...compat import WKB_LINESTRING, WKB_NO_GEOMETRY, WKB_POINT, FieldType
 from . import run_layout
-from .prediction_outputs import _layer_writer
+from .prediction_outputs import layer_writer
 
 REFERENCES_FILE = "references.gpkg"
 NO_POSITION = "no position: no EXIF GPS and no coordinates"
@@ -53,14 +53,14 @@ def write_collection_layers(folder: Path, collection, left_out: list[tuple[str, 
     final = folder / REFERENCES_FILE
     tmp = temp_sibling(final)
     try:
-        writer, fields = _layer_writer(tmp, "references", [
+        writer, fields = layer_writer(tmp, "references", [
             ("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("lat", FieldType.DOUBLE),
             ("lon", FieldType.DOUBLE)], WKB_POINT, new_file=True)
         for path, (lat, lon) in zip(collection.paths, collection.latlon):
             _add(writer, fields, QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))),
                  [path, Path(path).name, float(lat), float(lon)], f"the reference photo {path}")
         del writer
-        writer, fields = _layer_writer(tmp, "left_out", [
+        writer, fields = layer_writer(tmp, "left_out", [
             ("photo", FieldType.STRING), ("photo_name", FieldType.STRING), ("reason", FieldType.STRING)],
             WKB_NO_GEOMETRY)
         for path, reason in left_out:
@@ -76,13 +76,13 @@ def write_matches(path: Path, rows: list[tuple[object, str]]) -> int:
     """Layers ``matches`` (a point at each matched reference photo) and ``match_lines`` (from the photo's fused
     top-1 guess to each match) of a run's GeoPackage, from (FusedPrediction, label) rows; how many matches.
     One layer at a time: two open writers lock the GeoPackage."""
-    writer, fields = _layer_writer(path, run_layout.LAYER_MATCHES, MATCH_FIELDS, WKB_POINT)
+    writer, fields = layer_writer(path, run_layout.LAYER_MATCHES, MATCH_FIELDS, WKB_POINT)
     for pred, label, m, name in _each_match(rows):
         _add(writer, fields, QgsGeometry.fromPointXY(QgsPointXY(m.lon, m.lat)),
              [pred.source, label, m.rank, m.similarity, m.share, m.path, name, m.lat, m.lon],
              f"the match {name} of {pred.source}")
     del writer  # closes the layer
-    writer, fields = _layer_writer(path, run_layout.LAYER_MATCH_LINES, LINE_FIELDS, WKB_LINESTRING)
+    writer, fields = layer_writer(path, run_layout.LAYER_MATCH_LINES, LINE_FIELDS, WKB_LINESTRING)
     count = 0
     for pred, label, m, name in _each_match(rows):
         best = QgsPointXY(float(pred.lon[0]), float(pred.lat[0]))
